@@ -1,0 +1,39 @@
+"""diffinv: make real photos editable with Stable Diffusion-family models.
+
+Quick start::
+
+    from diffinv import load_pipeline, invert, reconstruct, Inversion
+    pipe = load_pipeline("path/or/name")
+    inv = invert(pipe, "photo.jpg", "a cat sitting on a sofa", method="prompt-tokens")
+    inv.save("cat.inv.safetensors")
+    image = reconstruct(pipe, Inversion.load("cat.inv.safetensors", pipe), negative_prompt="blurry")[0]
+
+Names are imported lazily (PEP 562) so that ``diffinv.cli`` can configure logging before torch/diffusers load.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "generate": "diffinv.api",
+    "invert": "diffinv.api",
+    "reconstruct": "diffinv.api",
+    "DiffinvError": "diffinv.errors",
+    "METHODS": "diffinv.inversion",
+    "Inversion": "diffinv.inversion",
+    "InversionConfig": "diffinv.inversion",
+    "OptimizationConfig": "diffinv.inversion",
+    "fingerprint": "diffinv.pipelines",
+    "load_pipeline": "diffinv.pipelines",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'diffinv' has no attribute {name!r}")

@@ -1,0 +1,184 @@
+"""The Python API: :func:`invert`, :func:`reconstruct`, :func:`generate`.
+
+The CLI is a thin layer over these functions; methods live in :mod:`diffinv.inversion`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionPipeline
+from PIL import Image
+
+from diffinv import images
+from diffinv.denoiser import Denoiser, Schedule
+from diffinv.errors import DiffinvError
+from diffinv.inversion import Inversion, InversionConfig, InversionProblem, InversionSettings, get_method
+from diffinv.pipelines import default_size, fingerprint
+from diffinv.sampling import denoise
+from diffinv.text import encode_prompt
+
+ImageInput = str | Path | Image.Image
+
+
+def _resolve_size(pipe: StableDiffusionPipeline, height: int | None, width: int | None) -> tuple[int, int]:
+    native_h, native_w = default_size(pipe)
+    size = (height or native_h, width or native_w)
+    images.check_size(*size, multiple=pipe.vae_scale_factor)
+    return size
+
+
+def invert(
+    pipe: StableDiffusionPipeline,
+    image: ImageInput,
+    prompt: str,
+    method: str = "prompt-tokens",
+    *,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
+    generator: torch.Generator | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    config: InversionConfig | None = None,
+    strict: bool = False,
+    progress: bool = False,
+) -> Inversion:
+    """Invert a photo: find what makes ``pipe`` regenerate it from ``prompt``.
+
+    Args:
+        pipe: any Stable Diffusion pipeline (:func:`diffinv.load_pipeline`).
+        image: a path or PIL image; read with EXIF orientation, converted to RGB, center-cropped and resized to
+            ``height × width`` (default: the model's native size).
+        prompt: the caption.
+        method: ``ddim``, ``null-text``, ``prompt-tokens`` (default), ``negative-prompt`` or ``direct``.
+        num_inference_steps: DDIM steps (default: the method's, e.g. 50 for null-text, 25 for prompt-tokens).
+        guidance_scale: classifier-free guidance at reconstruction (default: ``config``'s, 7.5).
+        generator: randomness for methods that sample (the built-in methods are deterministic).
+        config: full settings; ``num_inference_steps``/``guidance_scale`` given here override it.
+        strict: refuse prompts longer than the text encoder's limit instead of truncating them.
+        progress: show progress bars.
+
+    Returns:
+        An :class:`~diffinv.inversion.Inversion` (``.save(path)`` writes it).
+    """
+    started = time.perf_counter()
+    inverter = get_method(method)
+    base = config or InversionConfig()
+    config = dataclasses.replace(
+        base,
+        num_inference_steps=num_inference_steps or base.num_inference_steps or inverter.default_num_inference_steps,
+        guidance_scale=base.guidance_scale if guidance_scale is None else guidance_scale,
+    )
+    if inverter.requires_prompt and not (isinstance(prompt, str) and prompt.strip()):
+        raise DiffinvError(f"method {inverter.name!r} needs a non-empty prompt")
+    height, width = _resolve_size(pipe, height, width)
+    pixels = images.prepare_image(images.open_image(image), height, width)
+    denoiser = Denoiser(pipe.unet, Schedule.from_config(pipe.scheduler.config, config.num_inference_steps))
+    dtype = denoiser.compute_dtype
+    encoded = encode_prompt(pipe, prompt, strict=strict)
+    settings = InversionSettings(
+        method=inverter.name,
+        prompt=prompt,
+        num_inference_steps=config.num_inference_steps,
+        guidance_scale=config.guidance_scale,
+        height=height,
+        width=width,
+        scheduler_config=dict(pipe.scheduler.config),
+        model_fingerprint=fingerprint(pipe),
+        config=config,
+    )
+    problem = InversionProblem(
+        denoiser=denoiser,
+        source_latents=images.encode(pipe.vae, pixels).to(denoiser.device, dtype),
+        prompt=encoded,
+        prompt_embeds=encoded.embeds.to(dtype),
+        null_embeds=encode_prompt(pipe, "").embeds.to(dtype),
+        settings=settings,
+        generator=generator,
+        progress=progress,
+    )
+    result = inverter.invert(problem)
+    result.stats = dataclasses.replace(result.stats, seconds=time.perf_counter() - started)
+    return result
+
+
+def reconstruct(
+    pipe: StableDiffusionPipeline,
+    inversion: Inversion,
+    *,
+    negative_prompt: str | None = None,
+    output_type: str = "pil",
+    progress: bool = False,
+):
+    """Regenerate the inverted photo, optionally with a negative prompt.
+
+    A negative prompt replaces the empty prompt in the unconditional slot; it is refused (:class:`DiffinvError`)
+    after methods that occupy that slot (``null-text``, ``negative-prompt``) instead of being silently ignored.
+
+    Returns:
+        As diffusers: ``pil`` → list of PIL images; ``np`` → ``(1, H, W, 3)``; ``pt`` → ``(1, 3, H, W)`` in [0, 1];
+        ``latent`` → ``(1, C, h, w)``.
+    """
+    inversion.check_model(pipe)
+    settings = inversion.settings
+    if negative_prompt is not None and not inversion.negative_slot_free:
+        raise DiffinvError(
+            f"the {settings.method} inversion occupies the unconditional (negative-prompt) slot, so a negative "
+            "prompt cannot be applied; invert with prompt-tokens, ddim or direct to use one"
+        )
+    denoiser = Denoiser(pipe.unet, Schedule.from_config(settings.scheduler_config, settings.num_inference_steps))
+    dtype = denoiser.compute_dtype
+    negative = inversion.negative_prompt_embeds
+    if negative is None:
+        negative = encode_prompt(pipe, negative_prompt or "").embeds
+    latents = denoise(
+        denoiser,
+        inversion.latents,
+        inversion.prompt_embeds.to(denoiser.device, dtype),
+        negative.to(denoiser.device, dtype),
+        settings.guidance_scale,
+        latent_offsets=inversion.latent_offsets,
+        progress=progress,
+    )
+    return images.to_output(pipe.vae, latents, output_type)
+
+
+def generate(
+    pipe: StableDiffusionPipeline,
+    prompt: str,
+    *,
+    negative_prompt: str | None = None,
+    num_inference_steps: int = 50,
+    guidance_scale: float = 7.5,
+    generator: torch.Generator | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    output_type: str = "pil",
+    progress: bool = False,
+):
+    """Text-to-image with the same deterministic DDIM sampler the inversions use.
+
+    The initial noise is drawn on the CPU from ``generator`` (seeded results are device-independent).
+    """
+    if num_inference_steps < 1:
+        raise DiffinvError(f"num_inference_steps must be ≥ 1, got {num_inference_steps}")
+    height, width = _resolve_size(pipe, height, width)
+    denoiser = Denoiser(pipe.unet, Schedule.from_config(pipe.scheduler.config, num_inference_steps))
+    factor = pipe.vae_scale_factor
+    shape = (1, pipe.unet.config.in_channels, height // factor, width // factor)
+    noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(denoiser.compute_dtype)
+    cond = encode_prompt(pipe, prompt).embeds
+    uncond = encode_prompt(pipe, negative_prompt or "").embeds
+    dtype = denoiser.compute_dtype
+    latents = denoise(
+        denoiser,
+        noise,
+        cond.to(dtype),
+        uncond.to(dtype),
+        guidance_scale,
+        progress=progress,
+    )
+    return images.to_output(pipe.vae, latents, output_type)

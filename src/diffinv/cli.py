@@ -1,0 +1,226 @@
+"""``diffinv`` command line: a thin layer over :mod:`diffinv.api`.
+
+Every bad input ends with one line ``diffinv: error: ...`` on stderr and exit status 2, and no output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        default=None,
+        help="built-in name, diffusers folder, .safetensors checkpoint or hub id (default: the built-in model)",
+    )
+    group.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"), help="default: cpu")
+    group.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"), help="default: fp32")
+
+
+def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One ``--option`` per dataclass field (typed, help from the field's metadata; default: the dataclass's)."""
+    group = parser.add_argument_group(title)
+    for f in dataclasses.fields(cls):
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=kind,
+            default=None,
+            help=f"{f.metadata.get('help', '')} (default: {f.default})",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from diffinv import __version__
+    from diffinv.inversion.base import OptimizationConfig
+    from diffinv.inversion.registry import METHODS
+
+    parser = argparse.ArgumentParser(
+        prog="diffinv", description="Invert, reconstruct and edit real photos with Stable Diffusion models."
+    )
+    parser.add_argument("--version", action="version", version=f"diffinv {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    inv = sub.add_parser("invert", help="invert a photo into an .inv.safetensors file")
+    inv.add_argument("image", type=Path, help="photo to invert (any format Pillow reads)")
+    inv.add_argument("--prompt", required=True, help="caption of the photo")
+    inv.add_argument("--method", default="prompt-tokens", choices=tuple(METHODS), help="default: prompt-tokens")
+    inv.add_argument(
+        "--steps",
+        dest="num_inference_steps",
+        type=int,
+        default=None,
+        help="DDIM steps (default: the method's; 25 for prompt-tokens, 50 otherwise)",
+    )
+    inv.add_argument("--guidance-scale", type=float, default=7.5, help="classifier-free guidance (default: 7.5)")
+    inv.add_argument(
+        "--tokens",
+        default="semantic",
+        help="prompt-tokens: optimise the 'semantic' slice (BOS+prompt+EOS), 'all' positions, or the first N",
+    )
+    inv.add_argument("--height", type=int, default=None, help="pixels (default: the model's native size)")
+    inv.add_argument("--width", type=int, default=None, help="pixels (default: the model's native size)")
+    inv.add_argument("--strict", action="store_true", help="refuse prompts longer than the text encoder's limit")
+    inv.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    inv.add_argument("-o", "--output", type=Path, default=None, help="default: IMAGE_STEM.inv.safetensors")
+    inv.add_argument("--json", action="store_true", help="print one JSON object with the results")
+    _add_dataclass_options(inv, OptimizationConfig, "optimisation (null-text, prompt-tokens)")
+    _add_model_options(inv)
+
+    rec = sub.add_parser("reconstruct", help="regenerate the photo from an inversion file")
+    rec.add_argument("inversion", type=Path, help="an .inv.safetensors file written by `diffinv invert`")
+    rec.add_argument("-o", "--output", type=Path, required=True, help="output image (.png)")
+    rec.add_argument("--negative-prompt", default=None, help="use a negative prompt (free-slot methods only)")
+    _add_model_options(rec)
+
+    gen = sub.add_parser("generate", help="text-to-image")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--negative-prompt", default=None)
+    gen.add_argument("--steps", dest="num_inference_steps", type=int, default=50, help="default: 50")
+    gen.add_argument("--guidance-scale", type=float, default=7.5, help="default: 7.5")
+    gen.add_argument("--height", type=int, default=None)
+    gen.add_argument("--width", type=int, default=None)
+    gen.add_argument("--seed", type=int, default=0, help="default: 0")
+    gen.add_argument("-o", "--output", type=Path, required=True, help="output image (.png)")
+    _add_model_options(gen)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def _warn_one_line(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None):
+    print(f"diffinv: warning: {message}", file=sys.stderr)
+
+
+def _check_output(path: Path) -> None:
+    from diffinv.errors import DiffinvError
+
+    if path.is_dir():
+        raise DiffinvError(f"{path} is a folder; give a file name")
+
+
+def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from diffinv import api, images, metrics
+    from diffinv.inversion.base import InversionConfig, OptimizationConfig
+    from diffinv.pipelines import load_pipeline
+
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(OptimizationConfig)}
+    config = InversionConfig(
+        num_inference_steps=args.num_inference_steps,
+        guidance_scale=args.guidance_scale,
+        optimization=OptimizationConfig(**{k: v for k, v in overrides.items() if v is not None}),
+        tokens=args.tokens,
+    )
+    output = args.output or Path(args.image.name.split(".")[0] + ".inv.safetensors")
+    _check_output(output)
+    image = images.open_image(args.image)  # validate the photo before loading any model
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    inversion = api.invert(
+        pipe,
+        image,
+        args.prompt,
+        args.method,
+        config=config,
+        strict=args.strict,
+        generator=torch.Generator().manual_seed(args.seed),
+        height=args.height,
+        width=args.width,
+        progress=not args.json,
+    )
+    reconstruction = api.reconstruct(pipe, inversion, output_type="pt")
+    settings = inversion.settings
+    target = (images.prepare_image(image, settings.height, settings.width) + 1) / 2
+    latents = api.reconstruct(pipe, inversion, output_type="latent")
+    inversion.save(output)
+    return {
+        "method": inversion.method,
+        "seconds": round(inversion.stats.seconds, 3),
+        "optimized_params": inversion.stats.optimized_params,
+        "psnr_vs_input": round(metrics.psnr(reconstruction.cpu(), target), 3),
+        "latent_mse": metrics.latent_mse(latents, inversion.source_latents),
+        "num_inference_steps": settings.num_inference_steps,
+        "unet_passes": inversion.stats.unet_passes,
+        "output": str(output),
+    }
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> dict[str, Any]:
+    from diffinv import api, io
+    from diffinv.inversion.base import Inversion
+    from diffinv.pipelines import load_pipeline
+
+    _check_output(args.output)
+    Inversion.load(args.inversion)  # validate the file before loading any model
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    inversion = Inversion.load(args.inversion, pipe)
+    image = api.reconstruct(pipe, inversion, negative_prompt=args.negative_prompt, progress=True)[0]
+    io.save_image(image, args.output)
+    return {"output": str(args.output)}
+
+
+def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from diffinv import api, io
+    from diffinv.pipelines import load_pipeline
+
+    _check_output(args.output)
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    image = api.generate(
+        pipe,
+        args.prompt,
+        negative_prompt=args.negative_prompt,
+        num_inference_steps=args.num_inference_steps,
+        guidance_scale=args.guidance_scale,
+        generator=torch.Generator().manual_seed(args.seed),
+        height=args.height,
+        width=args.width,
+        progress=True,
+    )[0]
+    io.save_image(image, args.output)
+    return {"output": str(args.output)}
+
+
+COMMANDS = {"invert": _cmd_invert, "reconstruct": _cmd_reconstruct, "generate": _cmd_generate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``diffinv`` console script; returns the exit status."""
+    _quiet_libraries()
+    args = build_parser().parse_args(argv)
+    from diffinv.errors import DiffinvError
+
+    warnings.showwarning = _warn_one_line
+    try:
+        result = COMMANDS[args.command](args)
+    except DiffinvError as exc:
+        print(f"diffinv: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if getattr(args, "json", False):
+        print(json.dumps(result))
+    else:
+        print(f"wrote {result['output']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The DDIM schedule and the one place that calls the UNet.
+
+:class:`Schedule` is built from any diffusers scheduler config (DDIM, PNDM, Euler, ... share the same training
+schedule keys), so an inversion never depends on which scheduler class a checkpoint ships with.
+:class:`Denoiser` wraps a ``UNet2DConditionModel`` and turns its output into ε̂ with :mod:`diffinv.steps`, whatever the
+model's ``prediction_type``; it also counts UNet evaluations for benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from diffusers import DDIMScheduler, UNet2DConditionModel
+from torch import Tensor
+
+from diffinv import steps
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """DDIM timesteps and their noise levels.
+
+    Attributes:
+        timesteps: ``(T,)`` int64, descending: denoising step ``i`` starts at ``timesteps[i]``.
+        alphas: ``(T,)`` float64, ᾱ at each timestep.
+        final_alpha: ᾱ reached after the last step (``final_alpha_cumprod`` in diffusers' DDIM).
+        prediction_type: what the UNet predicts (``epsilon`` / ``v_prediction`` / ``sample``).
+    """
+
+    timesteps: Tensor
+    alphas: Tensor
+    final_alpha: float
+    prediction_type: str
+
+    @classmethod
+    def from_config(cls, scheduler_config: Mapping[str, Any], num_inference_steps: int) -> Schedule:
+        """DDIM timesteps for ``num_inference_steps`` from a diffusers scheduler config (any scheduler class)."""
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be ≥ 1, got {num_inference_steps}")
+        scheduler = DDIMScheduler.from_config(dict(scheduler_config))
+        scheduler.set_timesteps(num_inference_steps)
+        timesteps = scheduler.timesteps.to(torch.int64)
+        return cls(
+            timesteps=timesteps,
+            alphas=scheduler.alphas_cumprod.to(torch.float64)[timesteps],
+            final_alpha=float(scheduler.final_alpha_cumprod),
+            prediction_type=scheduler.config.prediction_type,
+        )
+
+    def __len__(self) -> int:
+        return int(self.timesteps.numel())
+
+    def alpha(self, i: int) -> float:
+        """ᾱ at the start of denoising step ``i``."""
+        return float(self.alphas[i])
+
+    def alpha_after(self, i: int) -> float:
+        """ᾱ at the end of denoising step ``i`` (the start of step ``i + 1``)."""
+        return float(self.alphas[i + 1]) if i + 1 < len(self) else self.final_alpha
+
+
+class Denoiser:
+    """A UNet bound to a :class:`Schedule`: ε̂ predictions, guided predictions and DDIM steps.
+
+    Latents and embeddings are kept in a compute dtype (float32, or float64 for a float64 UNet) and cast to the UNet's
+    dtype only for the forward pass, so optimisation stays in full precision with bf16/fp16 models.
+    """
+
+    def __init__(self, unet: UNet2DConditionModel, schedule: Schedule) -> None:
+        self.unet = unet
+        self.schedule = schedule
+        self.unet_passes = 0
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        return torch.float64 if self.unet.dtype == torch.float64 else torch.float32
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    def epsilon(self, latents: Tensor, i: int, embeds: Tensor) -> Tensor:
+        """ε̂ for ``latents`` ``(B, C, h, w)`` at step ``i``'s timestep, conditioned on ``embeds`` ``(B, L, D)``.
+
+        Counts ``B`` UNet evaluations. Differentiable with respect to ``latents`` and ``embeds``.
+        """
+        timestep = self.schedule.timesteps[i].to(self.device)
+        output = self.unet(
+            latents.to(self.unet.dtype), timestep, encoder_hidden_states=embeds.to(self.unet.dtype)
+        ).sample.to(latents.dtype)
+        self.unet_passes += latents.shape[0]
+        alpha = steps.as_alpha(self.schedule.alpha(i), latents)
+        return steps.predict_epsilon(output, latents, alpha, self.schedule.prediction_type)
+
+    def guided_epsilon(
+        self, latents: Tensor, i: int, prompt_embeds: Tensor, negative_prompt_embeds: Tensor, guidance_scale: float
+    ) -> Tensor:
+        """Classifier-free-guided ε̂ (one batched UNet call of 2·B; a single call when ``guidance_scale == 1``)."""
+        if guidance_scale == 1.0:
+            return self.epsilon(latents, i, prompt_embeds)
+        both = self.epsilon(torch.cat([latents, latents]), i, torch.cat([negative_prompt_embeds, prompt_embeds]))
+        uncond, cond = both.chunk(2)
+        return steps.classifier_free_guidance(uncond, cond, guidance_scale)
+
+    def step(self, latents: Tensor, epsilon: Tensor, i: int) -> Tensor:
+        """Denoising DDIM step ``i``: from ``timesteps[i]`` to the next lower noise level."""
+        return steps.ddim_transfer(
+            latents,
+            epsilon,
+            steps.as_alpha(self.schedule.alpha(i), latents),
+            steps.as_alpha(self.schedule.alpha_after(i), latents),
+        )
+
+    def inverse_step(self, latents: Tensor, epsilon: Tensor, i: int) -> Tensor:
+        """Inverse DDIM step ``i``: from the end of step ``i`` back up to ``timesteps[i]``."""
+        return steps.ddim_transfer(
+            latents,
+            epsilon,
+            steps.as_alpha(self.schedule.alpha_after(i), latents),
+            steps.as_alpha(self.schedule.alpha(i), latents),
+        )

@@ -1,0 +1,28 @@
+"""``ddim``: plain DDIM inversion (Song et al. 2021; as the baseline of Mokady et al. 2022, Sec. 3.1).
+
+The latent is inverted with the conditional prediction (guidance 1); reconstruction uses the prompt as is. Exact at
+guidance 1 up to the linearisation error, drifts at guidance 7.5 — which is what the optimising methods fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from diffinv.inversion.base import Inversion, InversionProblem
+from diffinv.inversion.trajectory import ddim_trajectory
+
+
+@dataclass(frozen=True)
+class DDIMInversion:
+    name: str = "ddim"
+    default_num_inference_steps: int = 50
+    requires_prompt: bool = False
+
+    def invert(self, problem: InversionProblem) -> Inversion:
+        trajectory = ddim_trajectory(
+            problem.denoiser, problem.source_latents, problem.prompt_embeds, progress=problem.progress
+        )
+        return problem.result(latents=trajectory[0], prompt_embeds=problem.prompt_embeds)
+
+
+METHOD = DDIMInversion()

@@ -1,0 +1,34 @@
+"""``negative-prompt``: negative-prompt inversion (Miyake et al. 2023, "Negative-prompt Inversion: Fast Image
+Inversion for Editing with Text-guided Diffusion Models", Sec. 3).
+
+No optimisation: the source prompt's embedding replaces the null embedding (∅_t := C), which makes the guided
+prediction equal the conditional one, so reconstruction retraces the DDIM inversion. The unconditional slot is
+occupied by the prompt, so a user's negative prompt cannot be used afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from diffinv.inversion.base import Inversion, InversionProblem
+from diffinv.inversion.trajectory import ddim_trajectory
+
+
+@dataclass(frozen=True)
+class NegativePromptInversion:
+    name: str = "negative-prompt"
+    default_num_inference_steps: int = 50
+    requires_prompt: bool = True
+
+    def invert(self, problem: InversionProblem) -> Inversion:
+        trajectory = ddim_trajectory(
+            problem.denoiser, problem.source_latents, problem.prompt_embeds, progress=problem.progress
+        )
+        return problem.result(
+            latents=trajectory[0],
+            prompt_embeds=problem.prompt_embeds,
+            negative_prompt_embeds=problem.prompt_embeds,
+        )
+
+
+METHOD = NegativePromptInversion()

@@ -1,0 +1,41 @@
+"""``null-text``: Null-text inversion (Mokady et al. 2022, "Null-text Inversion for Editing Real Images using
+Guided Diffusion Models", Alg. 1).
+
+Optimises the whole unconditional embedding ∅_t ``(1, L, D)`` at each of the T steps (L·D·T parameters; 2.95M for
+SD 1.x at T = 50). The unconditional slot is then occupied: a negative prompt cannot be used afterwards.
+Default T = 50 (the paper's setting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from diffinv.inversion.base import Inversion, InversionProblem
+from diffinv.inversion.embedding_fit import fit_embeddings
+from diffinv.inversion.trajectory import ddim_trajectory
+
+
+@dataclass(frozen=True)
+class NullTextInversion:
+    name: str = "null-text"
+    default_num_inference_steps: int = 50
+    requires_prompt: bool = False
+
+    def invert(self, problem: InversionProblem) -> Inversion:
+        trajectory = ddim_trajectory(
+            problem.denoiser, problem.source_latents, problem.prompt_embeds, progress=problem.progress
+        )
+        n_positions = problem.null_embeds.shape[1]
+        fit = fit_embeddings(problem, trajectory, slot="uncond", n_positions=n_positions)
+        return problem.result(
+            latents=trajectory[0],
+            prompt_embeds=problem.prompt_embeds,
+            negative_prompt_embeds=fit.embeds,
+            optimized_positions=n_positions,
+            optimized_params=fit.embeds.numel(),
+            inner_steps=fit.inner_steps,
+            final_losses=fit.final_losses,
+        )
+
+
+METHOD = NullTextInversion()

@@ -1,0 +1,38 @@
+"""DDIM inversion trajectory shared by the methods built on it (Mokady et al. 2022, Sec. 3.1: "pivot")."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from diffinv.denoiser import Denoiser
+
+
+@torch.no_grad()
+def ddim_trajectory(
+    denoiser: Denoiser, source_latents: Tensor, prompt_embeds: Tensor, *, progress: bool = False
+) -> list[Tensor]:
+    """Run DDIM inversion with the conditional prediction only (guidance 1).
+
+    Args:
+        denoiser: the UNet and its T-step schedule.
+        source_latents: ``(1, C, h, w)`` the photo's latent z_0.
+        prompt_embeds: ``(1, L, D)`` conditional embedding.
+
+    Returns:
+        ``T + 1`` latents: element ``i`` is the latent at the start of denoising step ``i`` (so element 0 is the
+        noisiest, x_T) and element ``T`` is ``source_latents``.
+    """
+    latent = source_latents
+    reversed_path = [latent]
+    for i in tqdm(
+        reversed(range(len(denoiser.schedule))),
+        total=len(denoiser.schedule),
+        disable=not progress,
+        desc="DDIM inversion",
+        leave=False,
+    ):
+        latent = denoiser.inverse_step(latent, denoiser.epsilon(latent, i, prompt_embeds), i)
+        reversed_path.append(latent)
+    return reversed_path[::-1]

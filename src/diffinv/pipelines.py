@@ -1,0 +1,201 @@
+"""Load any Stable Diffusion-family pipeline and fingerprint its weights.
+
+Accepted model references (:func:`load_pipeline`):
+
+* a built-in name (shipped in the package, offline),
+* a local diffusers folder (``model_index.json`` inside),
+* a single-file checkpoint ending in ``.safetensors`` (``StableDiffusionPipeline.from_single_file``; pickled
+  ``.ckpt``/``.bin``/``.pt`` files are refused),
+* a Hugging Face Hub id such as ``org/name`` — downloaded only because the user named it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import StableDiffusionPipeline
+
+from diffinv.errors import DiffinvError
+
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEVICES = ("cpu", "cuda", "mps")
+# Built-in pipelines shipped as package data under diffinv/assets/models/<name>.
+BUILTIN_MODELS: tuple[str, ...] = ()
+DEFAULT_MODEL: str | None = None
+PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+# Fingerprint: elements sampled per weight tensor, projections per model, and the allowed signature difference.
+FINGERPRINT_SAMPLES_PER_TENSOR = 1024
+FINGERPRINT_SIGNATURE_SIZE = 8
+FINGERPRINT_TOLERANCE = 0.05
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """``"fp32" | "bf16" | "fp16"`` or a torch dtype → torch dtype (``None`` → float32, the CPU default)."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise DiffinvError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Validate a device name; a missing accelerator is a clear error, not a crash later."""
+    dev = torch.device(device or "cpu")
+    if dev.type not in DEVICES:
+        raise DiffinvError(f"unknown device {str(dev)!r}; choose one of {', '.join(DEVICES)}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DiffinvError("device 'cuda' was requested but no CUDA device is available")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DiffinvError("device 'mps' was requested but MPS is not available")
+    return dev
+
+
+def builtin_model_path(name: str) -> Path:
+    return Path(str(resources.files("diffinv") / "assets" / "models" / name))
+
+
+def load_pipeline(
+    model: str | Path | None = None,
+    *,
+    device: str | torch.device | None = "cpu",
+    dtype: str | torch.dtype | None = None,
+) -> StableDiffusionPipeline:
+    """Load a Stable Diffusion pipeline (see the module docstring for what ``model`` may be).
+
+    Args:
+        model: built-in name, local folder, ``.safetensors`` file or hub id; ``None`` means the default built-in
+            model.
+        device: ``cpu`` (default), ``cuda`` or ``mps``.
+        dtype: ``fp32`` (default), ``bf16`` or ``fp16`` (or a torch dtype).
+
+    Raises:
+        DiffinvError: with one line saying what was tried, when nothing could be loaded.
+    """
+    torch_dtype = resolve_dtype(dtype)
+    torch_device = resolve_device(device)
+    if model is None:
+        if DEFAULT_MODEL is None:
+            raise DiffinvError("no model was given: pass --model (a diffusers folder, a .safetensors file or a hub id)")
+        model = DEFAULT_MODEL
+    pipe = _load(str(model), torch_dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(torch_device)
+
+
+def _load(model: str, torch_dtype: torch.dtype) -> StableDiffusionPipeline:
+    common: dict[str, Any] = {"torch_dtype": torch_dtype, "safety_checker": None, "requires_safety_checker": False}
+    if model in BUILTIN_MODELS:
+        return StableDiffusionPipeline.from_pretrained(builtin_model_path(model), local_files_only=True, **common)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise DiffinvError(f"{path} is a folder but not a diffusers pipeline (no model_index.json)")
+        try:
+            return StableDiffusionPipeline.from_pretrained(path, local_files_only=True, **common)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DiffinvError(f"could not load the diffusers folder {path}: {_first_line(exc)}") from None
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise DiffinvError(f"{path.name}: pickled checkpoints are not loaded (unsafe); convert it to .safetensors")
+        if path.suffix.lower() != ".safetensors":
+            raise DiffinvError(f"{path}: expected a diffusers folder or a .safetensors checkpoint")
+        try:
+            return StableDiffusionPipeline.from_single_file(str(path), **common)
+        except Exception as exc:  # noqa: BLE001 - from_single_file raises many types; all mean "cannot load"
+            raise DiffinvError(
+                f"could not load the single-file checkpoint {path} (from_single_file also needs the model's "
+                f"config, fetched from the Hub unless cached): {_first_line(exc)}"
+            ) from None
+    if HUB_ID.match(model) and not model.startswith((".", "/", "~")):
+        try:
+            return StableDiffusionPipeline.from_pretrained(model, **common)
+        except Exception as exc:  # noqa: BLE001 - network, auth and format errors all mean "cannot load"
+            raise DiffinvError(
+                f"could not load {model!r} from the Hugging Face Hub or its local cache "
+                f"(offline, or not a Stable Diffusion pipeline): {_first_line(exc)}"
+            ) from None
+    known = f"; built-in models: {', '.join(BUILTIN_MODELS)}" if BUILTIN_MODELS else ""
+    raise DiffinvError(f"model {model!r} is not a built-in name, an existing path, or a hub id{known}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def default_size(pipe: StableDiffusionPipeline) -> tuple[int, int]:
+    """The pipeline's native ``(height, width)`` in pixels: UNet sample size × VAE scale factor."""
+    sample = pipe.unet.config.sample_size
+    h, w = (sample, sample) if isinstance(sample, int) else tuple(sample)
+    return h * pipe.vae_scale_factor, w * pipe.vae_scale_factor
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    data = dict(config.to_dict() if hasattr(config, "to_dict") else config)
+    volatile = ("_name_or_path", "_diffusers_version", "transformers_version", "torch_dtype", "dtype", "_commit_hash")
+    return {k: v for k, v in sorted(data.items()) if k not in volatile and not k.startswith("_use_default")}
+
+
+@dataclass(frozen=True)
+class ModelFingerprint:
+    """Identity of a pipeline's UNet, text encoder and VAE, stable across dtypes and devices.
+
+    Attributes:
+        config_hash: ``"sha256:<16 hex>"`` over the three models' configs and every parameter's name and shape.
+        weight_signature: :data:`FINGERPRINT_SIGNATURE_SIZE` numbers per model: random ±1 projections of up to
+            :data:`FINGERPRINT_SAMPLES_PER_TENSOR` strided elements of every weight, divided by their norm. Each is
+            ~N(0, 1) for unrelated weights and moves by ~1e-3 when the same weights are rounded to bf16/fp16, so two
+            fingerprints match when the config hashes are equal and every signature number is within
+            :data:`FINGERPRINT_TOLERANCE`.
+    """
+
+    config_hash: str
+    weight_signature: tuple[float, ...]
+
+    def matches(self, other: ModelFingerprint) -> bool:
+        if self.config_hash != other.config_hash or len(self.weight_signature) != len(other.weight_signature):
+            return False
+        pairs = zip(self.weight_signature, other.weight_signature, strict=True)
+        return all(abs(a - b) <= FINGERPRINT_TOLERANCE for a, b in pairs)
+
+    def __str__(self) -> str:
+        head = ",".join(f"{s:+.3f}" for s in self.weight_signature[:3])
+        return f"{self.config_hash} (weights {head},...)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config_hash": self.config_hash, "weight_signature": list(self.weight_signature)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelFingerprint:
+        return cls(str(data["config_hash"]), tuple(float(x) for x in data["weight_signature"]))
+
+
+def fingerprint(pipe: StableDiffusionPipeline) -> ModelFingerprint:
+    """Fingerprint ``pipe``'s UNet, text encoder and VAE (see :class:`ModelFingerprint`)."""
+    digest = hashlib.sha256()
+    signature: list[float] = []
+    for module in (pipe.unet, pipe.text_encoder, pipe.vae):
+        digest.update(json.dumps(_config_dict(module.config), sort_keys=True, default=str).encode())
+        samples = []
+        for name, tensor in sorted(module.state_dict().items()):
+            digest.update(f"{name}:{tuple(tensor.shape)}".encode())
+            flat = tensor.detach().reshape(-1)
+            stride = max(1, flat.numel() // FINGERPRINT_SAMPLES_PER_TENSOR)
+            samples.append(flat[::stride][:FINGERPRINT_SAMPLES_PER_TENSOR].to("cpu", torch.float64))
+        values = torch.cat(samples)
+        signs = torch.randint(
+            0, 2, (FINGERPRINT_SIGNATURE_SIZE, values.numel()), generator=torch.Generator().manual_seed(0)
+        )
+        projection = (signs.to(torch.float64) * 2 - 1) @ values / values.norm().clamp_min(1e-30)
+        signature.extend(round(float(x), 6) for x in projection)
+    return ModelFingerprint("sha256:" + digest.hexdigest()[:16], tuple(signature))

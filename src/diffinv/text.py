@@ -1,0 +1,71 @@
+"""Prompt encoding with token accounting.
+
+Stable Diffusion conditions on the text encoder's last hidden state, ``(1, L, D)`` with ``L`` the tokenizer's
+``model_max_length`` (77 for CLIP). Positions after the prompt are padding (EOS for SD 1.x). The reference paper
+(prompt-token inversion) calls BOS + the prompt's tokens + the first EOS the *semantic* slice; :class:`EncodedPrompt`
+reports its length so methods never assume 77.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from diffusers import StableDiffusionPipeline
+from torch import Tensor
+
+from diffinv.errors import DiffinvError
+
+
+class PromptTruncatedWarning(UserWarning):
+    """The prompt had more tokens than the text encoder accepts; the tail was dropped."""
+
+
+@dataclass(frozen=True)
+class EncodedPrompt:
+    """A prompt and its text-encoder output.
+
+    Attributes:
+        text: the prompt.
+        embeds: ``(1, L, D)`` last hidden state of the text encoder, in the encoder's dtype.
+        n_tokens: length of the semantic slice: BOS + prompt tokens + first EOS (after truncation).
+        dropped_tokens: how many prompt tokens did not fit in ``L`` positions.
+    """
+
+    text: str
+    embeds: Tensor
+    n_tokens: int
+    dropped_tokens: int
+
+    @property
+    def max_length(self) -> int:
+        return int(self.embeds.shape[1])
+
+
+@torch.no_grad()
+def encode_prompt(pipe: StableDiffusionPipeline, prompt: str, *, strict: bool = False) -> EncodedPrompt:
+    """Encode ``prompt`` as Stable Diffusion does (padding to ``model_max_length``).
+
+    Over-long prompts are truncated with a :class:`PromptTruncatedWarning` naming the number of dropped tokens, or
+    refused with :class:`DiffinvError` when ``strict``.
+    """
+    if not isinstance(prompt, str):
+        raise DiffinvError(f"the prompt must be a string, got {type(prompt).__name__}")
+    tokenizer = pipe.tokenizer
+    max_length = int(tokenizer.model_max_length)
+    full = tokenizer(prompt, truncation=False).input_ids
+    dropped = max(0, len(full) - max_length)
+    if dropped:
+        message = (
+            f"the prompt is {len(full)} tokens long and the text encoder takes {max_length}: "
+            f"the last {dropped} tokens are dropped"
+        )
+        if strict:
+            raise DiffinvError(message)
+        warnings.warn(message, PromptTruncatedWarning, stacklevel=2)
+    batch = tokenizer(prompt, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
+    device = pipe.text_encoder.device
+    mask = batch.attention_mask.to(device) if getattr(pipe.text_encoder.config, "use_attention_mask", False) else None
+    embeds = pipe.text_encoder(batch.input_ids.to(device), attention_mask=mask)[0]
+    return EncodedPrompt(text=prompt, embeds=embeds, n_tokens=min(len(full), max_length), dropped_tokens=dropped)
