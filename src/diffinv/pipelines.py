@@ -50,9 +50,12 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """Validate a device name; a missing accelerator is a clear error, not a crash later."""
-    dev = torch.device(device or "cpu")
-    if dev.type not in DEVICES:
-        raise DiffinvError(f"unknown device {str(dev)!r}; choose one of {', '.join(DEVICES)}")
+    try:
+        dev = torch.device(device or "cpu")
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in DEVICES:
+        raise DiffinvError(f"unknown device {str(device)!r}; choose one of {', '.join(DEVICES)}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DiffinvError("device 'cuda' was requested but no CUDA device is available")
     if dev.type == "mps" and not torch.backends.mps.is_available():
@@ -93,7 +96,7 @@ def load_pipeline(
 
 
 def _load(model: str, torch_dtype: torch.dtype) -> StableDiffusionPipeline:
-    common: dict[str, Any] = {"torch_dtype": torch_dtype, "safety_checker": None, "requires_safety_checker": False}
+    common: dict[str, Any] = {"dtype": torch_dtype, "safety_checker": None, "requires_safety_checker": False}
     if model in BUILTIN_MODELS:
         return StableDiffusionPipeline.from_pretrained(builtin_model_path(model), local_files_only=True, **common)
     path = Path(model).expanduser()

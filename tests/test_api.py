@@ -1,0 +1,53 @@
+"""Negative prompts after inversion (the reference paper's claim, made observable) and generation."""
+
+import pytest
+import torch
+
+from conftest import PROMPT
+from diffinv import generate, invert, reconstruct
+from diffinv.errors import DiffinvError
+
+STEPS = 8
+
+
+@pytest.fixture(scope="module")
+def inversions(pipe, photo):
+    return {
+        m: invert(pipe, photo, PROMPT, m, num_inference_steps=STEPS)
+        for m in ("ddim", "prompt-tokens", "direct", "null-text", "negative-prompt")
+    }
+
+
+@pytest.mark.parametrize("method", ["ddim", "prompt-tokens", "direct"])
+def test_negative_prompt_changes_free_slot_reconstructions(pipe, inversions, method):
+    plain = reconstruct(pipe, inversions[method], output_type="pt")
+    negative = reconstruct(pipe, inversions[method], negative_prompt="blurry, low quality", output_type="pt")
+    assert plain.shape == negative.shape == (1, 3, 64, 64)
+    assert (plain - negative).abs().mean() > 1e-3
+
+
+@pytest.mark.parametrize("method", ["null-text", "negative-prompt"])
+def test_negative_prompt_is_refused_when_the_slot_is_occupied(pipe, inversions, method):
+    with pytest.raises(DiffinvError, match="occupies the unconditional"):
+        reconstruct(pipe, inversions[method], negative_prompt="blurry")
+
+
+def test_reconstruct_output_types(pipe, inversions):
+    inversion = inversions["direct"]
+    assert reconstruct(pipe, inversion)[0].size == (64, 64)
+    assert reconstruct(pipe, inversion, output_type="np").shape == (1, 64, 64, 3)
+    latents = reconstruct(pipe, inversion, output_type="latent")
+    assert latents.shape == inversion.source_latents.shape
+
+
+def test_generate_is_seeded(pipe):
+    def run(seed):
+        return generate(
+            pipe, "a red circle", num_inference_steps=5, generator=torch.Generator().manual_seed(seed), output_type="pt"
+        )
+
+    assert torch.equal(run(0), run(0))
+    assert not torch.equal(run(0), run(1))
+    assert generate(pipe, "x", num_inference_steps=2, height=32, width=48, output_type="np").shape == (1, 32, 48, 3)
+    with pytest.raises(DiffinvError, match="num_inference_steps"):
+        generate(pipe, "x", num_inference_steps=0)

@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from diffinv.errors import DiffinvError
+from diffinv.pipelines import fingerprint, load_pipeline, resolve_device, resolve_dtype
+from diffinv.testing import tiny_pipeline
+
+
+@pytest.fixture(scope="module")
+def saved_pipe(tmp_path_factory, pipe):
+    folder = tmp_path_factory.mktemp("models") / "tiny"
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def test_diffusers_folder_round_trip_keeps_fingerprint(saved_pipe, pipe):
+    loaded = load_pipeline(saved_pipe)
+    assert fingerprint(loaded) == fingerprint(pipe)
+    assert not list(saved_pipe.rglob("*.bin")), "weights must be saved as safetensors"
+
+
+def test_fingerprint_is_dtype_independent_but_weight_sensitive(saved_pipe, pipe):
+    bf16 = load_pipeline(saved_pipe, dtype="bf16")
+    assert bf16.unet.dtype == torch.bfloat16
+    assert fingerprint(bf16).matches(fingerprint(pipe))
+    assert not fingerprint(tiny_pipeline(seed=1)).matches(fingerprint(pipe))
+
+
+def test_fingerprint_changes_when_one_layer_is_retrained(pipe):
+    changed = tiny_pipeline(seed=0)
+    with torch.no_grad():
+        changed.unet.conv_in.weight.add_(torch.randn_like(changed.unet.conv_in.weight))
+    assert not fingerprint(changed).matches(fingerprint(pipe))
+
+
+def _file(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "missing", "not a built-in name, an existing path, or a hub id"),
+        (lambda p: p, "not a diffusers pipeline"),
+        (lambda p: _file(p / "model.ckpt", b"pickle"), "pickled checkpoints"),
+        (lambda p: _file(p / "model.safetensors", b"garbage"), "single-file"),
+        (lambda p: "nobody/no-such-model", "Hugging Face Hub"),
+    ],
+)
+def test_bad_model_references_give_one_line_errors(tmp_path, make, message):
+    with pytest.raises(DiffinvError, match=message) as info:
+        load_pipeline(make(tmp_path))
+    assert "\n" not in str(info.value)
+
+
+def test_no_model_given_is_a_clear_error():
+    with pytest.raises(DiffinvError, match="no model was given"):
+        load_pipeline(None)
+
+
+def test_device_and_dtype_validation():
+    assert resolve_dtype(None) == torch.float32
+    with pytest.raises(DiffinvError, match="dtype"):
+        resolve_dtype("fp8")
+    with pytest.raises(DiffinvError, match="device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DiffinvError, match="no CUDA device"):
+            resolve_device("cuda")
