@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` (main job) and `make test` (test suite).
+# Both create .venv on first use; CPU-only torch 2.13.0 is installed first so pip never pulls a CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python benchmarks/inversion_speed.py --out results/demo
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/inversion_speed.py --out results/bench
+
+clean:
+	rm -rf $(VENV) results
