@@ -181,3 +181,24 @@ def test_console_script_help():
     assert result.returncode == 0 and "--num-inner-steps" in result.stdout and "--tokens" in result.stdout
     result = subprocess.run([sys.executable, "-m", "diffinv.cli", "invert"], capture_output=True, text=True)
     assert result.returncode == 2
+
+
+def test_long_prompt_warns_in_one_line_and_proceeds(capsys, tmp_path, model_dir, photo_path):
+    out = tmp_path / "long.inv.safetensors"
+    code, _, err = run(
+        capsys,
+        "invert",
+        photo_path,
+        "--prompt",
+        "cat " * 90,
+        "--model",
+        model_dir,
+        "--method",
+        "ddim",
+        "--steps",
+        2,
+        "-o",
+        out,
+    )
+    assert code == 0 and out.is_file()
+    assert "diffinv: warning: the prompt is 92 tokens long and the text encoder takes 77: the last 15 tokens" in err

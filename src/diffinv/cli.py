@@ -146,16 +146,16 @@ def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
         width=args.width,
         progress=not args.json,
     )
-    reconstruction = api.reconstruct(pipe, inversion, output_type="pt")
     settings = inversion.settings
     target = (images.prepare_image(image, settings.height, settings.width) + 1) / 2
     latents = api.reconstruct(pipe, inversion, output_type="latent")
+    reconstruction = images.decode(pipe.vae, latents).cpu()
     inversion.save(output)
     return {
         "method": inversion.method,
         "seconds": round(inversion.stats.seconds, 3),
         "optimized_params": inversion.stats.optimized_params,
-        "psnr_vs_input": round(metrics.psnr(reconstruction.cpu(), target), 3),
+        "psnr_vs_input": round(metrics.psnr(reconstruction, target), 3),
         "latent_mse": metrics.latent_mse(latents, inversion.source_latents),
         "num_inference_steps": settings.num_inference_steps,
         "unet_passes": inversion.stats.unet_passes,

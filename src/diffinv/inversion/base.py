@@ -22,6 +22,7 @@ from torch import Tensor
 
 from diffinv.denoiser import Denoiser
 from diffinv.errors import DiffinvError
+from diffinv.inversion.trajectory import ddim_trajectory
 from diffinv.io import atomic_write
 from diffinv.pipelines import ModelFingerprint, fingerprint
 from diffinv.text import EncodedPrompt
@@ -310,6 +311,11 @@ class InversionProblem:
     @property
     def num_inference_steps(self) -> int:
         return len(self.denoiser.schedule)
+
+    def ddim_trajectory(self) -> list[Tensor]:
+        """The DDIM-inversion trajectory of the source latent under the prompt (see
+        :func:`~diffinv.inversion.trajectory.ddim_trajectory`): ``T + 1`` latents, noisiest first."""
+        return ddim_trajectory(self.denoiser, self.source_latents, self.prompt_embeds, progress=self.progress)
 
     def result(
         self,

@@ -14,7 +14,6 @@ import torch
 from tqdm.auto import tqdm
 
 from diffinv.inversion.base import Inversion, InversionProblem
-from diffinv.inversion.trajectory import ddim_trajectory
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class DirectInversion:
     @torch.no_grad()
     def invert(self, problem: InversionProblem) -> Inversion:
         denoiser = problem.denoiser
-        trajectory = ddim_trajectory(denoiser, problem.source_latents, problem.prompt_embeds, progress=problem.progress)
+        trajectory = problem.ddim_trajectory()
         latent, offsets = trajectory[0], []
         for i in tqdm(range(len(denoiser.schedule)), disable=not problem.progress, desc="direct", leave=False):
             eps = denoiser.guided_epsilon(

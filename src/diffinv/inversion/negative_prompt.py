@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from diffinv.inversion.base import Inversion, InversionProblem
-from diffinv.inversion.trajectory import ddim_trajectory
 
 
 @dataclass(frozen=True)
@@ -21,9 +20,7 @@ class NegativePromptInversion:
     requires_prompt: bool = True
 
     def invert(self, problem: InversionProblem) -> Inversion:
-        trajectory = ddim_trajectory(
-            problem.denoiser, problem.source_latents, problem.prompt_embeds, progress=problem.progress
-        )
+        trajectory = problem.ddim_trajectory()
         return problem.result(
             latents=trajectory[0],
             prompt_embeds=problem.prompt_embeds,

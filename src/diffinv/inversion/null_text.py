@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from diffinv.inversion.base import Inversion, InversionProblem
 from diffinv.inversion.embedding_fit import fit_embeddings
-from diffinv.inversion.trajectory import ddim_trajectory
 
 
 @dataclass(frozen=True)
@@ -22,9 +21,7 @@ class NullTextInversion:
     requires_prompt: bool = False
 
     def invert(self, problem: InversionProblem) -> Inversion:
-        trajectory = ddim_trajectory(
-            problem.denoiser, problem.source_latents, problem.prompt_embeds, progress=problem.progress
-        )
+        trajectory = problem.ddim_trajectory()
         n_positions = problem.null_embeds.shape[1]
         fit = fit_embeddings(problem, trajectory, slot="uncond", n_positions=n_positions)
         return problem.result(

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from diffinv.inversion.base import Inversion, InversionProblem
 from diffinv.inversion.embedding_fit import fit_embeddings
-from diffinv.inversion.trajectory import ddim_trajectory
 
 
 @dataclass(frozen=True)
@@ -24,9 +23,7 @@ class PromptTokenInversion:
     requires_prompt: bool = True
 
     def invert(self, problem: InversionProblem) -> Inversion:
-        trajectory = ddim_trajectory(
-            problem.denoiser, problem.source_latents, problem.prompt_embeds, progress=problem.progress
-        )
+        trajectory = problem.ddim_trajectory()
         n_positions = problem.config.token_count(problem.prompt)
         fit = fit_embeddings(problem, trajectory, slot="cond", n_positions=n_positions)
         return problem.result(
