@@ -202,3 +202,26 @@ def test_long_prompt_warns_in_one_line_and_proceeds(capsys, tmp_path, model_dir,
     )
     assert code == 0 and out.is_file()
     assert "diffinv: warning: the prompt is 92 tokens long and the text encoder takes 77: the last 15 tokens" in err
+
+
+def test_bench_command(capsys, tmp_path, model_dir):
+    out = tmp_path / "bench"
+    code, stdout, err = run(
+        capsys,
+        "bench",
+        "--dataset",
+        "shapes:2",
+        "--methods",
+        "ddim:steps=3,direct:steps=3",
+        "--model",
+        model_dir,
+        "--out",
+        out,
+    )
+    assert code == 0, err
+    assert (out / "summary.md").is_file() and "wrote" in stdout
+    assert len((out / "records-0.jsonl").read_text().splitlines()) == 4
+    (tmp_path / "empty").mkdir()
+    bad = ["bench", "--dataset", "nothing:1", "--model", model_dir, "--out", tmp_path / "empty" / "x"]
+    _refused(capsys, tmp_path / "empty", *bad, match="unknown dataset")
+    assert not (tmp_path / "empty" / "x").exists()

@@ -45,6 +45,7 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: st
 
 def build_parser() -> argparse.ArgumentParser:
     from diffinv import __version__
+    from diffinv.bench.runner import DEFAULT_METHODS, BenchConfig
     from diffinv.inversion.base import OptimizationConfig
     from diffinv.inversion.registry import METHODS
 
@@ -96,6 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="default: 0")
     gen.add_argument("-o", "--output", type=Path, required=True, help="output image (.png)")
     _add_model_options(gen)
+
+    bench = sub.add_parser(
+        "bench",
+        help="reconstruction benchmark: every method on a dataset, resumable; summary.md/json + plots",
+        description="Runs (image x method) jobs and appends one JSON line per job to OUT/records-<rank>.jsonl; "
+        "re-running skips finished jobs. Shard over processes with `accelerate launch --num_processes N -m "
+        "diffinv.cli bench ...`.",
+    )
+    bench.add_argument("--dataset", default="shapes:100", help="shapes:N | photos | coco:ROOT | folder:PATH")
+    bench.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help="comma-separated METHOD[:key=value,...] variants or presets (prompt-tokens@paper, null-text@paper)",
+    )
+    bench.add_argument("--out", type=Path, required=True, help="output folder (records, summary, plots)")
+    bench.add_argument("--limit", type=int, default=None, help="deterministic sample of N images")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--negative-prompt", default=BenchConfig.negative_prompt, help="for the negative-prompt check")
+    bench.add_argument("--clip-model", default=None, help="local CLIP folder for CLIP-I (default: cached ViT-B/32)")
+    bench.add_argument("--lpips-weights", default=None, help="folder with AlexNet weights for LPIPS")
+    _add_model_options(bench)
     return parser
 
 
@@ -200,14 +222,67 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     return {"output": str(args.output)}
 
 
-COMMANDS = {"invert": _cmd_invert, "reconstruct": _cmd_reconstruct, "generate": _cmd_generate}
+def split_methods(text: str) -> tuple[str, ...]:
+    """``"ddim,prompt-tokens:tokens=all,steps=50"`` → ``("ddim", "prompt-tokens:tokens=all,steps=50")``: an item
+    with ``=`` but no ``:`` continues the previous variant's options."""
+    specs: list[str] = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        if "=" in item and ":" not in item and specs:
+            specs[-1] += "," + item
+        else:
+            specs.append(item)
+    return tuple(specs)
+
+
+def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from diffinv.bench.datasets import load_dataset
+    from diffinv.bench.report import write_summary
+    from diffinv.bench.runner import BenchConfig, read_records, run_bench
+    from diffinv.pipelines import load_pipeline
+
+    config = BenchConfig(
+        methods=split_methods(args.methods),
+        negative_prompt=args.negative_prompt,
+        seed=args.seed,
+        clip_model=args.clip_model,
+        lpips_weights=args.lpips_weights,
+    )
+    samples = load_dataset(args.dataset, limit=args.limit, seed=args.seed)
+    _check_output(args.out / "summary.json")
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    rank, world_size, wait_for_everyone = _process_group()
+    ran = run_bench(pipe, samples, config, args.out, rank=rank, world_size=world_size)
+    wait_for_everyone()
+    if rank == 0:
+        write_summary(read_records(args.out), args.out)
+    return {"output": str(args.out / "summary.md"), "jobs_run": ran, "rank": rank}
+
+
+def _process_group():
+    """``(rank, world_size, barrier)``: from accelerate when launched with several processes, else one process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+        from accelerate import PartialState
+
+        state = PartialState(cpu=not torch.cuda.is_available())
+        return state.process_index, state.num_processes, state.wait_for_everyone
+    return 0, 1, lambda: None
+
+
+COMMANDS = {"invert": _cmd_invert, "reconstruct": _cmd_reconstruct, "generate": _cmd_generate, "bench": _cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``diffinv`` console script; returns the exit status."""
     _quiet_libraries()
     args = build_parser().parse_args(argv)
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
     from diffinv.errors import DiffinvError
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
     warnings.showwarning = _warn_one_line
     try:
@@ -217,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if getattr(args, "json", False):
         print(json.dumps(result))
-    else:
+    elif result.get("rank", 0) == 0:
         print(f"wrote {result['output']}")
     return 0
 

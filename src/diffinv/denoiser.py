@@ -73,23 +73,19 @@ class Denoiser:
         self.unet = unet
         self.schedule = schedule
         self.unet_passes = 0
-
-    @property
-    def compute_dtype(self) -> torch.dtype:
-        return torch.float64 if self.unet.dtype == torch.float64 else torch.float32
-
-    @property
-    def device(self) -> torch.device:
-        return self.unet.device
+        # Read once: diffusers' ModelMixin.device/.dtype walk every module on each access.
+        self.device: torch.device = unet.device
+        self.unet_dtype: torch.dtype = unet.dtype
+        self.compute_dtype: torch.dtype = torch.float64 if unet.dtype == torch.float64 else torch.float32
+        self._timesteps = schedule.timesteps.to(self.device)
 
     def epsilon(self, latents: Tensor, i: int, embeds: Tensor) -> Tensor:
         """ε̂ for ``latents`` ``(B, C, h, w)`` at step ``i``'s timestep, conditioned on ``embeds`` ``(B, L, D)``.
 
         Counts ``B`` UNet evaluations. Differentiable with respect to ``latents`` and ``embeds``.
         """
-        timestep = self.schedule.timesteps[i].to(self.device)
         output = self.unet(
-            latents.to(self.unet.dtype), timestep, encoder_hidden_states=embeds.to(self.unet.dtype)
+            latents.to(self.unet_dtype), self._timesteps[i], encoder_hidden_states=embeds.to(self.unet_dtype)
         ).sample.to(latents.dtype)
         self.unet_passes += latents.shape[0]
         alpha = steps.as_alpha(self.schedule.alpha(i), latents)

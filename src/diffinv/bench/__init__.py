@@ -1,0 +1,1 @@
+"""Reconstruction benchmark: datasets, method variants, a resumable shardable runner, and reports."""

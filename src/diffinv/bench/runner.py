@@ -1,0 +1,202 @@
+"""``diffinv bench``: run (image, method) jobs, one JSON line each, resumable and shardable.
+
+Every finished job is appended to ``OUT/records-<rank>.jsonl`` (flushed and fsynced) as soon as it is done; a
+re-run skips every job already recorded in any ``records-*.jsonl`` of the folder, so a run killed at any moment
+loses nothing written. Under ``accelerate launch --num_processes N`` each process takes every N-th image; after all
+have finished, the main process writes the summary (:mod:`diffinv.bench.report`), which depends only on the
+records, so it equals a one-process run's (except wall-clock times).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import StableDiffusionPipeline
+from tqdm.auto import tqdm
+
+from diffinv import api, images, metrics
+from diffinv.bench.datasets import Sample
+from diffinv.bench.variants import Variant, parse_variant
+from diffinv.errors import DiffinvError
+
+DEFAULT_METHODS = ("ddim", "null-text", "prompt-tokens", "negative-prompt", "direct")
+RECORDS_GLOB = "records-*.jsonl"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What ``diffinv bench`` runs.
+
+    Attributes:
+        methods: variant specs (``METHOD[:key=value,...]`` or preset names; see :mod:`diffinv.bench.variants`).
+        negative_prompt: used to test whether a negative prompt still changes the reconstruction.
+        seed: passed to every inversion's generator.
+        clip_model: local CLIP folder or cached hub id for CLIP-I (``None``: the default, if cached).
+        lpips_weights: folder holding AlexNet's weights for LPIPS (``None``: the torch hub cache).
+    """
+
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    negative_prompt: str = "blurry, low quality, distorted"
+    seed: int = 0
+    clip_model: str | None = None
+    lpips_weights: str | None = None
+    variants: tuple[Variant, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "variants", tuple(parse_variant(m) for m in self.methods))
+
+
+def read_records(out: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of every ``records-*.jsonl`` in ``out`` (a torn last line is ignored)."""
+    records = []
+    for path in sorted(out.glob(RECORDS_GLOB)):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+class RecordWriter:
+    """Appends one JSON object per line, durably (flush + fsync), repairing a torn last line first."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            with path.open("ab") as handle:
+                handle.write(b"\n")
+        self.path = path
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def job_key(sample: Sample, variant: Variant) -> str:
+    return f"{sample.id}|{variant.label}"
+
+
+def _json_float(value: float) -> float | str:
+    return value if math.isfinite(value) else ("inf" if value > 0 else "nan")
+
+
+class Scorers:
+    """Metric back-ends loaded once per run; unavailable ones are kept as their reason string."""
+
+    def __init__(self, config: BenchConfig) -> None:
+        self.lpips = metrics.load_lpips(config.lpips_weights)
+        self.clip = metrics.load_clip(config.clip_model)
+        try:
+            from diffinv.shapes import probe
+
+            self.probe = probe.ShapesProbe.from_pretrained()
+            self.probe_module = probe
+        except (ImportError, OSError, DiffinvError) as exc:
+            self.probe = f"unavailable: {exc}"
+            self.probe_module = None
+
+    def score(self, pixels: torch.Tensor, target: torch.Tensor, sample: Sample) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "psnr": _json_float(metrics.psnr(pixels, target)),
+            "ssim": metrics.ssim(pixels, target),
+            "lpips": self.lpips if isinstance(self.lpips, str) else self.lpips(pixels, target),
+            "clip_i": self.clip if isinstance(self.clip, str) else self.clip.clip_i(pixels, target),
+        }
+        if sample.scene is not None and self.probe_module is not None:
+            read = self.probe_module.read_scenes(pixels, probe=self.probe)[0]
+            result["probe"] = self.probe_module.scene_agreement(read, sample.scene)
+        return result
+
+
+def run_job(
+    pipe: StableDiffusionPipeline, sample: Sample, variant: Variant, config: BenchConfig, scorers: Scorers
+) -> dict[str, Any]:
+    """Invert one image with one variant and score the reconstruction (see :class:`Scorers`)."""
+    photo = sample.load()
+    started = time.perf_counter()
+    inversion = api.invert(
+        pipe,
+        photo,
+        sample.caption,
+        variant.method,
+        config=variant.config,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    seconds = time.perf_counter() - started
+    settings = inversion.settings
+    target = (images.prepare_image(photo, settings.height, settings.width) + 1) / 2
+    ceiling = images.decode(pipe.vae, inversion.source_latents).cpu()
+    latents = api.reconstruct(pipe, inversion, output_type="latent")
+    pixels = images.decode(pipe.vae, latents).cpu()
+    if inversion.negative_slot_free:
+        negative = api.reconstruct(pipe, inversion, negative_prompt=config.negative_prompt, output_type="pt").cpu()
+        negative_effect: float | str = float((negative - pixels).abs().mean())
+    else:
+        negative_effect = "refused: the method occupies the unconditional slot"
+    return {
+        "key": job_key(sample, variant),
+        "sample": sample.id,
+        "method": variant.label,
+        "base_method": variant.method,
+        "steps": settings.num_inference_steps,
+        "params": inversion.stats.optimized_params,
+        "unet_passes": inversion.stats.unet_passes,
+        "seconds": seconds,
+        "latent_mse": metrics.latent_mse(latents, inversion.source_latents),
+        "vae_psnr": _json_float(metrics.psnr(ceiling, target)),
+        "negative_prompt_effect": negative_effect,
+        **scorers.score(pixels, target, sample),
+    }
+
+
+def _eta(remaining: dict[str, int], spent: dict[str, list[float]]) -> str:
+    parts = []
+    for label, count in remaining.items():
+        if count and spent[label]:
+            seconds = count * sum(spent[label]) / len(spent[label])
+            parts.append(f"{label} {tqdm.format_interval(seconds)}")
+    return ", ".join(parts)
+
+
+def run_bench(
+    pipe: StableDiffusionPipeline,
+    samples: list[Sample],
+    config: BenchConfig,
+    out: Path,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: bool = True,
+) -> int:
+    """Run this process's shard of the (image × variant) jobs not yet recorded in ``out``; returns jobs run."""
+    done = {r["key"] for r in read_records(out)}
+    mine: Iterable[Sample] = samples[rank::world_size]
+    jobs = [(s, v) for s in mine for v in config.variants if job_key(s, v) not in done]
+    writer = RecordWriter(out / f"records-{rank}.jsonl")
+    scorers = Scorers(config)
+    remaining: dict[str, int] = defaultdict(int)
+    for _, variant in jobs:
+        remaining[variant.label] += 1
+    spent: dict[str, list[float]] = defaultdict(list)
+    bar = tqdm(total=len(jobs), disable=not progress, desc=f"bench[{rank}/{world_size}]", unit="job")
+    for sample, variant in jobs:
+        record = run_job(pipe, sample, variant, config, scorers)
+        writer.write(record)
+        remaining[variant.label] -= 1
+        spent[variant.label].append(record["seconds"])
+        bar.update()
+        bar.set_postfix_str(f"ETA {_eta(remaining, spent)}")
+    bar.close()
+    return len(jobs)

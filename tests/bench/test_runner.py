@@ -1,0 +1,78 @@
+"""Resume after interruption, sharding equivalence and the summary layout, on the tiny model."""
+
+import json
+
+import pytest
+
+from diffinv.bench.datasets import load_dataset
+from diffinv.bench.report import summarize, write_summary
+from diffinv.bench.runner import BenchConfig, read_records, run_bench
+
+METHODS = ("ddim:steps=4", "prompt-tokens:steps=4,inner=2", "null-text:steps=4,inner=2")
+NUMERIC = ("psnr", "ssim", "latent_mse", "vae_psnr", "params", "steps", "negative_prompt_effect")
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return load_dataset("shapes:3")
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, pipe, samples):
+    out = tmp_path_factory.mktemp("one")
+    assert run_bench(pipe, samples, BenchConfig(methods=METHODS), out, progress=False) == 9
+    return out
+
+
+def _by_key(records):
+    return {r["key"]: r for r in records}
+
+
+def test_records_and_summary(one_process):
+    records = read_records(one_process)
+    assert len(records) == 9 and len(_by_key(records)) == 9
+    rows = write_summary(records, one_process)
+    assert [r["method"] for r in rows] == list(METHODS)
+    expected = {
+        "method",
+        "params",
+        "steps",
+        "psnr",
+        "ssim",
+        "lpips",
+        "clip_i",
+        "seconds_per_image",
+        "vae_ceiling_fraction",
+        "negative_prompt_effect",
+    }
+    assert expected <= set(rows[0])
+    assert rows[0]["lpips"].startswith("unavailable: ") and rows[0]["clip_i"].startswith("unavailable: ")
+    assert rows[2]["negative_prompt_effect"].startswith("refused") and isinstance(
+        rows[1]["negative_prompt_effect"], float
+    )
+    assert json.loads((one_process / "summary.json").read_text()) == json.loads(json.dumps(rows))
+    assert (one_process / "summary.md").read_text().startswith("| method | #params")
+    assert (one_process / "quality_vs_time.png").is_file() and (one_process / "per_image.png").is_file()
+
+
+def test_resume_skips_finished_jobs_and_survives_a_torn_line(tmp_path, pipe, samples, one_process):
+    lines = (one_process / "records-0.jsonl").read_text().splitlines()
+    (tmp_path / "records-0.jsonl").write_text("\n".join(lines[:4]) + "\n" + lines[4][:20])  # killed mid-write
+    assert run_bench(pipe, samples, BenchConfig(methods=METHODS), tmp_path, progress=False) == 5
+    assert run_bench(pipe, samples, BenchConfig(methods=METHODS), tmp_path, progress=False) == 0
+    records = read_records(tmp_path)
+    assert len(records) == 9 and set(_by_key(records)) == set(_by_key(read_records(one_process)))
+
+
+def test_two_shards_equal_one_process(tmp_path, pipe, samples, one_process):
+    for rank in (0, 1):
+        run_bench(pipe, samples, BenchConfig(methods=METHODS), tmp_path, rank=rank, world_size=2, progress=False)
+    sharded, single = _by_key(read_records(tmp_path)), _by_key(read_records(one_process))
+    assert sharded.keys() == single.keys()
+    for key in single:
+        for field in NUMERIC:
+            assert sharded[key][field] == single[key][field], (key, field)
+    strip = [{k: v for k, v in row.items() if k != "seconds_per_image"} for row in summarize(list(single.values()))]
+    assert strip == [
+        {k: v for k, v in row.items() if k != "seconds_per_image"} for row in summarize([sharded[k] for k in single])
+    ]

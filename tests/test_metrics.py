@@ -1,0 +1,79 @@
+import math
+
+import pytest
+import torch
+
+from diffinv import metrics
+
+
+def _images(seed=0):
+    return torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def test_identical_images():
+    x = _images()
+    assert metrics.psnr(x, x) == math.inf
+    assert metrics.ssim(x, x) == pytest.approx(1.0)
+    assert metrics.latent_mse(x, x) == 0.0
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.05, 0.1])
+def test_psnr_matches_the_known_noise_level(sigma):
+    x = torch.full((1, 3, 64, 64), 0.5)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)) * sigma
+    assert metrics.psnr(x + noise, x) == pytest.approx(-10 * math.log10(sigma**2), abs=0.2)
+
+
+def test_ssim_decreases_with_noise():
+    x = _images()
+    noisy = [x + torch.randn(x.shape, generator=torch.Generator().manual_seed(2)) * s for s in (0.02, 0.1, 0.3)]
+    scores = [metrics.ssim(n.clamp(0, 1), x) for n in noisy]
+    assert 1 > scores[0] > scores[1] > scores[2]
+
+
+def test_shape_mismatch_raises():
+    with pytest.raises(ValueError, match="shape mismatch"):
+        metrics.psnr(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 9))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        metrics.ssim(torch.zeros(3, 8, 8), torch.zeros(3, 8, 8))
+
+
+def test_missing_weights_are_reported_not_invented(tmp_path):
+    assert metrics.load_lpips(tmp_path).startswith("unavailable: ")
+    assert metrics.load_clip(tmp_path / "no-clip").startswith("unavailable: ")
+
+
+def test_clip_scores_with_a_local_model(tmp_path):
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    from diffinv.testing import clip_tokenizer
+
+    tokenizer = clip_tokenizer()
+    config = CLIPConfig(
+        text_config={
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_attention_heads": 4,
+            "num_hidden_layers": 2,
+            "vocab_size": len(tokenizer),
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_attention_heads": 4,
+            "num_hidden_layers": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+    )
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(tmp_path)
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(tmp_path)
+    scorer = metrics.load_clip(tmp_path)
+    assert not isinstance(scorer, str), scorer
+    x = _images()
+    assert scorer.clip_i(x, x) == pytest.approx(1.0, abs=1e-5)
+    assert scorer.clip_i(x, _images(seed=5)) < 1.0
+    assert -1.0 <= scorer.clip_t(x[:1], ["a photo"]) <= 1.0
