@@ -148,8 +148,9 @@ def reconstruct(
 
 def generate(
     pipe: StableDiffusionPipeline,
-    prompt: str,
+    prompt: str | None = None,
     *,
+    prompt_embeds: torch.Tensor | None = None,
     negative_prompt: str | None = None,
     num_inference_steps: int = 50,
     guidance_scale: float = 7.5,
@@ -161,8 +162,11 @@ def generate(
 ):
     """Text-to-image with the same deterministic DDIM sampler the inversions use.
 
-    The initial noise is drawn on the CPU from ``generator`` (seeded results are device-independent).
+    Give ``prompt`` or ``prompt_embeds`` ``(1, L, D)`` (as diffusers). The initial noise is drawn on the CPU from
+    ``generator`` (seeded results are device-independent).
     """
+    if (prompt is None) == (prompt_embeds is None):
+        raise DiffinvError("give exactly one of prompt and prompt_embeds")
     if num_inference_steps < 1:
         raise DiffinvError(f"num_inference_steps must be ≥ 1, got {num_inference_steps}")
     height, width = _resolve_size(pipe, height, width)
@@ -170,14 +174,14 @@ def generate(
     factor = pipe.vae_scale_factor
     shape = (1, pipe.unet.config.in_channels, height // factor, width // factor)
     noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(denoiser.compute_dtype)
-    cond = encode_prompt(pipe, prompt).embeds
+    cond = encode_prompt(pipe, prompt).embeds if prompt_embeds is None else prompt_embeds
     uncond = encode_prompt(pipe, negative_prompt or "").embeds
     dtype = denoiser.compute_dtype
     latents = denoise(
         denoiser,
         noise,
-        cond.to(dtype),
-        uncond.to(dtype),
+        cond.to(denoiser.device, dtype),
+        uncond.to(denoiser.device, dtype),
         guidance_scale,
         progress=progress,
     )

@@ -118,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clip-model", default=None, help="local CLIP folder for CLIP-I (default: cached ViT-B/32)")
     bench.add_argument("--lpips-weights", default=None, help="folder with AlexNet weights for LPIPS")
     _add_model_options(bench)
+
+    tokens = sub.add_parser(
+        "token-influence",
+        help="how much embedding positions ≥ k change the generated image (reference paper, Fig. 1)",
+    )
+    tokens.add_argument("--prompt", action="append", required=True, help="repeat for several prompts")
+    tokens.add_argument("--mode", default="zero", choices=("zero", "pad", "both"), help="replace by zeros/padding")
+    tokens.add_argument("--steps", dest="num_inference_steps", type=int, default=50, help="default: 50")
+    tokens.add_argument("--guidance-scale", type=float, default=7.5)
+    tokens.add_argument("--seed", type=int, default=0)
+    tokens.add_argument("--out", type=Path, required=True, help="folder for token_influence.png/.json")
+    _add_model_options(tokens)
     return parser
 
 
@@ -258,6 +270,39 @@ def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     return {"output": str(args.out / "summary.md"), "jobs_run": ran, "rank": rank}
 
 
+def _cmd_token_influence(args: argparse.Namespace) -> dict[str, Any]:
+    import dataclasses as dc
+
+    from diffinv.bench.token_influence import plot_token_influence, token_influence
+    from diffinv.io import atomic_write
+    from diffinv.pipelines import load_pipeline
+
+    if args.num_inference_steps < 1:
+        from diffinv.errors import DiffinvError
+
+        raise DiffinvError(f"--steps must be ≥ 1, got {args.num_inference_steps}")
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    modes = ("zero", "pad") if args.mode == "both" else (args.mode,)
+    results = [
+        token_influence(
+            pipe,
+            prompt,
+            mode=mode,
+            num_inference_steps=args.num_inference_steps,
+            guidance_scale=args.guidance_scale,
+            seed=args.seed,
+        )
+        for prompt in args.prompt
+        for mode in modes
+    ]
+    plot_token_influence(results, args.out / "token_influence.png")
+    rows = [dc.asdict(r) | {"vanishes_at": r.vanishes_at} for r in results]
+    atomic_write(args.out / "token_influence.json", lambda tmp: tmp.write_text(json.dumps(rows, indent=2) + "\n"))
+    for r in results:
+        print(f"{r.mode:>4}  prompt tokens {r.n_tokens:2d}  influence vanishes at k = {r.vanishes_at:2d}  {r.prompt}")
+    return {"output": str(args.out / "token_influence.png")}
+
+
 def _process_group():
     """``(rank, world_size, barrier)``: from accelerate when launched with several processes, else one process."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -269,7 +314,13 @@ def _process_group():
     return 0, 1, lambda: None
 
 
-COMMANDS = {"invert": _cmd_invert, "reconstruct": _cmd_reconstruct, "generate": _cmd_generate, "bench": _cmd_bench}
+COMMANDS = {
+    "invert": _cmd_invert,
+    "reconstruct": _cmd_reconstruct,
+    "generate": _cmd_generate,
+    "bench": _cmd_bench,
+    "token-influence": _cmd_token_influence,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
