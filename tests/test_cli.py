@@ -225,3 +225,21 @@ def test_bench_command(capsys, tmp_path, model_dir):
     bad = ["bench", "--dataset", "nothing:1", "--model", model_dir, "--out", tmp_path / "empty" / "x"]
     _refused(capsys, tmp_path / "empty", *bad, match="unknown dataset")
     assert not (tmp_path / "empty" / "x").exists()
+
+
+def test_probe_command(capsys, tmp_path):
+    from PIL import Image
+
+    from diffinv import shapes
+
+    scene = shapes.parse_caption("a large red circle in the center, on a blue background")
+    path = tmp_path / "scene.png"
+    Image.fromarray(shapes.render(scene, 64)).save(path)
+    code, out, err = run(capsys, "probe", path, "--json")
+    assert code == 0, err
+    read = json.loads(out)[0]
+    assert read["background"] == "blue" and read["objects"] == [
+        {"shape": "circle", "color": "red", "size": "large", "position": "center"}
+    ]
+    (tmp_path / "none").mkdir()
+    _refused(capsys, tmp_path / "none", "probe", tmp_path / "missing.png", match="no such file")

@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--lpips-weights", default=None, help="folder with AlexNet weights for LPIPS")
     _add_model_options(bench)
 
+    probe = sub.add_parser("probe", help="read the Shapes scene (background, objects) from images with the probe")
+    probe.add_argument("images", nargs="+", help="image files")
+    probe.add_argument("--json", dest="as_json", action="store_true", help="print one JSON list")
+
     tokens = sub.add_parser(
         "token-influence",
         help="how much embedding positions ≥ k change the generated image (reference paper, Fig. 1)",
@@ -303,6 +307,13 @@ def _cmd_token_influence(args: argparse.Namespace) -> dict[str, Any]:
     return {"output": str(args.out / "token_influence.png")}
 
 
+def _cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
+    from diffinv.shapes.probe import probe_main
+
+    probe_main(args.images, as_json=args.as_json)
+    return {}
+
+
 def _process_group():
     """``(rank, world_size, barrier)``: from accelerate when launched with several processes, else one process."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -320,6 +331,7 @@ COMMANDS = {
     "generate": _cmd_generate,
     "bench": _cmd_bench,
     "token-influence": _cmd_token_influence,
+    "probe": _cmd_probe,
 }
 
 
@@ -343,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if getattr(args, "json", False):
         print(json.dumps(result))
-    elif result.get("rank", 0) == 0:
+    elif result.get("output") and result.get("rank", 0) == 0:
         print(f"wrote {result['output']}")
     return 0
 

@@ -1,0 +1,610 @@
+"""Train the Shapes attribute probe (:mod:`diffinv.shapes.probe`) on renders generated on the fly.
+
+Usage::
+
+    python -m diffinv.train.probe --out runs/probe [--steps N] [--batch-size B] [--seed S] [--resume]
+    python -m diffinv.train.probe --eval-only [--out runs/probe]   # evaluate a trained (default: shipped) probe
+
+Every training image is a freshly sampled scene of a random split (train, held-out shape or novel
+combination -- the probe must read every shape and colour), rendered, then degraded at random (JPEG,
+small shifts, colour jitter, down- and up-sampling, Gaussian blur, Gaussian noise) so that the probe also
+reads the blurrier, noisier images a diffusion model generates.
+
+Seeds: the initial weights come from ``numpy.random.SeedSequence(seed, spawn_key=(INIT_STREAM,))``;
+batch ``k`` is drawn from ``SeedSequence(seed, spawn_key=(TRAIN_STREAM, k))``, a stream disjoint from the
+dataset streams of :func:`diffinv.shapes.splits.item_rng` (whose spawn keys have three entries);
+evaluation uses :func:`diffinv.shapes.splits.dataset` on the test split, whose scene contents never occur
+in the train split. A batch depends only on ``(seed, k)``, so a resumed run sees exactly the data an
+uninterrupted one would.
+
+Output folder ``--out``:
+
+* ``train_config.json`` -- the :class:`TrainConfig` of the run (the single home of its hyperparameters);
+* ``checkpoints/step-NNNNNN/`` -- ``model.safetensors``, ``optimizer.pt`` (an optimizer state dict, read
+  back with ``torch.load(weights_only=True)``) and ``state.json`` (step, seed, timings);
+  ``checkpoints/latest.json`` names the newest complete one and is written last, atomically;
+* ``probe.safetensors`` + ``config.json`` -- the final probe (:meth:`ShapesProbe.from_pretrained` reads
+  the folder), and ``eval.json`` -- its accuracy table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import math
+import shutil
+import sys
+import time
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from tqdm import tqdm
+
+from diffinv.errors import DiffinvError
+from diffinv.io import atomic_write
+from diffinv.shapes.probe import (
+    AGREEMENT_KEYS,
+    CONFIG_FILE,
+    NUM_CELLS,
+    ProbeConfig,
+    ShapesProbe,
+    encode_targets,
+    mean_agreement,
+    probe_loss,
+    read_scenes,
+)
+from diffinv.shapes.render import render
+from diffinv.shapes.scene import Scene
+from diffinv.shapes.splits import SPLITS, dataset, is_train_object, sample_scene
+from diffinv.shapes.vocab import HELDOUT_SHAPES, POSITIONS
+
+TRAIN_STREAM: Final[int] = 0x70726F6265  # "probe"
+"""First spawn-key entry of the training batches' seed sequences."""
+
+INIT_STREAM: Final[int] = 0x696E6974  # "init"
+"""Spawn-key entry of the seed of the initial weights."""
+
+DEGRADE_STREAM: Final[int] = 0x6465677261  # "degra"
+"""First spawn-key entry of the noise of the degraded evaluation."""
+
+CONFIG_NAME: Final[str] = "train_config.json"
+EVAL_NAME: Final[str] = "eval.json"
+CHECKPOINTS: Final[str] = "checkpoints"
+LATEST: Final[str] = "latest.json"
+MODEL_FILE: Final[str] = "model.safetensors"
+OPTIMIZER_FILE: Final[str] = "optimizer.pt"
+STATE_FILE: Final[str] = "state.json"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random degradations of the training renders (each applied to an image with its probability)."""
+
+    jpeg_prob: float = 0.2
+    jpeg_quality: tuple[int, int] = (40, 95)
+    """Range of the JPEG quality."""
+    shift_prob: float = 0.3
+    max_shift: int = 2
+    """Largest translation in pixels (edges replicated)."""
+    color_prob: float = 0.8
+    brightness: float = 0.08
+    """Largest relative change of the brightness (a gain shared by the channels)."""
+    channel_gain: float = 0.05
+    """Largest relative change of each channel's gain."""
+    channel_offset: float = 0.03
+    """Largest offset added to each channel (image range ``[0, 1]``)."""
+    contrast: float = 0.1
+    """Largest relative change of the contrast around the image mean."""
+    resample_prob: float = 0.1
+    resample_scale: tuple[float, float] = (0.6, 0.85)
+    """Range of the factor of the down-sampling before up-sampling back (bilinear)."""
+    blur_prob: float = 0.4
+    blur_sigma: tuple[float, float] = (0.3, 1.2)
+    """Range of the standard deviation (pixels) of the Gaussian blur."""
+    noise_prob: float = 0.5
+    noise_std: tuple[float, float] = (0.0, 0.08)
+    """Range of the standard deviation of the additive Gaussian noise (image range ``[0, 1]``)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every hyperparameter of a probe training run."""
+
+    model: ProbeConfig = field(default_factory=ProbeConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    steps: int = 3600
+    batch_size: int = 64
+    seed: int = 0
+    lr: float = 2e-3
+    """Peak learning rate of AdamW (linear warm-up, then cosine decay to ``lr * min_lr_ratio``)."""
+    min_lr_ratio: float = 0.02
+    warmup_steps: int = 100
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.0
+    empty_cells_per_image: int = 2
+    """Empty cells of every training image the loss uses (with all its occupied cells); the others are
+    skipped, which spends the compute on objects (``9`` uses every cell)."""
+    split_mix: tuple[tuple[str, float], ...] = (("train", 0.5), ("heldout_shape", 0.25), ("novel_combo", 0.25))
+    """Splits training scenes are drawn from, with their probabilities (the test split is never used)."""
+    checkpoint_every: int = 200
+    eval_images: int = 2000
+    """Images per split and condition of the final evaluation."""
+    eval_seed: int = 1
+    """Seed of :func:`diffinv.shapes.splits.dataset` for the evaluation scenes."""
+    eval_splits: tuple[str, ...] = ("test", "heldout_shape", "novel_combo")
+    degraded_blur_sigma: float = 1.0
+    """Gaussian blur of the "degraded" evaluation condition (pixels)."""
+    degraded_noise_std: float = 0.05
+    """Gaussian noise of the "degraded" evaluation condition (image range ``[0, 1]``)."""
+    num_threads: int = 1
+    """Torch intra-op threads."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.empty_cells_per_image <= NUM_CELLS:
+            raise ValueError(f"TrainConfig.empty_cells_per_image must be in [0, {NUM_CELLS}]")
+        for name in ("steps", "batch_size", "checkpoint_every", "eval_images", "num_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
+        splits = [s for s, _ in self.split_mix]
+        if "test" in splits or any(s not in SPLITS for s in splits) or not splits:
+            raise ValueError(f"TrainConfig.split_mix must draw from {SPLITS} without 'test', got {splits}")
+        if any(p < 0 for _, p in self.split_mix) or sum(p for _, p in self.split_mix) <= 0:
+            raise ValueError("TrainConfig.split_mix probabilities must be non-negative with a positive sum")
+        if any(s not in SPLITS for s in self.eval_splits):
+            raise ValueError(f"TrainConfig.eval_splits must be among {SPLITS}, got {self.eval_splits}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible nested dictionary."""
+        return _to_json(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; missing keys take their defaults, unknown keys raise ValueError."""
+        return _from_json(cls, data)
+
+
+def _to_json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def _from_json(cls: type, data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = hint.from_dict(value) if hasattr(hint, "from_dict") else _from_json(hint, value)
+        else:
+            values[name] = _tuples(value)
+    return cls(**values)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+# --------------------------------------------------------------------------------------------------------
+# Data and augmentation
+# --------------------------------------------------------------------------------------------------------
+
+
+def batch_generators(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
+    """Independent numpy (scenes, JPEG) and torch (pixel degradations) generators of training batch ``step``."""
+    sequence = np.random.SeedSequence(seed, spawn_key=(TRAIN_STREAM, step))
+    torch_seed = int(sequence.generate_state(1, dtype=np.uint32)[0])
+    return np.random.default_rng(sequence), torch.Generator().manual_seed(torch_seed)
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def gaussian_blur(images: Tensor, sigma: Tensor, truncate: float = 3.0) -> Tensor:
+    """Blur every image with its own isotropic Gaussian (edges replicated).
+
+    Args:
+        images: ``(B, C, H, W)`` float.
+        sigma: ``(B,)`` standard deviations in pixels; ``0`` leaves an image unchanged.
+        truncate: The kernel extends over this many standard deviations.
+
+    Returns:
+        ``(B, C, H, W)``.
+    """
+    batch, channels, height, width = images.shape
+    radius = max(1, math.ceil(truncate * float(sigma.max())))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    safe = sigma.to(images.dtype).clamp_min(1e-6)[:, None]
+    kernel = torch.exp(-0.5 * (offsets[None, :] / safe) ** 2)
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)  # (B, K); a delta where sigma is ~0
+    kernel = kernel.repeat_interleave(channels, dim=0)  # (B*C, K)
+    x = F.pad(images.reshape(1, batch * channels, height, width), (radius,) * 4, mode="replicate")
+    x = F.conv2d(x, kernel[:, None, None, :], groups=batch * channels)
+    x = F.conv2d(x, kernel[:, None, :, None], groups=batch * channels)
+    return x.reshape(batch, channels, height, width)
+
+
+def augment(images: Tensor, config: AugmentConfig, generator: torch.Generator) -> Tensor:
+    """Random degradations of a batch: shift, colour jitter, down/up-sampling, blur, noise.
+
+    Args:
+        images: ``(B, 3, S, S)`` float in ``[0, 1]``.
+        config: Probabilities and strengths.
+        generator: Source of all randomness.
+
+    Returns:
+        ``(B, 3, S, S)`` float in ``[0, 1]``.
+    """
+    batch, _, size, _ = images.shape
+
+    def chance(p: float) -> Tensor:
+        return torch.rand(batch, generator=generator) < p
+
+    def uniform(low: float, high: float, *shape: int) -> Tensor:
+        return low + (high - low) * torch.rand(batch, *shape, generator=generator)
+
+    x = images.clone()
+    m = config.max_shift
+    shifts = torch.randint(-m, m + 1, (batch, 2), generator=generator)
+    padded = F.pad(x, (m, m, m, m), mode="replicate")
+    for i in torch.nonzero(chance(config.shift_prob)).flatten().tolist():
+        dy, dx = shifts[i].tolist()
+        x[i] = padded[i, :, m + dy : m + dy + size, m + dx : m + dx + size]
+
+    color = chance(config.color_prob)[:, None, None, None]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = uniform(1 - config.contrast, 1 + config.contrast)[:, None, None, None]
+    gain = uniform(1 - config.brightness, 1 + config.brightness)[:, None, None, None]
+    gain = gain * uniform(1 - config.channel_gain, 1 + config.channel_gain, 3)[:, :, None, None]
+    offset = uniform(-config.channel_offset, config.channel_offset, 3)[:, :, None, None]
+    jittered = (mean + (x - mean) * contrast) * gain + offset
+    x = torch.where(color, jittered, x)
+
+    scales = uniform(*config.resample_scale)
+    for i in torch.nonzero(chance(config.resample_prob)).flatten().tolist():
+        small = max(1, round(size * float(scales[i])))
+        down = F.interpolate(x[i : i + 1], size=(small, small), mode="bilinear", antialias=True, align_corners=False)
+        x[i] = F.interpolate(down, size=(size, size), mode="bilinear", align_corners=False)[0]
+
+    sigma = uniform(*config.blur_sigma) * chance(config.blur_prob)
+    if bool((sigma > 0).any()):
+        x = gaussian_blur(x, sigma)
+
+    std = uniform(*config.noise_std) * chance(config.noise_prob)
+    x = x + std[:, None, None, None] * torch.randn(x.shape, generator=generator)
+    return x.clamp(0.0, 1.0)
+
+
+def _to_tensor(arrays: Sequence[np.ndarray]) -> Tensor:
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(255.0)
+
+
+def training_batch(config: TrainConfig, step: int) -> tuple[Tensor, list[Scene], Tensor]:
+    """Training batch ``step`` (deterministic in ``(config.seed, step)``).
+
+    Returns:
+        Degraded renders ``(B, 3, S, S)`` in ``[0, 1]``; their scenes; and a boolean mask ``(B * 9,)`` of
+        the cells to train on (every occupied cell and ``config.empty_cells_per_image`` random empty ones).
+    """
+    rng, generator = batch_generators(config.seed, step)
+    splits = [s for s, _ in config.split_mix]
+    probs = np.array([p for _, p in config.split_mix], dtype=np.float64)
+    probs /= probs.sum()
+    scenes, arrays = [], []
+    aug = config.augment
+    mask = np.zeros((config.batch_size, NUM_CELLS), dtype=bool)
+    for i in range(config.batch_size):
+        scene = sample_scene(rng, splits[int(rng.choice(len(splits), p=probs))])
+        image = render(scene, config.model.image_size)
+        if rng.random() < aug.jpeg_prob:
+            image = _jpeg(image, int(rng.integers(aug.jpeg_quality[0], aug.jpeg_quality[1] + 1)))
+        scenes.append(scene)
+        arrays.append(image)
+        occupied = [POSITIONS.index(o.position) for o in scene.objects]
+        empty = [c for c in range(NUM_CELLS) if c not in occupied]
+        mask[i, occupied] = True
+        mask[i, rng.choice(empty, size=min(len(empty), config.empty_cells_per_image), replace=False)] = True
+    return augment(_to_tensor(arrays), aug, generator), scenes, torch.from_numpy(mask.reshape(-1))
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Learning rate of optimisation step ``step`` (0-based): linear warm-up, then cosine decay."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+    floor = config.lr * config.min_lr_ratio
+    return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------------------
+
+CONDITIONS: Final[tuple[str, ...]] = ("clean", "degraded")
+
+
+def special_accuracy(preds: Sequence[Scene], truths: Sequence[Scene]) -> float:
+    """Fraction of the held-out-shape / novel-combination objects of ``truths`` read entirely right
+    (an object of the same shape, colour and size in the same cell); NaN if there are none."""
+    right = total = 0
+    for pred, truth in zip(preds, truths, strict=True):
+        read = {(o.position, o.shape, o.color, o.size) for o in pred.objects}
+        for o in truth.objects:
+            if not is_train_object(o) or o.shape in HELDOUT_SHAPES:
+                total += 1
+                right += (o.position, o.shape, o.color, o.size) in read
+    return right / total if total else float("nan")
+
+
+def evaluate(probe: ShapesProbe, config: TrainConfig) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean :func:`~diffinv.shapes.probe.scene_agreement` of the probe on fresh renders.
+
+    For every split of ``config.eval_splits`` and both conditions (``"clean"`` renders; ``"degraded"``:
+    blur ``degraded_blur_sigma`` then noise ``degraded_noise_std``), reads ``config.eval_images`` scenes
+    of ``dataset(split, n, config.eval_seed)``. Returns ``table[split][condition][key]`` with the keys of
+    :data:`~diffinv.shapes.probe.AGREEMENT_KEYS` plus ``"special"`` (see :func:`special_accuracy`).
+    """
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    size = probe.config.image_size
+    for split_index, split in enumerate(config.eval_splits):
+        truths = dataset(split, config.eval_images, config.eval_seed)
+        clean = _to_tensor([render(s, size) for s in truths])
+        sequence = np.random.SeedSequence(config.eval_seed, spawn_key=(DEGRADE_STREAM, split_index))
+        generator = torch.Generator().manual_seed(int(sequence.generate_state(1, dtype=np.uint32)[0]))
+        sigma = torch.full((clean.shape[0],), config.degraded_blur_sigma)
+        degraded = gaussian_blur(clean, sigma) if config.degraded_blur_sigma > 0 else clean
+        degraded = (degraded + config.degraded_noise_std * torch.randn(degraded.shape, generator=generator)).clamp(0, 1)
+        table[split] = {}
+        for condition, pixels in zip(CONDITIONS, (clean, degraded), strict=True):
+            preds = read_scenes(pixels, probe)
+            table[split][condition] = {**mean_agreement(preds, truths), "special": special_accuracy(preds, truths)}
+    return table
+
+
+def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Plain-text accuracy table (percentages) of :func:`evaluate`'s result."""
+    keys = (*AGREEMENT_KEYS, "special")
+    header = f"{'split':<14} {'condition':<9} " + " ".join(f"{k:>10}" for k in keys)
+    lines = [header, "-" * len(header)]
+    for split, conditions in table.items():
+        for condition, scores in conditions.items():
+            cells = " ".join(f"{'-':>10}" if math.isnan(scores[k]) else f"{100 * scores[k]:>10.2f}" for k in keys)
+            lines.append(f"{split:<14} {condition:<9} {cells}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------------
+
+
+def _write_json(path: Path, data: Any) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def save_checkpoint(
+    out: Path, probe: ShapesProbe, optimizer: torch.optim.Optimizer, state: dict[str, Any], keep: int = 1
+) -> Path:
+    """Write a complete checkpoint folder, then point ``latest.json`` at it and delete all but the ``keep``
+    newest ones (a kill at any moment leaves ``latest.json`` naming a complete checkpoint)."""
+    root = out / CHECKPOINTS
+    folder = root / f"step-{state['step']:06d}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in probe.state_dict().items()}
+    save_file(weights, str(folder / MODEL_FILE), metadata={"step": str(state["step"])})
+    torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
+    _write_json(folder / STATE_FILE, state)
+    _write_json(root / LATEST, {"step": state["step"], "dir": folder.name})
+    older = sorted(p for p in root.glob("step-*") if p.is_dir() and p.name < folder.name)
+    for old in older[: max(0, len(older) - (keep - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def load_checkpoint(out: Path, probe: ShapesProbe, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore the newest checkpoint of ``out`` into ``probe`` and ``optimizer``; returns its state."""
+    latest = out / CHECKPOINTS / LATEST
+    if not latest.is_file():
+        raise DiffinvError(f"{out}: no checkpoint to resume from")
+    folder = out / CHECKPOINTS / json.loads(latest.read_text())["dir"]
+    probe.load_state_dict(load_file(folder / MODEL_FILE))
+    optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, weights_only=True))
+    return json.loads((folder / STATE_FILE).read_text())
+
+
+# --------------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------------
+
+
+def make_optimizer(probe: ShapesProbe, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with weight decay on the weight matrices / kernels only (not on biases and norms)."""
+    decay = [p for p in probe.parameters() if p.ndim > 1]
+    no_decay = [p for p in probe.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> ShapesProbe:
+    """Train a probe into ``out`` (see the module docstring for the layout); returns it in eval mode.
+
+    With ``resume``, continues from the newest checkpoint of ``out`` up to ``config.steps``. Does not
+    evaluate (see :func:`evaluate`).
+    """
+    out = Path(out)
+    torch.set_num_threads(config.num_threads)
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
+        torch.manual_seed(int(np.random.SeedSequence(config.seed, spawn_key=(INIT_STREAM,)).generate_state(1)[0]))
+        probe = ShapesProbe(config.model)
+    optimizer = make_optimizer(probe, config)
+    state: dict[str, Any] = {"step": 0, "seed": config.seed, "train_cpu_seconds": 0.0, "train_wall_seconds": 0.0}
+    if resume:
+        state = load_checkpoint(out, probe, optimizer)
+    elif (out / CHECKPOINTS / LATEST).exists():
+        raise DiffinvError(f"{out} already holds a checkpoint; pass --resume or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / CONFIG_NAME, config.to_dict())
+
+    probe.train()
+    step = int(state["step"])
+    loss_ema: float | None = state.get("loss_ema")
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    base_cpu, base_wall = state["train_cpu_seconds"], state["train_wall_seconds"]
+
+    def snapshot() -> dict[str, Any]:
+        return {
+            "step": step,
+            "seed": config.seed,
+            "loss_ema": loss_ema,
+            "train_cpu_seconds": base_cpu + time.process_time() - cpu0,
+            "train_wall_seconds": base_wall + time.perf_counter() - wall0,
+        }
+
+    bar = tqdm(total=config.steps, initial=step, desc="probe", disable=not progress, dynamic_ncols=True)
+    try:
+        while step < config.steps:
+            images, scenes, cells = training_batch(config, step)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
+            logits = probe.forward_cells(probe.crops(images)[cells])
+            loss, terms = probe_loss(logits, encode_targets(scenes).select(cells), config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(probe.parameters(), config.grad_clip)
+            optimizer.step()
+            step += 1
+            value = float(loss.detach())
+            loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_ema:.4f}", **{k: f"{v:.3f}" for k, v in terms.items()}, refresh=False)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save_checkpoint(out, probe, optimizer, snapshot())
+    except KeyboardInterrupt:
+        if step > int(state["step"]):
+            save_checkpoint(out, probe, optimizer, snapshot())
+        bar.close()
+        raise
+    bar.close()
+    final = snapshot()
+    probe.eval()
+    probe.save_pretrained(out, metadata={"steps": step, "seed": config.seed, **_rounded(final)})
+    return probe
+
+
+def _rounded(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 1) for k, v in state.items() if k.endswith("_seconds")}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m diffinv.train.probe", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="run folder (checkpoints, final probe, eval.json)")
+    parser.add_argument("--steps", type=int, help=f"total optimisation steps (default {TrainConfig.steps})")
+    parser.add_argument("--batch-size", type=int, help=f"images per step (default {TrainConfig.batch_size})")
+    parser.add_argument("--seed", type=int, help=f"seed of the training stream (default {TrainConfig.seed})")
+    parser.add_argument("--config", type=Path, help="JSON file of TrainConfig overrides (nested objects allowed)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of --out")
+    parser.add_argument("--eval-only", action="store_true", help="evaluate the probe in --out (default: shipped)")
+    parser.add_argument("--eval-images", type=int, help=f"images per split (default {TrainConfig.eval_images})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _requested_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
+    """Config from defaults, ``--config`` and flags; also returns the explicitly requested overrides."""
+    data: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            data = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError) as exc:
+            raise DiffinvError(f"{args.config}: cannot read the config ({exc})") from None
+    flags = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "eval_images": args.eval_images}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return TrainConfig.from_dict(data), data
+    except (TypeError, ValueError) as exc:
+        raise DiffinvError(f"invalid training config: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    config, overrides = _requested_config(args)
+    if args.eval_only:
+        torch.set_num_threads(config.num_threads)
+        probe = ShapesProbe.from_pretrained(args.out)
+        table = evaluate(probe, config)
+        print(format_table(table))
+        return {"eval": table}
+    if args.out is None:
+        raise DiffinvError("--out is required for training")
+    if args.resume:
+        saved_path = args.out / CONFIG_NAME
+        if not saved_path.is_file():
+            raise DiffinvError(f"{args.out}: no {CONFIG_NAME} to resume from")
+        saved = TrainConfig.from_dict(json.loads(saved_path.read_text()))
+        mutable = {"steps", "eval_images"}
+        clashes = [
+            k for k in overrides if k not in mutable and _to_json(getattr(config, k)) != _to_json(getattr(saved, k))
+        ]
+        if clashes:
+            raise DiffinvError(f"cannot resume with a different {', '.join(clashes)} than the run in {args.out}")
+        config = dataclasses.replace(saved, **{k: getattr(config, k) for k in mutable if k in overrides})
+    probe = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    table = evaluate(probe, config)
+    _write_json(args.out / EVAL_NAME, table)
+    print(format_table(table))
+    state = json.loads((args.out / CONFIG_FILE).read_text())["metadata"]
+    print(
+        f"probe: {probe.num_parameters():,} parameters, {state['steps']} steps, "
+        f"{state['train_cpu_seconds']:.0f} s CPU / {state['train_wall_seconds']:.0f} s wall of training"
+    )
+    return {"eval": table, **state}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except DiffinvError as exc:
+        print(f"python -m diffinv.train.probe: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
