@@ -57,7 +57,8 @@ def invert(
         num_inference_steps: DDIM steps (default: the method's, e.g. 50 for null-text, 25 for prompt-tokens).
         guidance_scale: classifier-free guidance at reconstruction (default: ``config``'s, 7.5).
         generator: randomness for methods that sample (the built-in methods are deterministic).
-        config: full settings; ``num_inference_steps``/``guidance_scale`` given here override it.
+        config: full settings (default: the method's ``default_config``); ``num_inference_steps`` and
+            ``guidance_scale`` given here override it.
         strict: refuse prompts longer than the text encoder's limit instead of truncating them.
         progress: show progress bars.
 
@@ -66,10 +67,11 @@ def invert(
     """
     started = time.perf_counter()
     inverter = get_method(method)
-    base = config or InversionConfig()
+    defaults = inverter.default_config
+    base = config or defaults
     config = dataclasses.replace(
         base,
-        num_inference_steps=num_inference_steps or base.num_inference_steps or inverter.default_num_inference_steps,
+        num_inference_steps=num_inference_steps or base.num_inference_steps or defaults.num_inference_steps,
         guidance_scale=base.guidance_scale if guidance_scale is None else guidance_scale,
     )
     if inverter.requires_prompt and not (isinstance(prompt, str) and prompt.strip()):

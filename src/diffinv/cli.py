@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--guidance-scale", type=float, default=7.5, help="classifier-free guidance (default: 7.5)")
     inv.add_argument(
         "--tokens",
-        default="semantic",
-        help="prompt-tokens: optimise the 'semantic' slice (BOS+prompt+EOS), 'all' positions, or the first N",
+        default=None,
+        help="prompt-tokens: optimise the 'semantic' slice (BOS+prompt+EOS; default), 'all' positions, or the first N",
     )
     inv.add_argument("--height", type=int, default=None, help="pixels (default: the model's native size)")
     inv.add_argument("--width", type=int, default=None, help="pixels (default: the model's native size)")
@@ -158,15 +158,18 @@ def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from diffinv import api, images, metrics
-    from diffinv.inversion.base import InversionConfig, OptimizationConfig
+    from diffinv.inversion.base import OptimizationConfig
+    from diffinv.inversion.registry import get_method
     from diffinv.pipelines import load_pipeline
 
+    base = get_method(args.method).default_config
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(OptimizationConfig)}
-    config = InversionConfig(
-        num_inference_steps=args.num_inference_steps,
+    config = dataclasses.replace(
+        base,
+        num_inference_steps=args.num_inference_steps or base.num_inference_steps,
         guidance_scale=args.guidance_scale,
-        optimization=OptimizationConfig(**{k: v for k, v in overrides.items() if v is not None}),
-        tokens=args.tokens,
+        optimization=dataclasses.replace(base.optimization, **{k: v for k, v in overrides.items() if v is not None}),
+        tokens=args.tokens or base.tokens,
     )
     output = args.output or Path(args.image.name.split(".")[0] + ".inv.safetensors")
     _check_output(output)

@@ -43,7 +43,7 @@ def parse_variant(spec: str) -> Variant:
     label = spec.strip()
     expanded = PRESETS.get(label, label)
     method, _, options = expanded.partition(":")
-    get_method(method)  # unknown methods fail here, with the list of known ones
+    base = get_method(method).default_config  # unknown methods fail here, with the list of known ones
     top: dict[str, object] = {}
     opt: dict[str, object] = {}
     for item in filter(None, (s.strip() for s in options.split(","))):
@@ -57,6 +57,5 @@ def parse_variant(spec: str) -> Variant:
             target[name] = kind(value)
         except ValueError:
             raise DiffinvError(f"variant option {key} needs a {kind.__name__}, got {value!r}") from None
-    base = InversionConfig()
     config = dataclasses.replace(base, **top, optimization=dataclasses.replace(base.optimization, **opt))
     return Variant(label=label, method=method, config=config)

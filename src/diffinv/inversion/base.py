@@ -1,7 +1,7 @@
 """What every inversion method shares: its configuration, its input (:class:`InversionProblem`) and its result
 (:class:`Inversion`), and the protocol a method implements.
 
-A method is one file exposing one object with ``name``, ``default_num_inference_steps`` and
+A method is one file exposing one object with ``name``, ``default_config``, ``requires_prompt`` and
 ``invert(problem) -> Inversion``; :mod:`diffinv.inversion.registry` lists them.
 """
 
@@ -350,7 +350,11 @@ class InversionMethod(Protocol):
     """What a method file provides."""
 
     name: str
-    default_num_inference_steps: int
     requires_prompt: bool
+
+    @property
+    def default_config(self) -> InversionConfig:
+        """The method's defaults (paper-given; each method file says which paper and table)."""
+        ...
 
     def invert(self, problem: InversionProblem) -> Inversion: ...

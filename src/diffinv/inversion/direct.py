@@ -13,14 +13,17 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from diffinv.inversion.base import Inversion, InversionProblem
+from diffinv.inversion.base import Inversion, InversionConfig, InversionProblem
 
 
 @dataclass(frozen=True)
 class DirectInversion:
     name: str = "direct"
-    default_num_inference_steps: int = 50
     requires_prompt: bool = False
+
+    @property
+    def default_config(self) -> InversionConfig:
+        return InversionConfig(num_inference_steps=50)
 
     @torch.no_grad()
     def invert(self, problem: InversionProblem) -> Inversion:

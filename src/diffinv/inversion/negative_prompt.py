@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from diffinv.inversion.base import Inversion, InversionProblem
+from diffinv.inversion.base import Inversion, InversionConfig, InversionProblem
 
 
 @dataclass(frozen=True)
 class NegativePromptInversion:
     name: str = "negative-prompt"
-    default_num_inference_steps: int = 50
     requires_prompt: bool = True
+
+    @property
+    def default_config(self) -> InversionConfig:
+        return InversionConfig(num_inference_steps=50)
 
     def invert(self, problem: InversionProblem) -> Inversion:
         trajectory = problem.ddim_trajectory()

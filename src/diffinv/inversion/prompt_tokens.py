@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from diffinv.inversion.base import Inversion, InversionProblem
+from diffinv.inversion.base import Inversion, InversionConfig, InversionProblem
 from diffinv.inversion.embedding_fit import fit_embeddings
 
 
 @dataclass(frozen=True)
 class PromptTokenInversion:
     name: str = "prompt-tokens"
-    default_num_inference_steps: int = 25
     requires_prompt: bool = True
+
+    @property
+    def default_config(self) -> InversionConfig:
+        return InversionConfig(num_inference_steps=25)
 
     def invert(self, problem: InversionProblem) -> Inversion:
         trajectory = problem.ddim_trajectory()
