@@ -9,6 +9,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
@@ -22,6 +23,7 @@ from diffinv.sampling import denoise
 from diffinv.text import encode_prompt
 
 ImageInput = str | Path | Image.Image
+ImageOutput = list[Image.Image] | np.ndarray | torch.Tensor
 
 
 def _resolve_size(pipe: StableDiffusionPipeline, height: int | None, width: int | None) -> tuple[int, int]:
@@ -114,7 +116,7 @@ def reconstruct(
     negative_prompt: str | None = None,
     output_type: str = "pil",
     progress: bool = False,
-):
+) -> ImageOutput:
     """Regenerate the inverted photo, optionally with a negative prompt.
 
     A negative prompt replaces the empty prompt in the unconditional slot; it is refused (:class:`DiffinvError`)
@@ -161,7 +163,7 @@ def generate(
     width: int | None = None,
     output_type: str = "pil",
     progress: bool = False,
-):
+) -> ImageOutput:
     """Text-to-image with the same deterministic DDIM sampler the inversions use.
 
     Give ``prompt`` or ``prompt_embeds`` ``(1, L, D)`` (as diffusers). The initial noise is drawn on the CPU from

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,9 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
-def _warn_one_line(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None):
+def _warn_one_line(
+    message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
     print(f"diffinv: warning: {message}", file=sys.stderr)
 
 
@@ -317,7 +319,7 @@ def _cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
-def _process_group():
+def _process_group() -> tuple[int, int, Callable[[], None]]:
     """``(rank, world_size, barrier)``: from accelerate when launched with several processes, else one process."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import torch

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def latent_mse(latents: Tensor, reference: Tensor) -> float:
     return torch.mean((latents.double() - reference.double().to(latents.device)) ** 2).item()
 
 
-def load_lpips(weights_dir: str | Path | None = None):
+def load_lpips(weights_dir: str | Path | None = None) -> Callable[[Tensor, Tensor], float] | str:
     """An LPIPS-AlexNet scorer ``f(image, reference) -> float`` or ``"unavailable: <reason>"``.
 
     Needs torchmetrics and torchvision, and AlexNet's weights in ``weights_dir`` or the torch hub cache; nothing is
