@@ -24,6 +24,7 @@ import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from diffinv import METHODS, invert, load_pipeline, reconstruct  # noqa: E402
+from diffinv.bench.datasets import load_dataset  # noqa: E402
 from diffinv.images import decode, encode, open_image, prepare_image  # noqa: E402
 from diffinv.io import save_image  # noqa: E402
 from diffinv.metrics import latent_mse, psnr  # noqa: E402
@@ -42,7 +43,11 @@ def default_photo() -> Image.Image:
 
 def run(args: argparse.Namespace) -> list[dict]:
     pipe = tiny_pipeline(seed=args.seed) if args.model is None else load_pipeline(args.model, device=args.device)
-    photo = open_image(args.image) if args.image else default_photo()
+    if args.image == "shapes":  # a held-out Shapes scene, captioned exactly
+        sample = load_dataset("shapes:1")[0]
+        photo, args.prompt = sample.load(), sample.caption
+    else:
+        photo = open_image(args.image) if args.image else default_photo()
     target = (prepare_image(photo, *default_size(pipe)) + 1) / 2
     ceiling = decode(pipe.vae, encode(pipe.vae, target * 2 - 1)).cpu()
     tiles = [("input", target), ("VAE round trip", ceiling)]
@@ -122,7 +127,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="default: a tiny random-weight SD built in code")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--image", default=None, help="default: scikit-image's astronaut photo")
+    parser.add_argument(
+        "--image", default=None, help="an image file, or 'shapes' for a held-out Shapes scene (default: astronaut)"
+    )
     parser.add_argument("--prompt", default=DEFAULT_PROMPT)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: each method's)")
