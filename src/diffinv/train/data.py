@@ -1,0 +1,218 @@
+"""On-the-fly training data of the miniature Stable Diffusion ("mini"): Shapes renders with captions, and random
+crops of the real photos bundled with scikit-image.
+
+Everything is drawn from a :class:`numpy.random.Generator` the caller owns, so a batch depends only on the seed
+the trainer derives for it (see :func:`batch_rng`) and a resumed run sees exactly the data of an uninterrupted one.
+
+* Shapes: scenes come from :func:`diffinv.shapes.sample_scene` on the ``train`` split only (never the held-out
+  shape nor a novel colour x shape combination), with a configurable distribution of the object count; captions
+  are random variants of :func:`diffinv.shapes.caption`, replaced by the empty string with probability
+  ``empty_prob`` (classifier-free guidance).
+* Photos: :data:`TRAIN_PHOTOS` feed the VAE (random-resized square crops, random horizontal flips);
+  :data:`HELDOUT_PHOTOS` are never trained on and give the photo reconstruction score (:func:`eval_photo_crops`).
+
+Pixel tensors are ``(B, 3, S, S)`` float32 in ``[-1, 1]`` (the VAE's range).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from diffinv.errors import DiffinvError
+from diffinv.shapes.captions import caption
+from diffinv.shapes.render import render
+from diffinv.shapes.scene import Scene
+from diffinv.shapes.splits import is_train_object, sample_scene
+
+TRAIN_PHOTOS: Final[tuple[str, ...]] = (
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "colorwheel",
+    "logo",
+    "stereo_motorcycle",
+    "brick",
+    "cell",
+    "clock",
+    "coins",
+    "grass",
+    "gravel",
+    "moon",
+    "page",
+    "text",
+    "microaneurysms",
+    "horse",
+)
+"""scikit-image photos the VAE trains on (grey ones are replicated to RGB)."""
+
+HELDOUT_PHOTOS: Final[tuple[str, ...]] = ("astronaut", "chelsea", "coffee", "camera")
+"""scikit-image photos kept out of training (``cat`` is the same picture as ``chelsea`` and is not used at all)."""
+
+PHOTO_SHORT_SIDE: Final[int] = 256
+"""Photos are stored downscaled so that their short side is at most this many pixels (crops stay sharp at 64 px)."""
+
+
+def batch_rng(seed: int, stream: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
+    """Independent numpy and torch generators of batch ``step`` of a training ``stream``.
+
+    ``SeedSequence(seed, spawn_key=(stream, step))``: two entries, disjoint from the three-entry keys of
+    :func:`diffinv.shapes.splits.item_rng` (evaluation scenes).
+    """
+    sequence = np.random.SeedSequence(seed, spawn_key=(stream, step))
+    torch_seed = int(sequence.generate_state(1, dtype=np.uint32)[0])
+    return np.random.default_rng(sequence), torch.Generator().manual_seed(torch_seed)
+
+
+def to_tensor(images: Sequence[np.ndarray]) -> Tensor:
+    """uint8 ``(S, S, 3)`` arrays → ``(B, 3, S, S)`` float32 in ``[-1, 1]``."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def to_uint8(pixels: Tensor) -> np.ndarray:
+    """``(B, 3, S, S)`` in ``[-1, 1]`` → uint8 ``(B, S, S, 3)``."""
+    scaled = ((pixels.detach().float().clamp(-1, 1) + 1) * 127.5).round()
+    return scaled.permute(0, 2, 3, 1).to(torch.uint8).cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Shapes
+# --------------------------------------------------------------------------------------------------------
+
+
+def sample_train_scenes(rng: np.random.Generator, n: int, object_probs: Sequence[float]) -> list[Scene]:
+    """``n`` train-split scenes; ``object_probs[k]`` is the probability of ``k + 1`` objects (normalised)."""
+    probs = np.asarray(object_probs, dtype=np.float64)
+    if probs.ndim != 1 or not 1 <= len(probs) <= 3 or (probs < 0).any() or probs.sum() <= 0:
+        raise ValueError(f"object_probs must give 1 to 3 non-negative weights, got {list(object_probs)}")
+    counts = rng.choice(len(probs), size=n, p=probs / probs.sum()) + 1
+    scenes = [sample_scene(rng, "train", n_objects=int(k)) for k in counts]
+    assert all(is_train_object(o) for s in scenes for o in s.objects)  # the train split's guarantee
+    return scenes
+
+
+def render_scenes(scenes: Sequence[Scene], size: int) -> Tensor:
+    """Renders ``(B, 3, size, size)`` in ``[-1, 1]``."""
+    return to_tensor([render(s, size) for s in scenes])
+
+
+def sample_captions(scenes: Sequence[Scene], rng: np.random.Generator, empty_prob: float) -> list[str]:
+    """A random caption variant per scene, or ``""`` with probability ``empty_prob``."""
+    drop = rng.random(len(scenes)) < empty_prob
+    return ["" if d else caption(s, rng) for s, d in zip(scenes, drop, strict=True)]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Photos
+# --------------------------------------------------------------------------------------------------------
+
+
+def _load_skimage(name: str) -> np.ndarray:
+    try:
+        import skimage.data
+    except ImportError:  # pragma: no cover - scikit-image is a dev dependency
+        raise DiffinvError("training the mini model needs scikit-image (pip install 'diffinv[dev]')") from None
+    image = getattr(skimage.data, name)()
+    if name == "stereo_motorcycle":
+        image = image[0]
+    image = np.asarray(image)
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if image.dtype != np.uint8:
+        image = np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.shape[2] == 4:  # RGBA (the logo): composite on white
+        alpha = image[..., 3:].astype(np.float32) / 255.0
+        image = (image[..., :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+    return np.ascontiguousarray(image[..., :3])
+
+
+@lru_cache(maxsize=64)
+def load_photo(name: str, short_side: int = PHOTO_SHORT_SIDE) -> np.ndarray:
+    """A scikit-image photo as uint8 ``(H, W, 3)``, downscaled (Lanczos) so ``min(H, W) <= short_side``."""
+    image = _load_skimage(name)
+    h, w = image.shape[:2]
+    scale = short_side / min(h, w)
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+    return image
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """Random-resized crops of the photos."""
+
+    min_scale: float = 0.15
+    """Smallest crop side as a fraction of the photo's short side (the largest is the whole short side)."""
+    flip_prob: float = 0.5
+    """Probability of a horizontal flip."""
+
+
+def random_photo_crops(
+    rng: np.random.Generator, n: int, size: int, names: Sequence[str] = TRAIN_PHOTOS, config: CropConfig | None = None
+) -> Tensor:
+    """``n`` random square crops of random photos of ``names``, resized to ``size``: ``(n, 3, size, size)``.
+
+    The crop side is log-uniform in ``[min_scale, 1]`` × the short side (at least ``size / 2`` pixels).
+    """
+    config = config or CropConfig()
+    crops = []
+    for _ in range(n):
+        photo = load_photo(names[int(rng.integers(len(names)))])
+        h, w = photo.shape[:2]
+        short = min(h, w)
+        low = max(config.min_scale * short, min(short, size / 2))
+        side = int(round(np.exp(rng.uniform(np.log(low), np.log(short)))))
+        y, x = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
+        crop = Image.fromarray(photo[y : y + side, x : x + side])
+        crop = crop.resize((size, size), Image.Resampling.BICUBIC if side < size else Image.Resampling.LANCZOS)
+        array = np.asarray(crop)
+        if rng.random() < config.flip_prob:
+            array = array[:, ::-1]
+        crops.append(np.ascontiguousarray(array))
+    return to_tensor(crops)
+
+
+def eval_photo_crops(size: int, names: Sequence[str] = HELDOUT_PHOTOS) -> Tensor:
+    """Deterministic evaluation views of ``names``: per photo, the whole centre square and its four corner
+    quarters (side = half the short side), resized to ``size``: ``(5 * len(names), 3, size, size)``."""
+    views = []
+    for name in names:
+        photo = load_photo(name)
+        h, w = photo.shape[:2]
+        short = min(h, w)
+        y0, x0 = (h - short) // 2, (w - short) // 2
+        half = short // 2
+        boxes = [(y0, x0, short)] + [(y0 + dy, x0 + dx, half) for dy in (0, half) for dx in (0, half)]
+        for y, x, side in boxes:
+            crop = Image.fromarray(photo[y : y + side, x : x + side])
+            views.append(np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS)))
+    return to_tensor(views)
+
+
+def vae_batch(
+    rng: np.random.Generator,
+    n: int,
+    size: int,
+    photo_fraction: float,
+    object_probs: Sequence[float],
+    crop: CropConfig | None = None,
+) -> Tensor:
+    """A VAE training batch ``(n, 3, size, size)``: Shapes renders mixed with photo crops (``photo_fraction``),
+    in random order."""
+    n_photos = int(rng.binomial(n, photo_fraction))
+    parts = [render_scenes(sample_train_scenes(rng, n - n_photos, object_probs), size)] if n > n_photos else []
+    if n_photos:
+        parts.append(random_photo_crops(rng, n_photos, size, config=crop))
+    batch = torch.cat(parts)
+    return batch[torch.from_numpy(rng.permutation(n))]

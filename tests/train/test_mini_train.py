@@ -1,0 +1,159 @@
+"""The mini model's staged training entry point: a tiny config runs every stage, resumes, and assembles a pipeline
+that diffusers loads and :func:`diffinv.api.generate` samples from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+from safetensors.torch import load_file
+
+from diffinv.api import generate
+from diffinv.shapes.vocab import TRAIN_SHAPES
+from diffinv.train import data
+from diffinv.train.mini import EMA, MiniConfig, learning_rate, main, min_snr_weights, scheduler
+
+TINY = {
+    "num_inference_steps": 4,
+    "vae": {
+        "model": {"block_out_channels": [8, 8, 8, 8], "norm_num_groups": 4, "image_size": 32},
+        "steps": 3,
+        "batch_size": 2,
+        "warmup_steps": 1,
+        "checkpoint_every": 2,
+        "scale_images": 8,
+        "eval_images": 4,
+    },
+    "unet": {
+        "text": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16},
+        "model": {
+            "block_out_channels": [16, 16],
+            "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+            "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
+            "attention_head_dim": 8,
+            "norm_num_groups": 4,
+        },
+        "steps": 3,
+        "batch_size": 2,
+        "warmup_steps": 1,
+        "checkpoint_every": 2,
+        "pool_size": 6,
+        "eval_every_minutes": 0,
+    },
+}
+
+
+def _latest(folder: Path) -> tuple[int, dict[str, torch.Tensor]]:
+    latest = json.loads((folder / "checkpoints" / "latest.json").read_text())
+    return latest["step"], load_file(folder / "checkpoints" / latest["dir"] / "model.safetensors")
+
+
+@pytest.fixture()
+def work(tmp_path: Path) -> tuple[Path, list[str]]:
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    run = tmp_path / "run"
+    return run, ["--work", str(run), "--config", str(config), "--no-progress"]
+
+
+def test_stages_resume_and_assemble_a_loadable_pipeline(work: tuple[Path, list[str]], tmp_path: Path) -> None:
+    run, args = work
+    assert main(["vae", *args]) == 0
+    step, vae3 = _latest(run / "vae")
+    assert step == 3
+    assert main(["vae", *args]) == 2  # refuses to overwrite a run without --resume
+    assert main(["vae", *args, "--vae-steps", "4", "--resume"]) == 0
+    step, vae4 = _latest(run / "vae")
+    assert step == 4 and any(not torch.equal(vae3[k], vae4[k]) for k in vae3)
+    record = json.loads((run / "vae" / "eval.json").read_text())
+    assert record["complete"] and record["scaling_factor"] > 0 and "psnr_photos" in record["eval"]
+
+    assert main(["unet", *args]) == 0
+    assert _latest(run / "unet")[0] == 3
+    assert (run / "unet" / "pool.safetensors").is_file()
+    assert main(["unet", *args, "--unet-steps", "5", "--resume"]) == 0
+    assert _latest(run / "unet")[0] == 5
+
+    out = tmp_path / "mini"
+    assert main(["assemble", *args, "--out", str(out)]) == 0
+    pipe = StableDiffusionPipeline.from_pretrained(out, local_files_only=True, safety_checker=None)
+    weights = load_file(out / "unet" / "diffusion_pytorch_model.safetensors")
+    assert all(v.dtype == torch.float16 for v in weights.values())
+    assert pipe.tokenizer.model_max_length == 32 and pipe.tokenizer.pad_token == pipe.tokenizer.eos_token
+    assert pipe.text_encoder.config.max_position_embeddings == 32
+    assert pipe.vae_scale_factor == 8
+    assert pipe.vae.config.scaling_factor == pytest.approx(
+        json.loads((run / "vae" / "eval.json").read_text())["scaling_factor"]
+    )
+    image = generate(
+        pipe, "a big red circle in the center, on a white background", num_inference_steps=3,
+        generator=torch.Generator().manual_seed(0), output_type="np",
+    )  # fmt: skip
+    assert image.shape == (1, 32, 32, 3) and np.isfinite(image).all()
+    assert json.loads((out / "training.json").read_text())["config"]["unet"]["pool_size"] == 6
+
+    assert main(["eval", *args, "--out", str(out), "--eval-prompts", "2"]) == 0
+    scores = json.loads((run / "eval.json").read_text())
+    assert scores["weights_mb"] > 0 and scores["seconds_per_image"] > 0 and "psnr_shapes" in scores["vae"]
+    assert set(scores["single"]) <= {"background", "shape", "color", "size", "position", "all"}
+
+
+def test_resumed_unet_stage_matches_an_uninterrupted_one(work: tuple[Path, list[str]], tmp_path: Path) -> None:
+    run, args = work
+    assert main(["vae", *args]) == 0
+    assert main(["unet", *args, "--unet-steps", "2"]) == 0
+    assert main(["unet", *args, "--unet-steps", "4", "--resume"]) == 0
+    _, resumed = _latest(run / "unet")
+
+    config = tmp_path / "tiny.json"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "vae").symlink_to(run / "vae", target_is_directory=True)
+    args2 = ["--work", str(other), "--config", str(config), "--no-progress"]
+    assert main(["unet", *args2, "--unet-steps", "4"]) == 0
+    _, straight = _latest(other / "unet")
+    for key in resumed:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=1e-4, atol=1e-5)
+
+
+def test_config_round_trips_and_rejects_unknown_fields() -> None:
+    config = MiniConfig.from_dict(TINY)
+    assert MiniConfig.from_dict(config.to_dict()) == config
+    assert config.unet.model.block_out_channels == (16, 16)
+    with pytest.raises(ValueError, match="unknown"):
+        MiniConfig.from_dict({"unet": {"bogus": 1}})
+
+
+def test_schedules_and_weights() -> None:
+    assert learning_rate(0, 1.0, 100, 10, 0.1) == pytest.approx(0.1)
+    assert learning_rate(10, 1.0, 100, 10, 0.1) == pytest.approx(1.0)
+    assert learning_rate(100, 1.0, 100, 10, 0.1) == pytest.approx(0.1)
+    alphas = scheduler().alphas_cumprod
+    w = min_snr_weights(alphas, torch.tensor([0, 500, 999]), 5.0)
+    assert w[0] < 0.01 and w[2] == pytest.approx(1.0)
+    module = torch.nn.Linear(2, 2)
+    ema = EMA({"m": module}, decay=0.5)
+    with torch.no_grad():
+        module.weight.add_(1.0)
+    ema.update()  # first decay is min(0.5, 1/10): the average moves 90 % of the way
+    torch.testing.assert_close(ema.state()["m.weight"], module.weight.detach() - 0.1)
+
+
+def test_data_batches_are_seeded_and_use_train_content_only() -> None:
+    rng_a, _ = data.batch_rng(0, 1, 5)
+    rng_b, _ = data.batch_rng(0, 1, 5)
+    a = data.vae_batch(rng_a, 6, 32, 0.5, (1.0, 1.0, 1.0))
+    b = data.vae_batch(rng_b, 6, 32, 0.5, (1.0, 1.0, 1.0))
+    assert a.shape == (6, 3, 32, 32) and torch.equal(a, b) and a.min() >= -1 and a.max() <= 1
+    rng, _ = data.batch_rng(0, 2, 0)
+    scenes = data.sample_train_scenes(rng, 200, (1.0, 0.0, 0.0))
+    assert all(len(s.objects) == 1 and s.objects[0].shape in TRAIN_SHAPES for s in scenes)
+    captions = data.sample_captions(scenes, rng, 0.1)
+    assert 5 <= sum(c == "" for c in captions) <= 40
+    assert set(data.HELDOUT_PHOTOS).isdisjoint(data.TRAIN_PHOTOS)
+    views = data.eval_photo_crops(16, ("astronaut",))
+    assert views.shape == (5, 3, 16, 16)
