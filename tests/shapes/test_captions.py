@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 
 from diffinv.shapes import BACKGROUNDS, Scene, ShapeObject, caption, dataset, parse_caption
-from diffinv.shapes.captions import TEMPLATES, count_tokens
+from diffinv.shapes.captions import TEMPLATES, caption_words, count_tokens, locate
 from diffinv.shapes.vocab import (
     COLORS,
     MAX_CAPTION_TOKENS,
@@ -166,3 +166,27 @@ def test_every_position_phrase_parses() -> None:
         for phrase in POSITION_PHRASES[position]:
             scene = parse_caption(f"a big black ring {phrase}, white background")
             assert scene.objects[0].position == position, phrase
+
+
+def test_locate_finds_every_phrase_at_its_words(scenes: list[Scene], captions: list[str]) -> None:
+    for scene, text in zip(scenes[:300], captions[:300], strict=True):
+        layout = locate(text)
+        assert layout.words == caption_words(text) and len(layout.words) == count_tokens(text)
+        assert layout.words[layout.background_word] == "background" and layout.background == scene.background
+        found = sorted((m.object.shape, m.object.color, m.object.size, m.object.position) for m in layout.objects)
+        assert found == sorted((o.shape, o.color, o.size, o.position) for o in scene.objects)
+        for mention in layout.objects:
+            obj = mention.object
+            assert layout.words[mention.first["shape"]] == obj.shape
+            assert layout.words[mention.first["color"]] == obj.color
+            assert layout.words[mention.first["size"]] in SIZE_WORDS[obj.size]
+            phrase = " ".join(layout.words[mention.first["position"] : mention.last + 1])
+            assert phrase in POSITION_PHRASES[obj.position]
+
+
+def test_locate_rejects_text_that_is_not_a_normalised_caption() -> None:
+    text = "a big red circle in the center on a white background"
+    assert len(locate(text).objects) == 1
+    for bad in ("a photo of a cat", text.upper(), text.replace(" ", "  ")):
+        with pytest.raises(ValueError):
+            locate(bad)

@@ -13,9 +13,19 @@ from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file
 
 from diffinv.api import generate
-from diffinv.shapes.vocab import TRAIN_SHAPES
+from diffinv.shapes.vocab import COLORS, POSITIONS, SHAPES, TRAIN_SHAPES
 from diffinv.train import data
-from diffinv.train.mini import EMA, MiniConfig, learning_rate, main, min_snr_weights, scheduler
+from diffinv.train.mini import (
+    EMA,
+    CaptionHeads,
+    MiniConfig,
+    caption_loss,
+    learning_rate,
+    main,
+    min_snr_weights,
+    sample_timesteps,
+    scheduler,
+)
 
 TINY = {
     "num_inference_steps": 4,
@@ -28,6 +38,7 @@ TINY = {
         "scale_images": 8,
         "eval_images": 4,
     },
+    "text": {"steps": 3, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2, "eval_captions": 4},
     "unet": {
         "text": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16},
         "model": {
@@ -72,8 +83,17 @@ def test_stages_resume_and_assemble_a_loadable_pipeline(work: tuple[Path, list[s
     record = json.loads((run / "vae" / "eval.json").read_text())
     assert record["complete"] and record["scaling_factor"] > 0 and "psnr_photos" in record["eval"]
 
+    assert main(["unet", *args]) == 2  # needs the text stage first
+    assert main(["text", *args]) == 0
+    assert _latest(run / "text")[0] == 3
+    assert main(["text", *args, "--resume"]) == 0  # already complete: exports again, no new steps
+    assert set(json.loads((run / "text" / "eval.json").read_text())["accuracy"]) >= {"shape", "position"}
     assert main(["unet", *args]) == 0
     assert _latest(run / "unet")[0] == 3
+    pretrained = load_file(run / "text" / "final" / "text_encoder" / "model.safetensors")
+    _, unet_state = _latest(run / "unet")
+    for key, value in pretrained.items():  # frozen by default (text_lr_scale 0)
+        torch.testing.assert_close(unet_state[f"text_encoder.{key}"], value)
     assert (run / "unet" / "pool.safetensors").is_file()
     assert main(["unet", *args, "--unet-steps", "5", "--resume"]) == 0
     assert _latest(run / "unet")[0] == 5
@@ -105,6 +125,7 @@ def test_stages_resume_and_assemble_a_loadable_pipeline(work: tuple[Path, list[s
 def test_resumed_unet_stage_matches_an_uninterrupted_one(work: tuple[Path, list[str]], tmp_path: Path) -> None:
     run, args = work
     assert main(["vae", *args]) == 0
+    assert main(["text", *args]) == 0
     assert main(["unet", *args, "--unet-steps", "2"]) == 0
     assert main(["unet", *args, "--unet-steps", "4", "--resume"]) == 0
     _, resumed = _latest(run / "unet")
@@ -112,7 +133,8 @@ def test_resumed_unet_stage_matches_an_uninterrupted_one(work: tuple[Path, list[
     config = tmp_path / "tiny.json"
     other = tmp_path / "other"
     other.mkdir()
-    (other / "vae").symlink_to(run / "vae", target_is_directory=True)
+    for stage in ("vae", "text"):
+        (other / stage).symlink_to(run / stage, target_is_directory=True)
     args2 = ["--work", str(other), "--config", str(config), "--no-progress"]
     assert main(["unet", *args2, "--unet-steps", "4"]) == 0
     _, straight = _latest(other / "unet")
@@ -134,7 +156,12 @@ def test_schedules_and_weights() -> None:
     assert learning_rate(100, 1.0, 100, 10, 0.1) == pytest.approx(0.1)
     alphas = scheduler().alphas_cumprod
     w = min_snr_weights(alphas, torch.tensor([0, 500, 999]), 5.0)
-    assert w[0] < 0.01 and w[2] == pytest.approx(1.0)
+    assert w[0] < 0.01 and w[1] == pytest.approx(1.0) and w[2] == pytest.approx(1.0)
+    lifted = min_snr_weights(alphas, torch.tensor([0, 500, 999]), 5.0, floor=0.5)
+    snr_999 = alphas[999] / (1 - alphas[999])
+    assert lifted[0] == pytest.approx(float(w[0])) and lifted[2] == pytest.approx(float(0.5 / snr_999), rel=1e-4)
+    t = sample_timesteps(4000, 1000, 0.5, 700, torch.Generator().manual_seed(0))
+    assert 0 <= int(t.min()) and int(t.max()) < 1000 and 0.6 < float((t >= 700).float().mean()) < 0.7
     module = torch.nn.Linear(2, 2)
     ema = EMA({"m": module}, decay=0.5)
     with torch.no_grad():
@@ -157,3 +184,26 @@ def test_data_batches_are_seeded_and_use_train_content_only() -> None:
     assert set(data.HELDOUT_PHOTOS).isdisjoint(data.TRAIN_PHOTOS)
     views = data.eval_photo_crops(16, ("astronaut",))
     assert views.shape == (5, 3, 16, 16)
+
+
+def test_caption_targets_follow_what_a_causal_encoder_can_see() -> None:
+    text = "a small red star at the top left on a blue background"
+    t = data.caption_targets([text], 16)
+    ignore = data.IGNORE
+    # BOS a small red star at the top left on a blue background EOS...
+    assert t["size"][0, :3].tolist() == [ignore, ignore, 0] and t["size"][0, 8].item() == 0
+    assert t["color"][0, 2].item() == ignore and t["color"][0, 3:9].unique().tolist() == [COLORS.index("red")]
+    assert t["position"][0].ne(ignore).nonzero().flatten().tolist() == [8]
+    assert t["position"][0, 8].item() == POSITIONS.index("top left")
+    assert t["background"][0, 11].item() == ignore and t["background"][0, 12:].unique().tolist() == [4]
+    assert t["cell_shape"][0, :13].unique().tolist() == [ignore]
+    assert t["cell_shape"][0, 13].tolist() == [1 + SHAPES.index("star")] + [0] * 8
+    assert t["cell_color"][0, 15, 0].item() == COLORS.index("red") and t["cell_color"][0, 15, 1].item() == ignore
+    with pytest.raises(ValueError, match="does not fit"):
+        data.caption_targets([text], 13)
+    with pytest.raises(ValueError):
+        data.caption_targets(["a photo of a cat"], 16)
+    heads = CaptionHeads(8)
+    logits = heads(torch.zeros(1, 16, 8))
+    assert logits["cell_shape"].shape == (1, 16, 9, len(SHAPES) + 1)
+    assert caption_loss(logits, t).item() > 0

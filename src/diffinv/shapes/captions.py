@@ -14,7 +14,8 @@ commas; captions never exceed :data:`~diffinv.shapes.vocab.MAX_CAPTION_TOKENS` t
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -179,3 +180,71 @@ def parse_caption(text: str) -> Scene:
     if not objects:
         raise ValueError(f"no object found in caption {text!r}")
     return Scene(background=background, objects=tuple(objects)).canonical()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Where each part of a caption sits (token positions)
+# --------------------------------------------------------------------------------------------------------
+
+_TOKEN_RE: Final = re.compile(r"[a-z]+|,")
+"""One CLIP token of a caption: a vocabulary word or a comma (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class ObjectMention:
+    """Where one object is described: word positions are 0-based indices into :func:`caption_words`."""
+
+    object: ShapeObject
+    first: Mapping[str, int]
+    """Position of the first word of each attribute: ``size``, ``color``, ``shape``, ``position``."""
+    last: int
+    """Position of the phrase's last word (the end of the position phrase)."""
+
+
+@dataclass(frozen=True)
+class CaptionLayout:
+    """The word positions of a caption's background and object phrases (see :func:`locate`)."""
+
+    words: tuple[str, ...]
+    background: str
+    background_word: int
+    """Position of the word ``background``."""
+    objects: tuple[ObjectMention, ...]
+    """In caption order."""
+
+
+def caption_words(text: str) -> tuple[str, ...]:
+    """The words and commas of a normalised caption; each is one CLIP token, in order after BOS."""
+    return tuple(m.group() for m in _TOKEN_RE.finditer(text))
+
+
+def locate(text: str) -> CaptionLayout:
+    """Word positions of every phrase of a caption produced by :func:`caption` (lowercase, single spaces).
+
+    Raises:
+        ValueError: If ``text`` is not such a caption.
+    """
+    parse_caption(text)  # validates the grammar
+    matches = list(_TOKEN_RE.finditer(text))
+    start_of = {m.start(): i for i, m in enumerate(matches)}
+    end_of = {m.end(): i for i, m in enumerate(matches)}
+    backgrounds = list(_BACKGROUND_RE.finditer(text))
+    if len(backgrounds) != 1 or text != " ".join(text.split()) or text != text.lower():
+        raise ValueError(f"not a normalised caption: {text!r}")
+    background_word = end_of[backgrounds[0].end("bg")] + 1
+    mentions = []
+    for m in _OBJECT_RE.finditer(text):
+        first = {name: start_of[m.start(name)] for name in ("size", "color", "shape", "position")}
+        obj = ShapeObject(
+            shape=m["shape"],
+            color=m["color"],
+            size=_SIZE_OF_WORD[m["size"]],
+            position=_POSITION_OF_PHRASE[" ".join(m["position"].split())],
+        )
+        mentions.append(ObjectMention(object=obj, first=first, last=end_of[m.end("position")]))
+    return CaptionLayout(
+        words=tuple(m.group() for m in matches),
+        background=backgrounds[0]["bg"],
+        background_word=background_word,
+        objects=tuple(mentions),
+    )

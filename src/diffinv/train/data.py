@@ -27,10 +27,11 @@ from PIL import Image
 from torch import Tensor
 
 from diffinv.errors import DiffinvError
-from diffinv.shapes.captions import caption
+from diffinv.shapes.captions import caption, locate
 from diffinv.shapes.render import render
 from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import is_train_object, sample_scene
+from diffinv.shapes.vocab import BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES
 
 TRAIN_PHOTOS: Final[tuple[str, ...]] = (
     "rocket",
@@ -108,6 +109,61 @@ def sample_captions(scenes: Sequence[Scene], rng: np.random.Generator, empty_pro
     """A random caption variant per scene, or ``""`` with probability ``empty_prob``."""
     drop = rng.random(len(scenes)) < empty_prob
     return ["" if d else caption(s, rng) for s, d in zip(scenes, drop, strict=True)]
+
+
+IGNORE: Final[int] = -100
+"""Target of the positions a head is not trained on (``torch.nn.functional.cross_entropy``'s ignore index)."""
+
+CAPTION_HEADS: Final = {
+    "size": len(SIZES),
+    "color": len(COLORS),
+    "shape": len(SHAPES),
+    "position": len(POSITIONS),
+    "background": len(BACKGROUNDS),
+    "cell_shape": len(POSITIONS) * (len(SHAPES) + 1),
+    "cell_color": len(POSITIONS) * len(COLORS),
+}
+"""Output sizes of the caption-parsing heads of the text pretraining (cell heads: one class set per grid cell;
+``cell_shape`` has an extra "empty" class 0)."""
+
+
+def caption_targets(texts: Sequence[str], length: int) -> dict[str, Tensor]:
+    """Per-token parsing targets of captions, for pretraining a causal text encoder.
+
+    Position ``p`` of a sequence is BOS (0), then the caption's words (:func:`~diffinv.shapes.captions.locate`),
+    then EOS padding up to ``length``. A position is trained only on what it can see (the encoder is causal):
+
+    * ``size``/``color``/``shape`` ``(B, L)``: from that attribute's word to the end of its object's phrase;
+    * ``position`` ``(B, L)``: at the last word of the object's phrase;
+    * ``background`` ``(B, L)``: from the word ``background`` on, EOS padding included;
+    * ``cell_shape``/``cell_color`` ``(B, L, 9)``: at the EOS positions, the shape (``0`` = empty cell, else
+      ``1 + SHAPES`` index) and colour of the object in each grid cell.
+
+    Everything else is :data:`IGNORE`. Raises ValueError for a text that is not a caption or does not fit.
+    """
+    cells = len(POSITIONS)
+    out = {
+        name: torch.full((len(texts), length, cells) if name.startswith("cell") else (len(texts), length), IGNORE)
+        for name in CAPTION_HEADS
+    }
+    for b, text in enumerate(texts):
+        layout = locate(text)
+        end = len(layout.words) + 1  # first EOS position
+        if end >= length:
+            raise ValueError(f"caption of {len(layout.words)} words does not fit {length} positions: {text!r}")
+        for mention in layout.objects:
+            obj, last = mention.object, mention.last + 1
+            values = {"size": SIZES.index(obj.size), "color": COLORS.index(obj.color), "shape": SHAPES.index(obj.shape)}
+            for name, value in values.items():
+                out[name][b, mention.first[name] + 1 : last + 1] = value
+            out["position"][b, last] = POSITIONS.index(obj.position)
+        out["background"][b, layout.background_word + 1 :] = BACKGROUNDS.index(layout.background)
+        out["cell_shape"][b, end:] = 0
+        for mention in layout.objects:
+            cell = POSITIONS.index(mention.object.position)
+            out["cell_shape"][b, end:, cell] = 1 + SHAPES.index(mention.object.shape)
+            out["cell_color"][b, end:, cell] = COLORS.index(mention.object.color)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -53,8 +53,13 @@ Recipe (the defaults of :class:`MiniConfig`; measured on a shared 2-core CPU, on
 * UNet 32/64/128 channels, cross-attention at 8 x 8, 4 x 4 and the middle (none at 16 x 16), 4 heads: a 50-step
   guided generation costs ~0.9 s on one thread (diffusers' per-module overhead dominates; wider or deeper UNets
   were 1.1-2.3 s). Text encoder: width 64, 3 layers, 32 positions (captions have at most 30 tokens + BOS + EOS).
-* AdamW 1e-3 (warm-up 200, cosine to 10 %), batch 32, min-SNR-5, EMA 0.999: with identical batches, 1e-3 reached a
-  lower loss than 3e-4 after 570 steps (0.042 vs 0.064).
+* AdamW 1e-3 (warm-up 200, cosine to 10 %), batch 32, EMA 0.999: with identical batches, 1e-3 reached a lower loss
+  than 3e-4 after 570 steps (0.042 vs 0.064).
+* Loss weighting: the x0-error weight is ``clamp(SNR, 0.5, 5)`` (min-SNR-5 plus a floor) and 30 % of the timesteps
+  are drawn from ``[700, 1000)``. With plain min-SNR-5 (and with a 0.2 floor), ~3,400 steps gave backgrounds right
+  but objects as small blobs at ~chance positions (probe: position 12-14 %, shape ≤ 2 %), and the x0 predicted at
+  high noise did not change between "in the center" and "at the top left": the layout, which only the caption
+  determines at high noise, got almost no gradient there.
 """
 
 from __future__ import annotations
@@ -92,8 +97,11 @@ from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import item_rng, sample_scene
 from diffinv.testing import SD_SCHEDULER_CONFIG
 from diffinv.train.data import (
+    CAPTION_HEADS,
+    IGNORE,
     CropConfig,
     batch_rng,
+    caption_targets,
     eval_photo_crops,
     render_scenes,
     sample_captions,
@@ -106,6 +114,8 @@ VAE_STREAM: Final[int] = 0x766165  # "vae"
 """First spawn-key entry of the VAE stage's batch seeds."""
 UNET_STREAM: Final[int] = 0x756E6574  # "unet"
 """First spawn-key entry of the UNet stage's batch seeds."""
+TEXT_STREAM: Final[int] = 0x74657874  # "text"
+"""First spawn-key entry of the text stage's batch seeds."""
 INIT_STREAM: Final[int] = 0x696E6974  # "init"
 """Spawn-key entry of the initial weights' seeds."""
 POOL_STREAM: Final[int] = 0x706F6F6C  # "pool"
@@ -119,7 +129,7 @@ EMA_FILE: Final[str] = "ema.safetensors"
 OPTIMIZER_FILE: Final[str] = "optimizer.pt"
 STATE_FILE: Final[str] = "state.json"
 FINAL: Final[str] = "final"
-STAGES: Final[tuple[str, ...]] = ("vae", "unet", "assemble", "eval", "all")
+STAGES: Final[tuple[str, ...]] = ("vae", "text", "unet", "assemble", "eval", "all")
 TRAINING_RECORD: Final[str] = "training.json"
 """File the assembled pipeline folder carries: the config and the stages' final states."""
 
@@ -201,6 +211,31 @@ class TextModelConfig:
 
 
 @dataclass(frozen=True)
+class TextTrainConfig:
+    """Text stage: pretrain the text encoder (architecture: ``UNetTrainConfig.text``) to parse captions, the part
+    CLIP's pretraining plays for Stable Diffusion. Heads on the last hidden states predict, at every position, what
+    a causal encoder can know there (:func:`diffinv.train.data.caption_targets`): each object's attributes along
+    its phrase, the background after the word ``background``, and a 3 x 3 grid of (shape, colour) at EOS."""
+
+    steps: int = 2000
+    batch_size: int = 128
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.99
+    object_probs: tuple[float, ...] = (1.0, 1.0, 1.0)
+    """Relative probabilities of 1, 2 and 3 objects in the training captions."""
+    eval_captions: int = 512
+    """Held-out (test-split) captions scored at the end (``text/eval.json``)."""
+    eval_seed: int = 5
+    checkpoint_every: int = 500
+    max_minutes: float = 0.0
+    """Wall-time cap of one run of the stage (``0``: none); ``--minutes`` overrides it."""
+
+
+@dataclass(frozen=True)
 class UNetModelConfig:
     """Architecture of the :class:`~diffusers.UNet2DConditionModel`."""
 
@@ -230,9 +265,14 @@ class UNetTrainConfig:
     ema_decay: float = 0.999
     snr_gamma: float = 5.0
     """Min-SNR-γ loss weighting (Hang et al. 2023): ε-loss × ``min(SNR, γ) / SNR``; ``0`` disables it."""
-    snr_floor: float = 0.2
+    snr_floor: float = 0.5
     """Lifts the x0-weight of the high-noise steps to at least this (ε-loss × ``max(SNR, floor) / SNR``); ``0``
     disables it. See :func:`min_snr_weights`."""
+    high_noise_fraction: float = 0.3
+    """Fraction of the training timesteps drawn from ``[high_noise_min_t, 1000)`` instead of ``[0, 1000)``."""
+    high_noise_min_t: int = 700
+    text_lr_scale: float = 0.0
+    """Learning rate of the pretrained text encoder relative to ``lr`` (``0`` freezes it, as SD freezes CLIP)."""
     empty_caption_prob: float = 0.1
     """Probability of training on the empty caption (classifier-free guidance)."""
     object_probs: tuple[float, ...] = (0.45, 0.35, 0.2)
@@ -255,6 +295,7 @@ class MiniConfig:
     """Every hyperparameter of a mini training run."""
 
     vae: VAETrainConfig = field(default_factory=VAETrainConfig)
+    text: TextTrainConfig = field(default_factory=TextTrainConfig)
     unet: UNetTrainConfig = field(default_factory=UNetTrainConfig)
     seed: int = 0
     num_threads: int = 1
@@ -845,6 +886,16 @@ def min_snr_weights(alphas_cumprod: Tensor, timesteps: Tensor, gamma: float, flo
     return target / snr
 
 
+def sample_timesteps(batch: int, total: int, high_fraction: float, high_min: int, generator: torch.Generator) -> Tensor:
+    """Training timesteps ``(B,)``: uniform on ``[0, total)``, except that about ``high_fraction`` of them are
+    uniform on ``[high_min, total)`` (more high-noise steps, where only the caption says where objects go)."""
+    uniform = torch.randint(0, total, (batch,), generator=generator)
+    if high_fraction <= 0:
+        return uniform
+    high = torch.randint(high_min, total, (batch,), generator=generator)
+    return torch.where(torch.rand(batch, generator=generator) < high_fraction, high, uniform)
+
+
 def diffusion_loss(
     unet: UNet2DConditionModel,
     text_encoder: CLIPTextModel,
@@ -854,11 +905,13 @@ def diffusion_loss(
     gamma: float,
     generator: torch.Generator,
     floor: float = 0.0,
+    high_noise_fraction: float = 0.0,
+    high_noise_min_t: int = 0,
 ) -> Tensor:
-    """ε-prediction loss of clean latents ``(B, C, h, w)`` with captions ``(B, L)`` at uniform random timesteps,
-    weighted by :func:`min_snr_weights`."""
+    """ε-prediction loss of clean latents ``(B, C, h, w)`` with captions ``(B, L)``, weighted by
+    :func:`min_snr_weights`, at timesteps drawn by :func:`sample_timesteps`."""
     batch = latents.shape[0]
-    timesteps = torch.randint(0, alphas_cumprod.numel(), (batch,), generator=generator)
+    timesteps = sample_timesteps(batch, alphas_cumprod.numel(), high_noise_fraction, high_noise_min_t, generator)
     noise = torch.randn(latents.shape, generator=generator)
     alpha = alphas_cumprod[timesteps].float().view(batch, 1, 1, 1)
     noisy = alpha.sqrt() * latents + (1 - alpha).sqrt() * noise
@@ -979,6 +1032,148 @@ def save_grid(images: np.ndarray, path: Path, columns: int = 8) -> None:
     Image.fromarray(grid).save(path)
 
 
+class CaptionHeads(nn.Module):
+    """Linear heads ``(B, L, D)`` → ``{name: (B, L, n)}`` (cell heads ``(B, L, 9, n / 9)``) over
+    :data:`~diffinv.train.data.CAPTION_HEADS`; used only by the text stage and then discarded."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.heads = nn.ModuleDict({name: nn.Linear(hidden_size, n) for name, n in CAPTION_HEADS.items()})
+
+    def forward(self, hidden: Tensor) -> dict[str, Tensor]:
+        out = {}
+        for name, head in self.heads.items():
+            logits = head(hidden)
+            out[name] = logits.unflatten(-1, (9, -1)) if name.startswith("cell") else logits
+        return out
+
+
+def caption_loss(logits: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> Tensor:
+    """Sum over the heads of the mean cross-entropy of their trained positions."""
+    total = torch.zeros(())
+    for name, target in targets.items():
+        if (target != IGNORE).any():
+            total = total + nn.functional.cross_entropy(
+                logits[name].flatten(0, -2), target.flatten(), ignore_index=IGNORE
+            )
+    return total
+
+
+@torch.no_grad()
+def caption_accuracy(logits: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> dict[str, float]:
+    """Per-head accuracy over the trained positions (the cell heads over their non-empty cells for colour)."""
+    scores = {}
+    for name, target in targets.items():
+        mask = target != IGNORE
+        if mask.any():
+            hits = logits[name].argmax(-1)[mask] == target[mask]
+            scores[name] = round(float(hits.float().mean()), 4)
+    return scores
+
+
+def _text_batch(tokenizer: CLIPTokenizer, texts: Sequence[str]) -> tuple[Tensor, dict[str, Tensor]]:
+    return tokenize(tokenizer, texts), caption_targets(texts, int(tokenizer.model_max_length))
+
+
+def train_text(
+    config: MiniConfig, work: Path, *, resume: bool = False, minutes: float | None = None, progress: bool = True
+) -> CLIPTextModel:
+    """Stage 2: pretrain the text encoder into ``work/text`` (see :class:`TextTrainConfig`); returns it (EMA)."""
+    cfg = config.text
+    folder = work / "text"
+    torch.set_num_threads(config.num_threads)
+    tokenizer = build_tokenizer(config.unet.text)
+
+    def fresh() -> tuple[CLIPTextModel, CaptionHeads]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_init_seed(config.seed, 1))
+            text_encoder = build_text_encoder(config.unet.text, tokenizer)
+            torch.manual_seed(_init_seed(config.seed, 3))
+            heads = CaptionHeads(config.unet.text.hidden_size)
+        return text_encoder, heads
+
+    text_encoder, heads = fresh()
+    modules: dict[str, nn.Module] = {"text_encoder": text_encoder, "heads": heads}
+    ema = EMA(modules, cfg.ema_decay)
+    optimizer = _optimizer([text_encoder, heads], cfg.lr, cfg.weight_decay)
+    state: dict[str, Any] = {"step": 0, "train_wall_seconds": 0.0, "train_cpu_seconds": 0.0}
+    if resume:
+        state = load_checkpoint(folder, modules, ema, optimizer)
+        _check_resumable(state, cfg, "text")
+    elif (folder / CHECKPOINTS / LATEST).exists():
+        raise DiffinvError(f"{folder} already holds a checkpoint; pass --resume or choose another --work")
+    folder.mkdir(parents=True, exist_ok=True)
+    budget = cfg.max_minutes if minutes is None else minutes
+    clock = Clock(state["train_wall_seconds"], state["train_cpu_seconds"], budget * 60.0)
+    step = int(state["step"])
+    loss_ema: float | None = state.get("loss_ema")
+    flag = StopFlag()
+
+    def snapshot() -> dict[str, Any]:
+        return {"step": step, "seed": config.seed, "loss_ema": loss_ema, "ema_updates": ema.updates,
+                "config": _to_json(cfg), **clock.totals()}  # fmt: skip
+
+    print(f"text: {_n_params(text_encoder):,} parameters, from step {step}", flush=True)
+    text_encoder.train()
+    bar = tqdm(total=cfg.steps, initial=step, desc="text", disable=not progress, dynamic_ncols=True, mininterval=5)
+    with _sigterm_sets(flag):
+        try:
+            while step < cfg.steps and not flag:
+                rng, _ = batch_rng(config.seed, TEXT_STREAM, step)
+                scenes = sample_train_scenes(rng, cfg.batch_size, cfg.object_probs)
+                ids, targets = _text_batch(tokenizer, [caption(s, rng) for s in scenes])
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(step, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
+                loss = caption_loss(heads(text_encoder(ids)[0]), targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_([*text_encoder.parameters(), *heads.parameters()], cfg.grad_clip)
+                optimizer.step()
+                ema.update()
+                step += 1
+                value = float(loss.detach())
+                loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_ema:.4f}", refresh=False)
+                if clock.over_budget():
+                    flag.reason = f"time budget of {budget:g} min"
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps or flag:
+                    save_checkpoint(folder, modules, ema, optimizer, snapshot())
+        except KeyboardInterrupt:
+            if step > int(state["step"]):
+                save_checkpoint(folder, modules, ema, optimizer, snapshot())
+            bar.close()
+            raise
+    bar.close()
+    if flag:
+        print(f"text: stopped at step {step}/{cfg.steps} ({flag.reason}); --resume continues", flush=True)
+    final_state = snapshot()
+    averaged, averaged_heads = fresh()
+    ema.copy_to({"text_encoder": averaged, "heads": averaged_heads})
+    averaged.eval()
+    scenes = [sample_scene(item_rng("test", cfg.eval_seed, i), "test") for i in range(cfg.eval_captions)]
+    texts = [caption(s, item_rng("test", cfg.eval_seed, i, "caption")) for i, s in enumerate(scenes)]
+    ids, targets = _text_batch(tokenizer, texts)
+    with torch.no_grad():
+        scores = caption_accuracy(averaged_heads(averaged(ids)[0]), targets)
+    final = folder / FINAL
+    if final.exists():
+        shutil.rmtree(final)
+    averaged.save_pretrained(final / "text_encoder", safe_serialization=True)
+    tokenizer.save_pretrained(final / "tokenizer")
+    _write_json(folder / "eval.json", {**final_state, "complete": step >= cfg.steps, "accuracy": scores})
+    print(f"text: step {step}, held-out caption parsing accuracy {json.dumps(scores)}", flush=True)
+    return averaged
+
+
+def load_text_encoder(work: Path) -> CLIPTextModel:
+    """The exported text encoder of the ``text`` stage (eval mode)."""
+    path = work / "text" / FINAL / "text_encoder"
+    if not (path / "config.json").is_file():
+        raise DiffinvError(f"{work}: no pretrained text encoder; run the text stage first")
+    return CLIPTextModel.from_pretrained(path).eval()
+
+
 def train_unet(
     config: MiniConfig,
     work: Path,
@@ -997,19 +1192,25 @@ def train_unet(
     latent_channels = int(vae.config.latent_channels)
     side = config.vae.model.image_size // (2 ** (len(vae.config.block_out_channels) - 1))
     tokenizer = build_tokenizer(cfg.text)
+    pretrained = load_text_encoder(work).state_dict()
 
     def fresh() -> tuple[CLIPTextModel, UNet2DConditionModel]:
+        text_encoder = build_text_encoder(cfg.text, tokenizer)
+        text_encoder.load_state_dict(pretrained)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_init_seed(config.seed, 1))
-            text_encoder = build_text_encoder(cfg.text, tokenizer)
             torch.manual_seed(_init_seed(config.seed, 2))
             unet = build_unet(cfg.model, latent_channels, side, cfg.text.hidden_size)
         return text_encoder, unet
 
     text_encoder, unet = fresh()
+    frozen_text = cfg.text_lr_scale <= 0
+    text_encoder.requires_grad_(not frozen_text)
     modules: dict[str, nn.Module] = {"text_encoder": text_encoder, "unet": unet}
     ema = EMA(modules, cfg.ema_decay)
-    optimizer = _optimizer([text_encoder, unet], cfg.lr, cfg.weight_decay)
+    optimizer = _optimizer([unet], cfg.lr, cfg.weight_decay)
+    if not frozen_text:
+        for group in _optimizer([text_encoder], cfg.lr, cfg.weight_decay).param_groups:
+            optimizer.add_param_group({**group, "lr_scale": cfg.text_lr_scale})
     state: dict[str, Any] = {"step": 0, "train_wall_seconds": 0.0, "train_cpu_seconds": 0.0}
     if resume:
         state = load_checkpoint(folder, modules, ema, optimizer)
@@ -1051,7 +1252,7 @@ def train_unet(
         f"from step {step}",
         flush=True,
     )
-    text_encoder.train()
+    text_encoder.train(not frozen_text)
     unet.train()
     bar = tqdm(total=cfg.steps, initial=step, desc="unet", disable=not progress, dynamic_ncols=True, mininterval=5)
     with _sigterm_sets(flag):
@@ -1061,8 +1262,9 @@ def train_unet(
                 index = rng.integers(len(pool.scenes), size=cfg.batch_size)
                 latents = pool.sample(index, generator)
                 captions = sample_captions([pool.scenes[i] for i in index], rng, cfg.empty_caption_prob)
+                lr = learning_rate(step, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
                 for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(step, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
                 loss = diffusion_loss(
                     unet,
                     text_encoder,
@@ -1072,10 +1274,12 @@ def train_unet(
                     cfg.snr_gamma,
                     generator,
                     cfg.snr_floor,
+                    cfg.high_noise_fraction,
+                    cfg.high_noise_min_t,
                 )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_([*unet.parameters(), *text_encoder.parameters()], cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
                 optimizer.step()
                 ema.update()
                 step += 1
@@ -1173,6 +1377,27 @@ def weights_megabytes(folder: Path) -> float:
     return sum(p.stat().st_size for p in Path(folder).rglob("*.safetensors")) / 1e6
 
 
+@dataclass(frozen=True)
+class EvalSet:
+    """One caption set of :func:`evaluate_pipeline`: held-out scenes, their captions, the generated images (uint8
+    ``(N, S, S, 3)``), what the probe reads from them (``None`` without a probe) and the per-image seconds."""
+
+    kind: str
+    scenes: list[Scene]
+    captions: list[str]
+    images: np.ndarray
+    reads: list[Scene] | None
+    seconds: list[float]
+
+
+@dataclass(frozen=True)
+class PipelineEval:
+    """Result of :func:`evaluate_pipeline`: ``scores`` (JSON-ready, written to ``eval.json``) and the sets."""
+
+    scores: dict[str, Any]
+    sets: tuple[EvalSet, ...]
+
+
 def evaluate_pipeline(
     config: MiniConfig,
     folder: Path,
@@ -1180,15 +1405,16 @@ def evaluate_pipeline(
     probe_path: str | Path | None = None,
     seed: int = 1234,
     grid_dir: Path | None = None,
-) -> dict[str, Any]:
+) -> PipelineEval:
     """Stage 4: score an assembled pipeline folder as users load it (fp32 from the fp16 files).
 
-    Returns load seconds, weight MB, VAE PSNR (held-out Shapes and photos), seconds per 50-step image
-    (:func:`diffinv.api.generate`, batch 1) and probe scores of ``n_prompts`` single- and two-object held-out
+    Scores: load seconds, weight MB, VAE PSNR (held-out Shapes and photos), seconds per 50-step image
+    (:func:`diffinv.api.generate`, batch 1) and probe agreement on ``n_prompts`` single- and two-object held-out
     captions generated one by one with :func:`diffinv.api.generate`.
     """
     from diffinv.api import generate
     from diffinv.pipelines import load_pipeline
+    from diffinv.shapes.probe import mean_agreement, read_scenes
 
     started = time.perf_counter()
     pipe = load_pipeline(str(folder))
@@ -1196,11 +1422,11 @@ def evaluate_pipeline(
     result: dict[str, Any] = {"load_seconds": round(load_seconds, 3), "weights_mb": round(weights_megabytes(folder), 3)}
     result["vae"] = evaluate_vae(pipe.vae, config.vae.eval_images, config.vae.eval_seed, config.vae.model.image_size)
     probe = load_probe(probe_path)
-    timings: list[float] = []
+    sets = []
     for kind in ("single", "double"):
         scenes = eval_scenes(kind, n_prompts, seed)
         prompts = eval_captions(scenes, seed)
-        images = []
+        images, timings = [], []
         for i, prompt in enumerate(tqdm(prompts, desc=f"generate {kind}", mininterval=5)):
             t0 = time.perf_counter()
             image = generate(
@@ -1216,11 +1442,14 @@ def evaluate_pipeline(
         stacked = np.stack(images)
         if grid_dir is not None:
             save_grid(stacked[:64], Path(grid_dir) / f"eval_{kind}.png")
-        result[kind] = score_images(stacked, scenes, probe) if probe is not None else {}
-    result["seconds_per_image"] = round(float(np.median(timings)), 3)
+        reads = read_scenes(stacked, probe) if probe is not None else None
+        if reads is not None:
+            result[kind] = {k: round(v, 4) for k, v in mean_agreement(reads, scenes).items()}
+        sets.append(EvalSet(kind, scenes, prompts, stacked, reads, timings))
+    result["seconds_per_image"] = round(float(np.median([t for s in sets for t in s.seconds])), 3)
     result["threads"] = torch.get_num_threads()
     result["n_prompts"] = n_prompts
-    return result
+    return PipelineEval(result, tuple(sets))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1230,7 +1459,7 @@ def evaluate_pipeline(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m diffinv.train.mini", description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=STAGES, help="vae, unet, assemble, eval, or all (vae + unet + assemble)")
+    parser.add_argument("stage", choices=STAGES, help="vae, text, unet, assemble, eval, or all (all but eval)")
     parser.add_argument("--work", type=Path, required=True, help="run folder (config, stage folders, checkpoints)")
     parser.add_argument("--config", type=Path, help="JSON file of MiniConfig overrides (nested objects allowed)")
     parser.add_argument("--seed", type=int, help="seed of the run (default 0)")
@@ -1266,7 +1495,7 @@ def resolve_config(args: argparse.Namespace) -> MiniConfig:
         config = MiniConfig.from_dict(data)
     except (TypeError, ValueError) as exc:
         raise DiffinvError(f"invalid training config: {exc}") from None
-    if args.stage in ("vae", "unet", "all"):
+    if args.stage in ("vae", "text", "unet", "all"):
         args.work.mkdir(parents=True, exist_ok=True)
         _write_json(path, config.to_dict())
     return config
@@ -1280,6 +1509,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.stage in ("vae", "all"):
         train_vae(config, args.work, resume=args.resume, minutes=args.minutes, progress=progress)
         result["vae"] = json.loads((args.work / "vae" / "eval.json").read_text())
+    if args.stage in ("text", "all"):
+        resume = args.resume and (args.work / "text" / CHECKPOINTS / LATEST).is_file()
+        train_text(config, args.work, resume=resume, minutes=args.minutes, progress=progress)
+        result["text"] = json.loads((args.work / "text" / "eval.json").read_text())["accuracy"]
     if args.stage in ("unet", "all"):
         resume = args.resume and (args.work / "unet" / CHECKPOINTS / LATEST).is_file()
         train_unet(config, args.work, resume=resume, minutes=args.minutes, progress=progress, probe_path=args.probe)
@@ -1287,7 +1520,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["out"] = str(assemble(config, args.work, args.out))
     if args.stage == "eval":
         folder = args.out if args.out is not None else default_output()
-        result = evaluate_pipeline(config, folder, args.eval_prompts, args.probe, grid_dir=args.work)
+        result = evaluate_pipeline(config, folder, args.eval_prompts, args.probe, grid_dir=args.work).scores
         _write_json(args.work / "eval.json", result)
         print(json.dumps(result, indent=2))
     return result
@@ -1310,8 +1543,11 @@ if __name__ == "__main__":
 
 __all__ = [
     "EMA",
+    "EvalSet",
+    "PipelineEval",
     "MiniConfig",
     "TextModelConfig",
+    "TextTrainConfig",
     "UNetModelConfig",
     "UNetTrainConfig",
     "VAEModelConfig",
@@ -1320,6 +1556,7 @@ __all__ = [
     "evaluate_pipeline",
     "learning_rate",
     "main",
+    "train_text",
     "train_unet",
     "train_vae",
 ]
