@@ -17,7 +17,7 @@ from PIL import Image
 from diffinv import images
 from diffinv.denoiser import Denoiser, Schedule
 from diffinv.errors import DiffinvError
-from diffinv.inversion import Inversion, InversionConfig, InversionProblem, InversionSettings, get_method
+from diffinv.inversion import Inversion, InversionConfig, InversionProblem, InversionSettings, resolve_method
 from diffinv.pipelines import default_size, fingerprint
 from diffinv.sampling import denoise
 from diffinv.text import encode_prompt
@@ -55,12 +55,13 @@ def invert(
         image: a path or PIL image; read with EXIF orientation, converted to RGB, center-cropped and resized to
             ``height × width`` (default: the model's native size).
         prompt: the caption.
-        method: ``ddim``, ``null-text``, ``prompt-tokens`` (default), ``negative-prompt`` or ``direct``.
+        method: ``ddim``, ``null-text``, ``prompt-tokens`` (default), ``negative-prompt`` or ``direct``; or
+            ``<method>@<preset>``, e.g. ``prompt-tokens@paper`` (the reference paper's setting).
         num_inference_steps: DDIM steps (default: the method's, e.g. 50 for null-text, 25 for prompt-tokens).
         guidance_scale: classifier-free guidance at reconstruction (default: ``config``'s, 7.5).
         generator: randomness for methods that sample (the built-in methods are deterministic).
-        config: full settings (default: the method's ``default_config``); ``num_inference_steps`` and
-            ``guidance_scale`` given here override it.
+        config: full settings (default: the method's ``default_config``, or the named preset);
+            ``num_inference_steps`` and ``guidance_scale`` given here override it.
         strict: refuse prompts longer than the text encoder's limit instead of truncating them.
         progress: show progress bars.
 
@@ -68,8 +69,7 @@ def invert(
         An :class:`~diffinv.inversion.Inversion` (``.save(path)`` writes it).
     """
     started = time.perf_counter()
-    inverter = get_method(method)
-    defaults = inverter.default_config
+    inverter, defaults = resolve_method(method)
     base = config or defaults
     config = dataclasses.replace(
         base,

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     from diffinv import __version__
     from diffinv.bench.runner import DEFAULT_METHODS, BenchConfig
     from diffinv.inversion.base import OptimizationConfig
-    from diffinv.inversion.registry import METHODS
+    from diffinv.inversion.registry import method_names
 
     parser = argparse.ArgumentParser(
         prog="diffinv", description="Invert, reconstruct and edit real photos with Stable Diffusion models."
@@ -58,7 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     inv = sub.add_parser("invert", help="invert a photo into an .inv.safetensors file")
     inv.add_argument("image", type=Path, help="photo to invert (any format Pillow reads)")
     inv.add_argument("--prompt", required=True, help="caption of the photo")
-    inv.add_argument("--method", default="prompt-tokens", choices=tuple(METHODS), help="default: prompt-tokens")
+    inv.add_argument(
+        "--method",
+        default="prompt-tokens",
+        choices=method_names(),
+        help="default: prompt-tokens; prompt-tokens@paper is the reference paper's setting",
+    )
     inv.add_argument(
         "--steps",
         dest="num_inference_steps",
@@ -161,10 +166,10 @@ def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
 
     from diffinv import api, images, metrics
     from diffinv.inversion.base import OptimizationConfig
-    from diffinv.inversion.registry import get_method
+    from diffinv.inversion.registry import resolve_method
     from diffinv.pipelines import load_pipeline
 
-    base = get_method(args.method).default_config
+    base = resolve_method(args.method)[1]
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(OptimizationConfig)}
     config = dataclasses.replace(
         base,

@@ -3,6 +3,7 @@ import pytest
 from diffinv.bench.variants import parse_variant
 from diffinv.cli import split_methods
 from diffinv.errors import DiffinvError
+from diffinv.inversion import OptimizationConfig
 
 
 def test_variant_options_and_presets():
@@ -12,12 +13,18 @@ def test_variant_options_and_presets():
     assert variant.config.optimization.learning_rate == 0.1 and variant.config.optimization.num_inner_steps == 3
     paper = parse_variant("prompt-tokens@paper")
     assert paper.method == "prompt-tokens" and paper.config.num_inference_steps == 25
+    assert paper.config.optimization == OptimizationConfig()  # Mokady et al.'s optimiser
+    assert parse_variant("prompt-tokens").config.optimization.learning_rate == 0.1  # our default
+    tuned = parse_variant("prompt-tokens@paper:inner=5")
+    assert tuned.config.optimization.num_inner_steps == 5 and tuned.config.optimization.learning_rate == 0.01
 
 
 @pytest.mark.parametrize(
     ("spec", "match"),
     [
         ("magic", "unknown inversion method"),
+        ("ddim@paper", "presets of ddim: none"),
+        ("prompt-tokens@best", "prompt-tokens@paper"),
         ("ddim:steps", "key=value"),
         ("ddim:steps=many", "needs a int"),
         ("ddim:colour=red", "keys"),

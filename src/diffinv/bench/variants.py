@@ -1,8 +1,9 @@
-"""Method variants for benchmarks and ablations: ``METHOD[:key=value,...]`` or a named preset.
+"""Method variants for benchmarks and ablations: ``METHOD[@PRESET][:key=value,...]``.
 
 Keys: ``steps`` (num_inference_steps), ``guidance`` (guidance_scale), ``tokens`` (semantic|all|N), ``inner``
 (num_inner_steps), ``lr`` (learning_rate), ``lr_decay``, ``eps`` (early_stop_epsilon), ``growth``
-(early_stop_growth). Example: ``prompt-tokens:tokens=all,steps=50``.
+(early_stop_growth). Examples: ``prompt-tokens:tokens=all,steps=50``, ``prompt-tokens@paper`` (the presets are the
+methods' own, see :func:`diffinv.inversion.resolve_method`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from diffinv.errors import DiffinvError
-from diffinv.inversion import InversionConfig, get_method
+from diffinv.inversion import InversionConfig, resolve_method
 
 TOP_LEVEL = {"steps": ("num_inference_steps", int), "guidance": ("guidance_scale", float), "tokens": ("tokens", str)}
 OPTIMIZATION = {
@@ -20,12 +21,6 @@ OPTIMIZATION = {
     "lr_decay": ("lr_decay", float),
     "eps": ("early_stop_epsilon", float),
     "growth": ("early_stop_growth", float),
-}
-# Named presets: the reference paper's setting for prompt-token inversion (Table 1: 25 steps, semantic tokens,
-# Mokady et al.'s optimiser) and null-text inversion's paper setting (50 steps).
-PRESETS = {
-    "prompt-tokens@paper": "prompt-tokens:steps=25,tokens=semantic,inner=10,lr=0.01",
-    "null-text@paper": "null-text:steps=50,inner=10,lr=0.01",
 }
 
 
@@ -39,11 +34,11 @@ class Variant:
 
 
 def parse_variant(spec: str) -> Variant:
-    """Parse ``METHOD[:key=value,...]`` or a preset name (see the module docstring)."""
+    """Parse ``METHOD[@PRESET][:key=value,...]`` (see the module docstring)."""
     label = spec.strip()
-    expanded = PRESETS.get(label, label)
-    method, _, options = expanded.partition(":")
-    base = get_method(method).default_config  # unknown methods fail here, with the list of known ones
+    head, _, options = label.partition(":")
+    inverter, base = resolve_method(head)  # unknown methods and presets fail here, with the known ones
+    method = inverter.name
     top: dict[str, object] = {}
     opt: dict[str, object] = {}
     for item in filter(None, (s.strip() for s in options.split(","))):

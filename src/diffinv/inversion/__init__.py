@@ -9,7 +9,7 @@ from diffinv.inversion.base import (
     InversionStats,
     OptimizationConfig,
 )
-from diffinv.inversion.registry import METHODS, get_method
+from diffinv.inversion.registry import METHODS, get_method, method_names, resolve_method
 
 __all__ = [
     "METHODS",
@@ -21,4 +21,6 @@ __all__ = [
     "InversionStats",
     "OptimizationConfig",
     "get_method",
+    "method_names",
+    "resolve_method",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -354,7 +355,12 @@ class InversionMethod(Protocol):
 
     @property
     def default_config(self) -> InversionConfig:
-        """The method's defaults (paper-given; each method file says which paper and table)."""
+        """The method's defaults (each method file says where they come from: a paper's table or our measurement)."""
+        ...
+
+    @property
+    def presets(self) -> Mapping[str, InversionConfig]:
+        """Named alternative settings, selected as ``"<name>@<preset>"`` (e.g. ``prompt-tokens@paper``)."""
         ...
 
     def invert(self, problem: InversionProblem) -> Inversion: ...

@@ -6,6 +6,7 @@ guidance 1 up to the linearisation error, drifts at guidance 7.5 — which is wh
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from diffinv.inversion.base import Inversion, InversionConfig, InversionProblem
@@ -19,6 +20,10 @@ class DDIMInversion:
     @property
     def default_config(self) -> InversionConfig:
         return InversionConfig(num_inference_steps=50)
+
+    @property
+    def presets(self) -> Mapping[str, InversionConfig]:
+        return {}
 
     def invert(self, problem: InversionProblem) -> Inversion:
         trajectory = problem.ddim_trajectory()

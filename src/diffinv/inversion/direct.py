@@ -8,6 +8,7 @@ source latent exactly (up to floating-point rounding). The unconditional slot st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,10 @@ class DirectInversion:
         return InversionConfig(num_inference_steps=50)
 
     @torch.no_grad()
+    @property
+    def presets(self) -> Mapping[str, InversionConfig]:
+        return {}
+
     def invert(self, problem: InversionProblem) -> Inversion:
         denoiser = problem.denoiser
         trajectory = problem.ddim_trajectory()

@@ -8,6 +8,7 @@ occupied by the prompt, so a user's negative prompt cannot be used afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from diffinv.inversion.base import Inversion, InversionConfig, InversionProblem
@@ -21,6 +22,10 @@ class NegativePromptInversion:
     @property
     def default_config(self) -> InversionConfig:
         return InversionConfig(num_inference_steps=50)
+
+    @property
+    def presets(self) -> Mapping[str, InversionConfig]:
+        return {}
 
     def invert(self, problem: InversionProblem) -> Inversion:
         trajectory = problem.ddim_trajectory()

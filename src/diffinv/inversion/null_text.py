@@ -8,9 +8,10 @@ Default T = 50 (the paper's setting).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from diffinv.inversion.base import Inversion, InversionConfig, InversionProblem
+from diffinv.inversion.base import Inversion, InversionConfig, InversionProblem, OptimizationConfig
 from diffinv.inversion.embedding_fit import fit_embeddings
 
 
@@ -22,6 +23,11 @@ class NullTextInversion:
     @property
     def default_config(self) -> InversionConfig:
         return InversionConfig(num_inference_steps=50)
+
+    @property
+    def presets(self) -> Mapping[str, InversionConfig]:
+        """``paper``: Mokady et al.'s setting, which is also the default."""
+        return {"paper": InversionConfig(num_inference_steps=50, optimization=OptimizationConfig())}
 
     def invert(self, problem: InversionProblem) -> Inversion:
         trajectory = problem.ddim_trajectory()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from diffinv.errors import DiffinvError
 from diffinv.inversion import ddim, direct, negative_prompt, null_text, prompt_tokens
-from diffinv.inversion.base import InversionMethod
+from diffinv.inversion.base import InversionConfig, InversionMethod
 
 METHODS: dict[str, InversionMethod] = {
     m.METHOD.name: m.METHOD for m in (ddim, null_text, prompt_tokens, negative_prompt, direct)
@@ -17,3 +17,20 @@ def get_method(name: str) -> InversionMethod:
         return METHODS[name]
     except KeyError:
         raise DiffinvError(f"unknown inversion method {name!r}; choose one of {', '.join(METHODS)}") from None
+
+
+def resolve_method(spec: str) -> tuple[InversionMethod, InversionConfig]:
+    """``"name"`` → the method and its ``default_config``; ``"name@preset"`` → the method and that preset."""
+    name, at, preset = spec.partition("@")
+    method = get_method(name)
+    if not at:
+        return method, method.default_config
+    if preset not in method.presets:
+        known = ", ".join(f"{name}@{p}" for p in method.presets) or "none"
+        raise DiffinvError(f"unknown preset {spec!r}; presets of {name}: {known}")
+    return method, method.presets[preset]
+
+
+def method_names() -> tuple[str, ...]:
+    """Every accepted method spec: the names, then ``name@preset`` for each preset."""
+    return (*METHODS, *(f"{name}@{preset}" for name, method in METHODS.items() for preset in method.presets))
