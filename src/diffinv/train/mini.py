@@ -65,17 +65,13 @@ Recipe (the defaults of :class:`MiniConfig`; measured on a shared 2-core CPU, on
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import math
 import shutil
-import signal
 import sys
 import time
-import typing
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -96,6 +92,24 @@ from diffinv.shapes.captions import caption
 from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import item_rng, sample_scene
 from diffinv.testing import SD_SCHEDULER_CONFIG
+from diffinv.train.common import (
+    CHECKPOINTS,
+    EMA,
+    LATEST,
+    MODEL_FILE,
+    Clock,
+    StopFlag,
+    flat_state,
+    from_json,
+    init_seed,
+    learning_rate,
+    load_flat_state,
+    read_checkpoint,
+    sigterm_sets,
+    to_json,
+    write_checkpoint,
+    write_json,
+)
 from diffinv.train.data import (
     CAPTION_HEADS,
     IGNORE,
@@ -116,18 +130,11 @@ UNET_STREAM: Final[int] = 0x756E6574  # "unet"
 """First spawn-key entry of the UNet stage's batch seeds."""
 TEXT_STREAM: Final[int] = 0x74657874  # "text"
 """First spawn-key entry of the text stage's batch seeds."""
-INIT_STREAM: Final[int] = 0x696E6974  # "init"
-"""Spawn-key entry of the initial weights' seeds."""
 POOL_STREAM: Final[int] = 0x706F6F6C  # "pool"
 """Spawn-key entry of the UNet stage's pool of scenes."""
 
 CONFIG_NAME: Final[str] = "config.json"
-CHECKPOINTS: Final[str] = "checkpoints"
-LATEST: Final[str] = "latest.json"
-MODEL_FILE: Final[str] = "model.safetensors"
 EMA_FILE: Final[str] = "ema.safetensors"
-OPTIMIZER_FILE: Final[str] = "optimizer.pt"
-STATE_FILE: Final[str] = "state.json"
 FINAL: Final[str] = "final"
 STAGES: Final[tuple[str, ...]] = ("vae", "text", "unet", "assemble", "eval", "all")
 TRAINING_RECORD: Final[str] = "training.json"
@@ -307,45 +314,18 @@ class MiniConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible nested dictionary."""
-        return _to_json(self)
+        return to_json(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MiniConfig:
         """Inverse of :meth:`to_dict`; missing keys keep their defaults, unknown keys raise ValueError."""
-        return _from_json(cls, data)
+        return from_json(cls, data)
 
 
 MUTABLE_FIELDS: Final[frozenset[str]] = frozenset(
     {"steps", "max_minutes", "checkpoint_every", "eval_every_minutes", "eval_prompts", "eval_images"}
 )
 """Stage-config fields a resumed stage may change (``steps`` may grow; the LR schedule then stretches)."""
-
-
-def _to_json(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple | list):
-        return [_to_json(v) for v in value]
-    return value
-
-
-def _from_json(cls: type, data: Any) -> Any:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
-    values = {}
-    for name, value in data.items():
-        hint = hints[name]
-        values[name] = _from_json(hint, value) if dataclasses.is_dataclass(hint) else _tuples(value)
-    return cls(**values)
-
-
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -360,79 +340,12 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _frozen_part(stage_config: Any) -> dict[str, Any]:
-    return {k: v for k, v in _to_json(stage_config).items() if k not in MUTABLE_FIELDS}
+    return {k: v for k, v in to_json(stage_config).items() if k not in MUTABLE_FIELDS}
 
 
 # --------------------------------------------------------------------------------------------------------
-# Small training utilities: LR schedule, EMA, checkpoints, time budget
+# Checkpoints and the optimisation loop of a stage
 # --------------------------------------------------------------------------------------------------------
-
-
-def learning_rate(step: int, lr: float, steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
-    """LR of optimisation step ``step`` (0-based): linear warm-up, then cosine decay to ``lr * min_lr_ratio``."""
-    if step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))
-    floor = lr * min_lr_ratio
-    return floor + (lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-class EMA:
-    """Exponential moving average of a set of modules' floating-point state (parameters and buffers).
-
-    The decay of update ``k`` (0-based) is ``min(decay, (1 + k) / (10 + k))``, so early averages forget the
-    random initialisation quickly.
-    """
-
-    def __init__(self, modules: Mapping[str, nn.Module], decay: float) -> None:
-        self.modules = dict(modules)
-        self.decay = decay
-        self.updates = 0
-        self.shadow: dict[str, Tensor] = {k: v.detach().clone() for k, v in flat_state(self.modules).items()}
-
-    @torch.no_grad()
-    def update(self) -> None:
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for key, value in flat_state(self.modules).items():
-            shadow = self.shadow[key]
-            if shadow.is_floating_point():
-                shadow.lerp_(value.detach(), 1.0 - d)
-            else:
-                shadow.copy_(value)
-        self.updates += 1
-
-    def state(self) -> dict[str, Tensor]:
-        return self.shadow
-
-    def load(self, shadow: Mapping[str, Tensor], updates: int) -> None:
-        missing = set(self.shadow) - set(shadow)
-        if missing:
-            raise DiffinvError(f"EMA checkpoint lacks {len(missing)} tensors (e.g. {sorted(missing)[0]})")
-        self.shadow = {k: shadow[k].clone().to(self.shadow[k].dtype) for k in self.shadow}
-        self.updates = updates
-
-    def copy_to(self, modules: Mapping[str, nn.Module]) -> None:
-        """Load the averaged state into ``modules`` (same names and architectures as the tracked ones)."""
-        load_flat_state(modules, self.shadow)
-
-
-def flat_state(modules: Mapping[str, nn.Module]) -> dict[str, Tensor]:
-    """``{"<name>.<key>": tensor}`` over the modules' state dicts."""
-    return {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
-
-
-def load_flat_state(modules: Mapping[str, nn.Module], state: Mapping[str, Tensor]) -> None:
-    for name, module in modules.items():
-        prefix = name + "."
-        module.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
-
-
-def _write_json(path: Path, data: Any) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
-
-
-def _contiguous(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
 def save_checkpoint(
@@ -443,67 +356,144 @@ def save_checkpoint(
     state: dict[str, Any],
     keep: int = 1,
 ) -> Path:
-    """Write ``folder/checkpoints/step-NNNNNN/`` completely, then point ``latest.json`` at it and prune all but
-    the ``keep`` newest (a kill at any moment leaves ``latest.json`` naming a complete checkpoint)."""
-    root = folder / CHECKPOINTS
-    target = root / f"step-{state['step']:06d}"
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    save_file(_contiguous(flat_state(modules)), str(target / MODEL_FILE), metadata={"step": str(state["step"])})
-    save_file(_contiguous(ema.state()), str(target / EMA_FILE), metadata={"updates": str(ema.updates)})
-    torch.save(optimizer.state_dict(), target / OPTIMIZER_FILE)
-    _write_json(target / STATE_FILE, state)
-    _write_json(root / LATEST, {"step": state["step"], "dir": target.name})
-    older = sorted(p for p in root.glob("step-*") if p.is_dir() and p.name < target.name)
-    for old in older[: max(0, len(older) - (keep - 1))]:
-        shutil.rmtree(old, ignore_errors=True)
-    return target
+    """Write ``folder/checkpoints/step-NNNNNN/`` (:data:`MODEL_FILE`: the modules' :func:`flat_state`,
+    :data:`EMA_FILE`: its EMA, the optimizer and ``state``) with :func:`~diffinv.train.common.write_checkpoint`."""
+    tensors = {
+        MODEL_FILE: (flat_state(modules), {"step": str(state["step"])}),
+        EMA_FILE: (ema.state(), {"updates": str(ema.updates)}),
+    }
+    return write_checkpoint(folder, tensors, optimizer, state, keep)
 
 
 def load_checkpoint(
     folder: Path, modules: Mapping[str, nn.Module], ema: EMA, optimizer: torch.optim.Optimizer
 ) -> dict[str, Any]:
     """Restore the newest checkpoint of ``folder`` into the modules, the EMA and the optimizer; returns its state."""
-    latest = folder / CHECKPOINTS / LATEST
-    if not latest.is_file():
-        raise DiffinvError(f"{folder}: no checkpoint to resume from")
-    target = folder / CHECKPOINTS / json.loads(latest.read_text())["dir"]
+    target, state = read_checkpoint(folder, optimizer)
     load_flat_state(modules, load_file(target / MODEL_FILE))
-    state = json.loads((target / STATE_FILE).read_text())
     ema.load(load_file(target / EMA_FILE), int(state["ema_updates"]))
-    optimizer.load_state_dict(torch.load(target / OPTIMIZER_FILE, weights_only=True))
     return state
 
 
-class StopFlag:
-    """Set by SIGTERM (and by the time budget) so the loop checkpoints and exits cleanly."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-
-    def __bool__(self) -> bool:
-        return self.reason is not None
+def _check_resumable(state: Mapping[str, Any], stage_config: Any, stage: str) -> None:
+    saved = state.get("config")
+    if saved is not None and {k: v for k, v in saved.items() if k not in MUTABLE_FIELDS} != _frozen_part(stage_config):
+        raise DiffinvError(f"cannot resume the {stage} stage with a different config than its checkpoint's")
 
 
-@contextmanager
-def _sigterm_sets(flag: StopFlag) -> Iterator[None]:
-    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
-        flag.reason = "SIGTERM"
+def restore_stage(
+    stage: str,
+    folder: Path,
+    modules: Mapping[str, nn.Module],
+    ema: EMA,
+    optimizer: torch.optim.Optimizer,
+    stage_config: Any,
+    resume: bool,
+) -> dict[str, Any]:
+    """Resume or refuse: with ``resume``, load the newest checkpoint of ``folder`` (its frozen config fields must
+    match ``stage_config``); without, refuse a ``folder`` that already holds one. Creates ``folder`` and returns
+    the state to start from (``{"step": 0, ...}`` for a fresh run)."""
+    state: dict[str, Any] = {"step": 0, "train_wall_seconds": 0.0, "train_cpu_seconds": 0.0}
+    if resume:
+        state = load_checkpoint(folder, modules, ema, optimizer)
+        _check_resumable(state, stage_config, stage)
+    elif (folder / CHECKPOINTS / LATEST).exists():
+        raise DiffinvError(f"{folder} already holds a checkpoint; pass --resume or choose another --work")
+    folder.mkdir(parents=True, exist_ok=True)
+    return state
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: no handler
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+
+@dataclass(frozen=True)
+class StageRun:
+    """What :func:`run_stage` did: it trained from step ``start_step`` to step ``step``; ``state`` is the final
+    snapshot (what a checkpoint's ``state.json`` holds then) and ``clock`` the stage's clock."""
+
+    start_step: int
+    step: int
+    state: dict[str, Any]
+    clock: Clock
 
 
-def _init_seed(seed: int, part: int) -> int:
-    return int(np.random.SeedSequence(seed, spawn_key=(INIT_STREAM, part)).generate_state(1)[0])
+def run_stage(
+    stage: str,
+    folder: Path,
+    modules: Mapping[str, nn.Module],
+    ema: EMA,
+    optimizer: torch.optim.Optimizer,
+    stage_config: Any,
+    seed: int,
+    state: Mapping[str, Any],
+    compute_loss: Callable[[int], tuple[Tensor, dict[str, float]]],
+    *,
+    minutes: float | None = None,
+    progress: bool = True,
+    loss_ema_weight: float = 0.02,
+    clip_parameters: Iterable[Tensor] | None = None,
+    after_step: Callable[[int, Clock], None] | None = None,
+    start_wall: float | None = None,
+) -> StageRun:
+    """The optimisation loop of a training stage, from ``state`` (see :func:`restore_stage`) to
+    ``stage_config.steps``.
+
+    Step ``k`` sets every param group's LR to :func:`learning_rate` × its ``"lr_scale"`` (default 1), calls
+    ``compute_loss(k)`` (the scalar loss of batch ``k`` and numbers shown in the progress bar), back-propagates,
+    clips the gradient norm of ``clip_parameters`` (default: the modules' parameters; their order is the order of
+    the norm's sum, so it is kept per stage) to ``stage_config.grad_clip``, steps the optimizer and the EMA, then
+    calls ``after_step(k + 1, clock)``. It checkpoints every ``checkpoint_every`` steps, at the end, when SIGTERM
+    or the time budget (``minutes``, else ``stage_config.max_minutes``; counted from ``start_wall``, default now)
+    stops it, and on Ctrl-C (re-raised).
+
+    ``loss_ema_weight`` is the weight of a new loss in the saved loss EMA, whose decay is ``1 - loss_ema_weight``
+    (given this way round because ``1 - 0.02 == 0.98`` in floating point while ``1 - 0.98 != 0.02``).
+    """
+    budget = stage_config.max_minutes if minutes is None else minutes
+    wall = time.perf_counter() if start_wall is None else start_wall
+    clock = Clock(state["train_wall_seconds"], state["train_cpu_seconds"], budget * 60.0, start_wall=wall)
+    start_step = step = int(state["step"])
+    loss_ema: float | None = state.get("loss_ema")
+    flag = StopFlag()
+    if clip_parameters is None:
+        clip_parameters = [p for module in modules.values() for p in module.parameters()]
+    params = list(clip_parameters)
+
+    def snapshot() -> dict[str, Any]:
+        return {"step": step, "seed": seed, "loss_ema": loss_ema, "ema_updates": ema.updates,
+                "config": to_json(stage_config), **clock.totals()}  # fmt: skip
+
+    steps = stage_config.steps
+    bar = tqdm(total=steps, initial=step, desc=stage, disable=not progress, dynamic_ncols=True, mininterval=5)
+    with sigterm_sets(flag):
+        try:
+            while step < steps and not flag:
+                lr = learning_rate(step, stage_config.lr, steps, stage_config.warmup_steps, stage_config.min_lr_ratio)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
+                loss, terms = compute_loss(step)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, stage_config.grad_clip)
+                optimizer.step()
+                ema.update()
+                step += 1
+                value = float(loss.detach())
+                loss_ema = value if loss_ema is None else (1.0 - loss_ema_weight) * loss_ema + loss_ema_weight * value
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_ema:.4f}", **{k: f"{v:.4f}" for k, v in terms.items()}, refresh=False)
+                if clock.over_budget():
+                    flag.reason = f"time budget of {budget:g} min"
+                if step % stage_config.checkpoint_every == 0 or step == steps or flag:
+                    save_checkpoint(folder, modules, ema, optimizer, snapshot())
+                if after_step is not None:
+                    after_step(step, clock)
+        except KeyboardInterrupt:
+            if step > start_step:
+                save_checkpoint(folder, modules, ema, optimizer, snapshot())
+            bar.close()
+            raise
+    bar.close()
+    if flag:
+        print(f"{stage}: stopped at step {step}/{steps} ({flag.reason}); --resume continues", flush=True)
+    return StageRun(start_step, step, snapshot(), clock)
 
 
 def _optimizer(modules: Sequence[nn.Module], lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -519,29 +509,6 @@ def _optimizer(modules: Sequence[nn.Module], lr: float, weight_decay: float) -> 
 
 def _n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-@dataclass
-class Clock:
-    """Wall and CPU seconds of a stage, accumulated across resumed runs; ``budget`` caps this run (0: none)."""
-
-    base_wall: float = 0.0
-    base_cpu: float = 0.0
-    budget_seconds: float = 0.0
-    start_wall: float = field(default_factory=time.perf_counter)
-    start_cpu: float = field(default_factory=time.process_time)
-
-    def run_seconds(self) -> float:
-        return time.perf_counter() - self.start_wall
-
-    def totals(self) -> dict[str, float]:
-        return {
-            "train_wall_seconds": round(self.base_wall + time.perf_counter() - self.start_wall, 1),
-            "train_cpu_seconds": round(self.base_cpu + time.process_time() - self.start_cpu, 1),
-        }
-
-    def over_budget(self) -> bool:
-        return self.budget_seconds > 0 and self.run_seconds() >= self.budget_seconds
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -721,64 +688,23 @@ def train_vae(
     folder = work / "vae"
     torch.set_num_threads(config.num_threads)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_init_seed(config.seed, 0))
+        torch.manual_seed(init_seed(config.seed, 0))
         vae = build_vae(cfg.model)
     modules = {"vae": vae}
     ema = EMA(modules, cfg.ema_decay)
     optimizer = _optimizer([vae], cfg.lr, cfg.weight_decay)
-    state: dict[str, Any] = {"step": 0, "train_wall_seconds": 0.0, "train_cpu_seconds": 0.0}
-    if resume:
-        state = load_checkpoint(folder, modules, ema, optimizer)
-        _check_resumable(state, cfg, "vae")
-    elif (folder / CHECKPOINTS / LATEST).exists():
-        raise DiffinvError(f"{folder} already holds a checkpoint; pass --resume or choose another --work")
-    folder.mkdir(parents=True, exist_ok=True)
-    budget = cfg.max_minutes if minutes is None else minutes
-    clock = Clock(state["train_wall_seconds"], state["train_cpu_seconds"], budget * 60.0)
-    step = int(state["step"])
-    loss_ema: float | None = state.get("loss_ema")
-    flag = StopFlag()
+    state = restore_stage("vae", folder, modules, ema, optimizer, cfg, resume)
 
-    def snapshot() -> dict[str, Any]:
-        return {"step": step, "seed": config.seed, "loss_ema": loss_ema, "ema_updates": ema.updates,
-                "config": _to_json(cfg), **clock.totals()}  # fmt: skip
+    def batch_loss(step: int) -> tuple[Tensor, dict[str, float]]:
+        rng, generator = batch_rng(config.seed, VAE_STREAM, step)
+        pixels = vae_batch(rng, cfg.batch_size, cfg.model.image_size, cfg.photo_fraction, cfg.object_probs, cfg.crop)
+        return vae_loss(vae, pixels, cfg, generator)
 
-    print(f"vae: {_n_params(vae):,} parameters, factor {vae_factor(cfg.model)}, from step {step}", flush=True)
+    print(f"vae: {_n_params(vae):,} parameters, factor {vae_factor(cfg.model)}, from step {state['step']}", flush=True)
     vae.train()
-    bar = tqdm(total=cfg.steps, initial=step, desc="vae", disable=not progress, dynamic_ncols=True, mininterval=5)
-    with _sigterm_sets(flag):
-        try:
-            while step < cfg.steps and not flag:
-                rng, generator = batch_rng(config.seed, VAE_STREAM, step)
-                pixels = vae_batch(
-                    rng, cfg.batch_size, cfg.model.image_size, cfg.photo_fraction, cfg.object_probs, cfg.crop
-                )
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(step, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
-                loss, terms = vae_loss(vae, pixels, cfg, generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(vae.parameters(), cfg.grad_clip)
-                optimizer.step()
-                ema.update()
-                step += 1
-                value = float(loss.detach())
-                loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_ema:.4f}", **{k: f"{v:.4f}" for k, v in terms.items()}, refresh=False)
-                if clock.over_budget():
-                    flag.reason = f"time budget of {budget:g} min"
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps or flag:
-                    save_checkpoint(folder, modules, ema, optimizer, snapshot())
-        except KeyboardInterrupt:
-            if step > int(state["step"]):
-                save_checkpoint(folder, modules, ema, optimizer, snapshot())
-            bar.close()
-            raise
-    bar.close()
-    if flag:
-        print(f"vae: stopped at step {step}/{cfg.steps} ({flag.reason}); --resume continues", flush=True)
-    final_state = snapshot()
+    run = run_stage(
+        "vae", folder, modules, ema, optimizer, cfg, config.seed, state, batch_loss, minutes=minutes, progress=progress
+    )
     with torch.random.fork_rng(devices=[]):
         averaged = build_vae(cfg.model)
     ema.copy_to({"vae": averaged})
@@ -786,20 +712,14 @@ def train_vae(
     factor = measure_scaling_factor(averaged, cfg, config.seed)
     averaged.register_to_config(scaling_factor=factor)
     scores = evaluate_vae(averaged, cfg.eval_images, cfg.eval_seed, cfg.model.image_size)
-    record = {**final_state, "complete": step >= cfg.steps, "scaling_factor": factor, "eval": scores}
+    record = {**run.state, "complete": run.step >= cfg.steps, "scaling_factor": factor, "eval": scores}
     final = folder / FINAL
     if final.exists():
         shutil.rmtree(final)
     averaged.save_pretrained(final, safe_serialization=True)
-    _write_json(folder / "eval.json", record)
-    print(f"vae: step {step}, scaling_factor {factor:.4f}, " + ", ".join(f"{k} {v}" for k, v in scores.items()))
+    write_json(folder / "eval.json", record)
+    print(f"vae: step {run.step}, scaling_factor {factor:.4f}, " + ", ".join(f"{k} {v}" for k, v in scores.items()))
     return averaged
-
-
-def _check_resumable(state: Mapping[str, Any], stage_config: Any, stage: str) -> None:
-    saved = state.get("config")
-    if saved is not None and {k: v for k, v in saved.items() if k not in MUTABLE_FIELDS} != _frozen_part(stage_config):
-        raise DiffinvError(f"cannot resume the {stage} stage with a different config than its checkpoint's")
 
 
 def load_final_vae(work: Path) -> AutoencoderKL:
@@ -865,7 +785,7 @@ def build_pool(vae: AutoencoderKL, config: MiniConfig, work: Path, progress: boo
     pool = LatentPool(torch.cat(means), torch.cat(stds), scenes)
     tensors.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(tensors, lambda tmp: save_file({"mean": pool.mean.contiguous(), "std": pool.std.contiguous()}, tmp))
-    _write_json(meta, {"key": key, "scenes": [s.to_dict() for s in scenes]})
+    write_json(meta, {"key": key, "scenes": [s.to_dict() for s in scenes]})
     return pool
 
 
@@ -1086,9 +1006,9 @@ def train_text(
 
     def fresh() -> tuple[CLIPTextModel, CaptionHeads]:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_init_seed(config.seed, 1))
+            torch.manual_seed(init_seed(config.seed, 1))
             text_encoder = build_text_encoder(config.unet.text, tokenizer)
-            torch.manual_seed(_init_seed(config.seed, 3))
+            torch.manual_seed(init_seed(config.seed, 3))
             heads = CaptionHeads(config.unet.text.hidden_size)
         return text_encoder, heads
 
@@ -1096,58 +1016,19 @@ def train_text(
     modules: dict[str, nn.Module] = {"text_encoder": text_encoder, "heads": heads}
     ema = EMA(modules, cfg.ema_decay)
     optimizer = _optimizer([text_encoder, heads], cfg.lr, cfg.weight_decay)
-    state: dict[str, Any] = {"step": 0, "train_wall_seconds": 0.0, "train_cpu_seconds": 0.0}
-    if resume:
-        state = load_checkpoint(folder, modules, ema, optimizer)
-        _check_resumable(state, cfg, "text")
-    elif (folder / CHECKPOINTS / LATEST).exists():
-        raise DiffinvError(f"{folder} already holds a checkpoint; pass --resume or choose another --work")
-    folder.mkdir(parents=True, exist_ok=True)
-    budget = cfg.max_minutes if minutes is None else minutes
-    clock = Clock(state["train_wall_seconds"], state["train_cpu_seconds"], budget * 60.0)
-    step = int(state["step"])
-    loss_ema: float | None = state.get("loss_ema")
-    flag = StopFlag()
+    state = restore_stage("text", folder, modules, ema, optimizer, cfg, resume)
 
-    def snapshot() -> dict[str, Any]:
-        return {"step": step, "seed": config.seed, "loss_ema": loss_ema, "ema_updates": ema.updates,
-                "config": _to_json(cfg), **clock.totals()}  # fmt: skip
+    def batch_loss(step: int) -> tuple[Tensor, dict[str, float]]:
+        rng, _ = batch_rng(config.seed, TEXT_STREAM, step)
+        scenes = sample_train_scenes(rng, cfg.batch_size, cfg.object_probs)
+        ids, targets = _text_batch(tokenizer, [caption(s, rng) for s in scenes])
+        return caption_loss(heads(text_encoder(ids)[0]), targets), {}
 
-    print(f"text: {_n_params(text_encoder):,} parameters, from step {step}", flush=True)
+    print(f"text: {_n_params(text_encoder):,} parameters, from step {state['step']}", flush=True)
     text_encoder.train()
-    bar = tqdm(total=cfg.steps, initial=step, desc="text", disable=not progress, dynamic_ncols=True, mininterval=5)
-    with _sigterm_sets(flag):
-        try:
-            while step < cfg.steps and not flag:
-                rng, _ = batch_rng(config.seed, TEXT_STREAM, step)
-                scenes = sample_train_scenes(rng, cfg.batch_size, cfg.object_probs)
-                ids, targets = _text_batch(tokenizer, [caption(s, rng) for s in scenes])
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(step, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
-                loss = caption_loss(heads(text_encoder(ids)[0]), targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_([*text_encoder.parameters(), *heads.parameters()], cfg.grad_clip)
-                optimizer.step()
-                ema.update()
-                step += 1
-                value = float(loss.detach())
-                loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_ema:.4f}", refresh=False)
-                if clock.over_budget():
-                    flag.reason = f"time budget of {budget:g} min"
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps or flag:
-                    save_checkpoint(folder, modules, ema, optimizer, snapshot())
-        except KeyboardInterrupt:
-            if step > int(state["step"]):
-                save_checkpoint(folder, modules, ema, optimizer, snapshot())
-            bar.close()
-            raise
-    bar.close()
-    if flag:
-        print(f"text: stopped at step {step}/{cfg.steps} ({flag.reason}); --resume continues", flush=True)
-    final_state = snapshot()
+    run = run_stage(
+        "text", folder, modules, ema, optimizer, cfg, config.seed, state, batch_loss, minutes=minutes, progress=progress
+    )
     averaged, averaged_heads = fresh()
     ema.copy_to({"text_encoder": averaged, "heads": averaged_heads})
     averaged.eval()
@@ -1161,8 +1042,8 @@ def train_text(
         shutil.rmtree(final)
     averaged.save_pretrained(final / "text_encoder", safe_serialization=True)
     tokenizer.save_pretrained(final / "tokenizer")
-    _write_json(folder / "eval.json", {**final_state, "complete": step >= cfg.steps, "accuracy": scores})
-    print(f"text: step {step}, held-out caption parsing accuracy {json.dumps(scores)}", flush=True)
+    write_json(folder / "eval.json", {**run.state, "complete": run.step >= cfg.steps, "accuracy": scores})
+    print(f"text: step {run.step}, held-out caption parsing accuracy {json.dumps(scores)}", flush=True)
     return averaged
 
 
@@ -1198,7 +1079,7 @@ def train_unet(
         text_encoder = build_text_encoder(cfg.text, tokenizer)
         text_encoder.load_state_dict(pretrained)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_init_seed(config.seed, 2))
+            torch.manual_seed(init_seed(config.seed, 2))
             unet = build_unet(cfg.model, latent_channels, side, cfg.text.hidden_size)
         return text_encoder, unet
 
@@ -1211,30 +1092,34 @@ def train_unet(
     if not frozen_text:
         for group in _optimizer([text_encoder], cfg.lr, cfg.weight_decay).param_groups:
             optimizer.add_param_group({**group, "lr_scale": cfg.text_lr_scale})
-    state: dict[str, Any] = {"step": 0, "train_wall_seconds": 0.0, "train_cpu_seconds": 0.0}
-    if resume:
-        state = load_checkpoint(folder, modules, ema, optimizer)
-        _check_resumable(state, cfg, "unet")
-    elif (folder / CHECKPOINTS / LATEST).exists():
-        raise DiffinvError(f"{folder} already holds a checkpoint; pass --resume or choose another --work")
-    folder.mkdir(parents=True, exist_ok=True)
+    state = restore_stage("unet", folder, modules, ema, optimizer, cfg, resume)
     pool = build_pool(vae, config, work, progress)
-    budget = cfg.max_minutes if minutes is None else minutes
-    clock = Clock(state["train_wall_seconds"], state["train_cpu_seconds"], budget * 60.0, start_wall=clock_start)
     alphas_cumprod = scheduler().alphas_cumprod.to(torch.float64)
     probe = load_probe(probe_path) if cfg.eval_every_minutes > 0 else None
     eval_text_encoder, eval_unet = fresh()
     eval_parts = Parts(vae=vae, text_encoder=eval_text_encoder, tokenizer=tokenizer, unet=eval_unet)
-    step = int(state["step"])
-    loss_ema: float | None = state.get("loss_ema")
-    flag = StopFlag()
     next_eval = cfg.eval_every_minutes * 60.0
 
-    def snapshot() -> dict[str, Any]:
-        return {"step": step, "seed": config.seed, "loss_ema": loss_ema, "ema_updates": ema.updates,
-                "config": _to_json(cfg), **clock.totals()}  # fmt: skip
+    def batch_loss(step: int) -> tuple[Tensor, dict[str, float]]:
+        rng, generator = batch_rng(config.seed, UNET_STREAM, step)
+        index = rng.integers(len(pool.scenes), size=cfg.batch_size)
+        latents = pool.sample(index, generator)
+        captions = sample_captions([pool.scenes[i] for i in index], rng, cfg.empty_caption_prob)
+        loss = diffusion_loss(
+            unet,
+            text_encoder,
+            latents,
+            tokenize(tokenizer, captions),
+            alphas_cumprod,
+            cfg.snr_gamma,
+            generator,
+            cfg.snr_floor,
+            cfg.high_noise_fraction,
+            cfg.high_noise_min_t,
+        )
+        return loss, {}
 
-    def periodic_eval() -> None:
+    def periodic_eval(step: int, clock: Clock) -> None:
         ema.copy_to({"text_encoder": eval_parts.text_encoder, "unet": eval_parts.unet})
         eval_parts.text_encoder.eval()
         eval_parts.unet.eval()
@@ -1246,63 +1131,37 @@ def train_unet(
         save_grid(images["single"][:32], folder / "samples" / f"step-{step:06d}.png")
         tqdm.write(f"unet eval at step {step}: {json.dumps(scores)}")
 
+    def after_step(step: int, clock: Clock) -> None:
+        nonlocal next_eval
+        if probe is not None and next_eval > 0 and clock.run_seconds() >= next_eval and step < cfg.steps:
+            periodic_eval(step, clock)
+            next_eval = clock.run_seconds() + cfg.eval_every_minutes * 60.0
+
     print(
         f"unet: {_n_params(unet):,} + text encoder {_n_params(text_encoder):,} parameters, latents "
         f"{latent_channels}x{side}x{side}, context {tokenizer.model_max_length}, pool {len(pool.scenes)}, "
-        f"from step {step}",
+        f"from step {state['step']}",
         flush=True,
     )
     text_encoder.train(not frozen_text)
     unet.train()
-    bar = tqdm(total=cfg.steps, initial=step, desc="unet", disable=not progress, dynamic_ncols=True, mininterval=5)
-    with _sigterm_sets(flag):
-        try:
-            while step < cfg.steps and not flag:
-                rng, generator = batch_rng(config.seed, UNET_STREAM, step)
-                index = rng.integers(len(pool.scenes), size=cfg.batch_size)
-                latents = pool.sample(index, generator)
-                captions = sample_captions([pool.scenes[i] for i in index], rng, cfg.empty_caption_prob)
-                lr = learning_rate(step, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * group.get("lr_scale", 1.0)
-                loss = diffusion_loss(
-                    unet,
-                    text_encoder,
-                    latents,
-                    tokenize(tokenizer, captions),
-                    alphas_cumprod,
-                    cfg.snr_gamma,
-                    generator,
-                    cfg.snr_floor,
-                    cfg.high_noise_fraction,
-                    cfg.high_noise_min_t,
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
-                optimizer.step()
-                ema.update()
-                step += 1
-                value = float(loss.detach())
-                loss_ema = value if loss_ema is None else 0.99 * loss_ema + 0.01 * value
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_ema:.4f}", refresh=False)
-                if clock.over_budget():
-                    flag.reason = f"time budget of {budget:g} min"
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps or flag:
-                    save_checkpoint(folder, modules, ema, optimizer, snapshot())
-                if probe is not None and next_eval > 0 and clock.run_seconds() >= next_eval and step < cfg.steps:
-                    periodic_eval()
-                    next_eval = clock.run_seconds() + cfg.eval_every_minutes * 60.0
-        except KeyboardInterrupt:
-            if step > int(state["step"]):
-                save_checkpoint(folder, modules, ema, optimizer, snapshot())
-            bar.close()
-            raise
-    bar.close()
-    if flag:
-        print(f"unet: stopped at step {step}/{cfg.steps} ({flag.reason}); --resume continues", flush=True)
-    final_state = snapshot()
+    run = run_stage(
+        "unet",
+        folder,
+        modules,
+        ema,
+        optimizer,
+        cfg,
+        config.seed,
+        state,
+        batch_loss,
+        minutes=minutes,
+        progress=progress,
+        loss_ema_weight=0.01,
+        clip_parameters=[p for g in optimizer.param_groups for p in g["params"]],
+        after_step=after_step,
+        start_wall=clock_start,
+    )
     ema.copy_to({"text_encoder": eval_parts.text_encoder, "unet": eval_parts.unet})
     eval_parts.text_encoder.eval()
     eval_parts.unet.eval()
@@ -1312,9 +1171,9 @@ def train_unet(
     eval_parts.unet.save_pretrained(final / "unet", safe_serialization=True)
     eval_parts.text_encoder.save_pretrained(final / "text_encoder", safe_serialization=True)
     tokenizer.save_pretrained(final / "tokenizer")
-    _write_json(folder / "state.json", {**final_state, "complete": step >= cfg.steps})
-    if probe is not None and step > int(state["step"]):
-        periodic_eval()
+    write_json(folder / "state.json", {**run.state, "complete": run.step >= cfg.steps})
+    if probe is not None and run.step > run.start_step:
+        periodic_eval(run.step, run.clock)
     return eval_parts
 
 
@@ -1363,7 +1222,7 @@ def assemble(config: MiniConfig, work: Path, out: Path | None = None) -> Path:
         path = work / stage / name
         if path.is_file():
             record[stage] = json.loads(path.read_text())
-    _write_json(staging / TRAINING_RECORD, record)
+    write_json(staging / TRAINING_RECORD, record)
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)
@@ -1497,7 +1356,7 @@ def resolve_config(args: argparse.Namespace) -> MiniConfig:
         raise DiffinvError(f"invalid training config: {exc}") from None
     if args.stage in ("vae", "text", "unet", "all"):
         args.work.mkdir(parents=True, exist_ok=True)
-        _write_json(path, config.to_dict())
+        write_json(path, config.to_dict())
     return config
 
 
@@ -1521,7 +1380,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.stage == "eval":
         folder = args.out if args.out is not None else default_output()
         result = evaluate_pipeline(config, folder, args.eval_prompts, args.probe, grid_dir=args.work).scores
-        _write_json(args.work / "eval.json", result)
+        write_json(args.work / "eval.json", result)
         print(json.dumps(result, indent=2))
     return result
 

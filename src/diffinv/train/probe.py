@@ -34,10 +34,8 @@ import dataclasses
 import io
 import json
 import math
-import shutil
 import sys
 import time
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +45,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 from tqdm import tqdm
 
 from diffinv.errors import DiffinvError
-from diffinv.io import atomic_write
 from diffinv.shapes.probe import (
     AGREEMENT_KEYS,
     CONFIG_FILE,
@@ -68,23 +65,27 @@ from diffinv.shapes.render import render
 from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import SPLITS, dataset, is_train_object, sample_scene
 from diffinv.shapes.vocab import HELDOUT_SHAPES, POSITIONS
+from diffinv.train.common import (
+    CHECKPOINTS,
+    LATEST,
+    MODEL_FILE,
+    from_json,
+    init_seed,
+    read_checkpoint,
+    to_json,
+    write_checkpoint,
+    write_json,
+)
+from diffinv.train.common import learning_rate as _learning_rate
 
 TRAIN_STREAM: Final[int] = 0x70726F6265  # "probe"
 """First spawn-key entry of the training batches' seed sequences."""
-
-INIT_STREAM: Final[int] = 0x696E6974  # "init"
-"""Spawn-key entry of the seed of the initial weights."""
 
 DEGRADE_STREAM: Final[int] = 0x6465677261  # "degra"
 """First spawn-key entry of the noise of the degraded evaluation."""
 
 CONFIG_NAME: Final[str] = "train_config.json"
 EVAL_NAME: Final[str] = "eval.json"
-CHECKPOINTS: Final[str] = "checkpoints"
-LATEST: Final[str] = "latest.json"
-MODEL_FILE: Final[str] = "model.safetensors"
-OPTIMIZER_FILE: Final[str] = "optimizer.pt"
-STATE_FILE: Final[str] = "state.json"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -172,42 +173,12 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible nested dictionary."""
-        return _to_json(self)
+        return to_json(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; missing keys take their defaults, unknown keys raise ValueError."""
-        return _from_json(cls, data)
-
-
-def _to_json(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple | list):
-        return [_to_json(v) for v in value]
-    return value
-
-
-def _from_json(cls: type, data: Any) -> Any:
-    if not isinstance(data, dict):
-        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
-    values = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            values[name] = hint.from_dict(value) if hasattr(hint, "from_dict") else _from_json(hint, value)
-        else:
-            values[name] = _tuples(value)
-    return cls(**values)
-
-
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+        return from_json(cls, data)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -338,11 +309,7 @@ def training_batch(config: TrainConfig, step: int) -> tuple[Tensor, list[Scene],
 
 def learning_rate(config: TrainConfig, step: int) -> float:
     """Learning rate of optimisation step ``step`` (0-based): linear warm-up, then cosine decay."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
-    floor = config.lr * config.min_lr_ratio
-    return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return _learning_rate(step, config.lr, config.steps, config.warmup_steps, config.min_lr_ratio)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -407,40 +374,21 @@ def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _write_json(path: Path, data: Any) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
-
-
 def save_checkpoint(
     out: Path, probe: ShapesProbe, optimizer: torch.optim.Optimizer, state: dict[str, Any], keep: int = 1
 ) -> Path:
-    """Write a complete checkpoint folder, then point ``latest.json`` at it and delete all but the ``keep``
-    newest ones (a kill at any moment leaves ``latest.json`` naming a complete checkpoint)."""
-    root = out / CHECKPOINTS
-    folder = root / f"step-{state['step']:06d}"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in probe.state_dict().items()}
-    save_file(weights, str(folder / MODEL_FILE), metadata={"step": str(state["step"])})
-    torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
-    _write_json(folder / STATE_FILE, state)
-    _write_json(root / LATEST, {"step": state["step"], "dir": folder.name})
-    older = sorted(p for p in root.glob("step-*") if p.is_dir() and p.name < folder.name)
-    for old in older[: max(0, len(older) - (keep - 1))]:
-        shutil.rmtree(old, ignore_errors=True)
-    return folder
+    """Write ``out/checkpoints/step-NNNNNN/`` (the probe's weights, the optimizer and ``state``) with
+    :func:`~diffinv.train.common.write_checkpoint`."""
+    return write_checkpoint(
+        out, {MODEL_FILE: (probe.state_dict(), {"step": str(state["step"])})}, optimizer, state, keep
+    )
 
 
 def load_checkpoint(out: Path, probe: ShapesProbe, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore the newest checkpoint of ``out`` into ``probe`` and ``optimizer``; returns its state."""
-    latest = out / CHECKPOINTS / LATEST
-    if not latest.is_file():
-        raise DiffinvError(f"{out}: no checkpoint to resume from")
-    folder = out / CHECKPOINTS / json.loads(latest.read_text())["dir"]
+    folder, state = read_checkpoint(out, optimizer)
     probe.load_state_dict(load_file(folder / MODEL_FILE))
-    optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, weights_only=True))
-    return json.loads((folder / STATE_FILE).read_text())
+    return state
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -465,7 +413,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     out = Path(out)
     torch.set_num_threads(config.num_threads)
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
-        torch.manual_seed(int(np.random.SeedSequence(config.seed, spawn_key=(INIT_STREAM,)).generate_state(1)[0]))
+        torch.manual_seed(init_seed(config.seed))
         probe = ShapesProbe(config.model)
     optimizer = make_optimizer(probe, config)
     state: dict[str, Any] = {"step": 0, "seed": config.seed, "train_cpu_seconds": 0.0, "train_wall_seconds": 0.0}
@@ -474,7 +422,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     elif (out / CHECKPOINTS / LATEST).exists():
         raise DiffinvError(f"{out} already holds a checkpoint; pass --resume or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / CONFIG_NAME, config.to_dict())
+    write_json(out / CONFIG_NAME, config.to_dict())
 
     probe.train()
     step = int(state["step"])
@@ -578,14 +526,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         saved = TrainConfig.from_dict(json.loads(saved_path.read_text()))
         mutable = {"steps", "eval_images"}
         clashes = [
-            k for k in overrides if k not in mutable and _to_json(getattr(config, k)) != _to_json(getattr(saved, k))
+            k for k in overrides if k not in mutable and to_json(getattr(config, k)) != to_json(getattr(saved, k))
         ]
         if clashes:
             raise DiffinvError(f"cannot resume with a different {', '.join(clashes)} than the run in {args.out}")
         config = dataclasses.replace(saved, **{k: getattr(config, k) for k in mutable if k in overrides})
     probe = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     table = evaluate(probe, config)
-    _write_json(args.out / EVAL_NAME, table)
+    write_json(args.out / EVAL_NAME, table)
     print(format_table(table))
     state = json.loads((args.out / CONFIG_FILE).read_text())["metadata"]
     print(

@@ -1,0 +1,296 @@
+"""Pieces shared by the training scripts (:mod:`diffinv.train.mini`, :mod:`diffinv.train.probe`).
+
+Config dataclasses ↔ JSON, atomic JSON files, the warm-up + cosine learning rate, seeds of initial weights, an
+EMA of module weights, the checkpoint folder layout, a SIGTERM stop flag and a wall/CPU clock with a time budget.
+
+Checkpoint layout (both scripts): ``<folder>/checkpoints/step-NNNNNN/`` holds safetensors files of weights,
+``optimizer.pt`` (an optimizer state dict, read back with ``torch.load(weights_only=True)``) and ``state.json``;
+``checkpoints/latest.json`` (``{"step": N, "dir": "step-NNNNNN"}``) names the newest complete one and is written
+last, atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import signal
+import time
+import typing
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from diffinv.errors import DiffinvError
+from diffinv.io import atomic_write
+
+INIT_STREAM: Final[int] = 0x696E6974  # "init"
+"""First spawn-key entry of the seeds of initial weights (:func:`init_seed`)."""
+
+CHECKPOINTS: Final[str] = "checkpoints"
+LATEST: Final[str] = "latest.json"
+MODEL_FILE: Final[str] = "model.safetensors"
+OPTIMIZER_FILE: Final[str] = "optimizer.pt"
+STATE_FILE: Final[str] = "state.json"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Configs and JSON
+# --------------------------------------------------------------------------------------------------------
+
+
+def to_json(value: Any) -> Any:
+    """JSON-compatible form of ``value``: dataclass instances become dicts (recursively), tuples lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [to_json(v) for v in value]
+    return value
+
+
+def from_json(cls: type, data: Any) -> Any:
+    """Inverse of :func:`to_json` for the dataclass ``cls``: missing keys keep their defaults, lists become tuples.
+
+    A nested dataclass field is read with its class's ``from_dict`` when it has one (so its own validation and
+    conversions apply), else recursively. Raises ValueError on a non-object ``data`` or unknown keys.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = hint.from_dict(value) if hasattr(hint, "from_dict") else from_json(hint, value)
+        else:
+            values[name] = _tuples(value)
+    return cls(**values)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON (with a final newline) to ``path`` atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Optimisation
+# --------------------------------------------------------------------------------------------------------
+
+
+def learning_rate(step: int, lr: float, steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
+    """LR of optimisation step ``step`` (0-based): linear warm-up, then cosine decay to ``lr * min_lr_ratio``."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))
+    floor = lr * min_lr_ratio
+    return floor + (lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def init_seed(seed: int, *key: int) -> int:
+    """Torch seed of initial weights: ``SeedSequence(seed, spawn_key=(INIT_STREAM, *key))``'s first word."""
+    return int(np.random.SeedSequence(seed, spawn_key=(INIT_STREAM, *key)).generate_state(1)[0])
+
+
+class EMA:
+    """Exponential moving average of a set of modules' floating-point state (parameters and buffers).
+
+    The decay of update ``k`` (0-based) is ``min(decay, (1 + k) / (10 + k))``, so early averages forget the
+    random initialisation quickly. Non-floating-point state is copied as is.
+    """
+
+    def __init__(self, modules: Mapping[str, nn.Module], decay: float) -> None:
+        self.modules = dict(modules)
+        self.decay = decay
+        self.updates = 0
+        self.shadow: dict[str, Tensor] = {k: v.detach().clone() for k, v in flat_state(self.modules).items()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for key, value in flat_state(self.modules).items():
+            shadow = self.shadow[key]
+            if shadow.is_floating_point():
+                shadow.lerp_(value.detach(), 1.0 - d)
+            else:
+                shadow.copy_(value)
+        self.updates += 1
+
+    def state(self) -> dict[str, Tensor]:
+        """The averaged state, keyed as :func:`flat_state`."""
+        return self.shadow
+
+    def load(self, shadow: Mapping[str, Tensor], updates: int) -> None:
+        """Restore a saved :meth:`state` after ``updates`` updates (DiffinvError if tensors are missing)."""
+        missing = set(self.shadow) - set(shadow)
+        if missing:
+            raise DiffinvError(f"EMA checkpoint lacks {len(missing)} tensors (e.g. {sorted(missing)[0]})")
+        self.shadow = {k: shadow[k].clone().to(self.shadow[k].dtype) for k in self.shadow}
+        self.updates = updates
+
+    def copy_to(self, modules: Mapping[str, nn.Module]) -> None:
+        """Load the averaged state into ``modules`` (same names and architectures as the tracked ones)."""
+        load_flat_state(modules, self.shadow)
+
+
+def flat_state(modules: Mapping[str, nn.Module]) -> dict[str, Tensor]:
+    """``{"<name>.<key>": tensor}`` over the modules' state dicts."""
+    return {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+
+
+def load_flat_state(modules: Mapping[str, nn.Module], state: Mapping[str, Tensor]) -> None:
+    """Inverse of :func:`flat_state`: load each module's ``"<name>."``-prefixed entries of ``state``."""
+    for name, module in modules.items():
+        prefix = name + "."
+        module.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+# --------------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------------
+
+
+def write_checkpoint(
+    folder: Path,
+    tensors: Mapping[str, tuple[Mapping[str, Tensor], dict[str, str]]],
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    keep: int = 1,
+) -> Path:
+    """Write ``folder/checkpoints/step-NNNNNN/`` completely, then point ``latest.json`` at it and prune all but
+    the ``keep`` newest (a kill at any moment leaves ``latest.json`` naming a complete checkpoint).
+
+    Args:
+        folder: The run (or stage) folder.
+        tensors: ``{file name: (tensors, safetensors metadata)}``, e.g. ``{MODEL_FILE: (weights, {"step": "N"})}``;
+            the tensors are saved detached, on the CPU and contiguous.
+        optimizer: Its state dict goes to :data:`OPTIMIZER_FILE`.
+        state: JSON-ready; written to :data:`STATE_FILE`; ``state["step"]`` names the folder.
+        keep: How many checkpoints remain.
+
+    Returns:
+        The checkpoint folder.
+    """
+    root = folder / CHECKPOINTS
+    target = root / f"step-{state['step']:06d}"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name, (values, metadata) in tensors.items():
+        save_file({k: v.detach().cpu().contiguous() for k, v in values.items()}, str(target / name), metadata=metadata)
+    torch.save(optimizer.state_dict(), target / OPTIMIZER_FILE)
+    write_json(target / STATE_FILE, state)
+    write_json(root / LATEST, {"step": state["step"], "dir": target.name})
+    older = sorted(p for p in root.glob("step-*") if p.is_dir() and p.name < target.name)
+    for old in older[: max(0, len(older) - (keep - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def read_checkpoint(folder: Path, optimizer: torch.optim.Optimizer) -> tuple[Path, dict[str, Any]]:
+    """Restore the optimizer from the newest checkpoint of ``folder``; returns that checkpoint's folder (to read
+    its weights from) and its state. Raises DiffinvError if there is none."""
+    latest = folder / CHECKPOINTS / LATEST
+    if not latest.is_file():
+        raise DiffinvError(f"{folder}: no checkpoint to resume from")
+    target = folder / CHECKPOINTS / json.loads(latest.read_text())["dir"]
+    optimizer.load_state_dict(torch.load(target / OPTIMIZER_FILE, weights_only=True))
+    return target, json.loads((target / STATE_FILE).read_text())
+
+
+# --------------------------------------------------------------------------------------------------------
+# Stopping and timing
+# --------------------------------------------------------------------------------------------------------
+
+
+class StopFlag:
+    """Set by SIGTERM (and by the time budget) so the loop checkpoints and exits cleanly; true once set."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.reason is not None
+
+
+@contextmanager
+def sigterm_sets(flag: StopFlag) -> Iterator[None]:
+    """Within the block, SIGTERM sets ``flag`` (reason ``"SIGTERM"``) instead of killing the process; the
+    previous handler is restored on exit. Outside the main thread no handler is installed."""
+
+    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
+        flag.reason = "SIGTERM"
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: no handler
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class Clock:
+    """Wall and CPU seconds of a stage, accumulated across resumed runs; ``budget`` caps this run (0: none)."""
+
+    base_wall: float = 0.0
+    base_cpu: float = 0.0
+    budget_seconds: float = 0.0
+    start_wall: float = field(default_factory=time.perf_counter)
+    start_cpu: float = field(default_factory=time.process_time)
+
+    def run_seconds(self) -> float:
+        """Wall seconds of this run."""
+        return time.perf_counter() - self.start_wall
+
+    def totals(self) -> dict[str, float]:
+        """``train_wall_seconds`` and ``train_cpu_seconds`` over all runs, rounded to 0.1 s."""
+        return {
+            "train_wall_seconds": round(self.base_wall + time.perf_counter() - self.start_wall, 1),
+            "train_cpu_seconds": round(self.base_cpu + time.process_time() - self.start_cpu, 1),
+        }
+
+    def over_budget(self) -> bool:
+        """Whether this run has used its wall-time budget."""
+        return self.budget_seconds > 0 and self.run_seconds() >= self.budget_seconds
+
+
+__all__ = [
+    "CHECKPOINTS",
+    "EMA",
+    "INIT_STREAM",
+    "LATEST",
+    "MODEL_FILE",
+    "OPTIMIZER_FILE",
+    "STATE_FILE",
+    "Clock",
+    "StopFlag",
+    "flat_state",
+    "from_json",
+    "init_seed",
+    "learning_rate",
+    "load_flat_state",
+    "read_checkpoint",
+    "sigterm_sets",
+    "to_json",
+    "write_checkpoint",
+    "write_json",
+]
