@@ -26,11 +26,11 @@ class DirectInversion:
     def default_config(self) -> InversionConfig:
         return InversionConfig(num_inference_steps=50)
 
-    @torch.no_grad()
     @property
     def presets(self) -> Mapping[str, InversionConfig]:
         return {}
 
+    @torch.no_grad()
     def invert(self, problem: InversionProblem) -> Inversion:
         denoiser = problem.denoiser
         trajectory = problem.ddim_trajectory()
