@@ -4,7 +4,8 @@ Prints, per method: seconds, UNet evaluations, optimised parameters, latent MSE 
 against the input, and its time as a ratio of ``ddim``'s; writes a picture grid (input | reconstructions) and the
 table to ``--out``.
 
-    python benchmarks/inversion_speed.py --out results/bench            # tiny random SD, astronaut photo
+    python benchmarks/inversion_speed.py --out results/bench     # built-in mini model, a held-out Shapes scene
+    python benchmarks/inversion_speed.py --image astronaut        # a real photo (a bundled one, captioned by us)
     python benchmarks/inversion_speed.py --model PATH --image photo.jpg --prompt "..."
 """
 
@@ -25,29 +26,31 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from diffinv import METHODS, invert, load_pipeline, reconstruct  # noqa: E402
 from diffinv.bench.datasets import load_dataset  # noqa: E402
+from diffinv.errors import DiffinvError  # noqa: E402
 from diffinv.images import decode, encode, open_image, prepare_image  # noqa: E402
 from diffinv.io import save_image  # noqa: E402
 from diffinv.metrics import latent_mse, psnr  # noqa: E402
 from diffinv.pipelines import default_size  # noqa: E402
-from diffinv.testing import tiny_pipeline  # noqa: E402
 
-DEFAULT_PROMPT = "a woman in a white space suit"
 ZOOM = 4  # pixels per model pixel in the picture grid
 
 
-def default_photo() -> Image.Image:
-    import skimage.data
-
-    return Image.fromarray(skimage.data.astronaut())
+def load_input(image: str, prompt: str | None) -> tuple[Image.Image, str]:
+    """``shapes`` (a held-out Shapes scene and its caption), a bundled photo's name, or an image file + prompt."""
+    if image == "shapes":
+        sample = load_dataset("shapes:1")[0]
+        return sample.load(), prompt or sample.caption
+    photos = {s.id.removeprefix("photo-"): s for s in load_dataset("photos")}
+    if image in photos:
+        return photos[image].load(), prompt or photos[image].caption
+    if prompt is None:
+        raise DiffinvError(f"{image}: pass --prompt with your own image")
+    return open_image(image), prompt
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    pipe = tiny_pipeline(seed=args.seed) if args.model is None else load_pipeline(args.model, device=args.device)
-    if args.image == "shapes":  # a held-out Shapes scene, captioned exactly
-        sample = load_dataset("shapes:1")[0]
-        photo, args.prompt = sample.load(), sample.caption
-    else:
-        photo = open_image(args.image) if args.image else default_photo()
+    pipe = load_pipeline(args.model, device=args.device)
+    photo, args.prompt = load_input(args.image, args.prompt)
     target = (prepare_image(photo, *default_size(pipe)) + 1) / 2
     ceiling = decode(pipe.vae, encode(pipe.vae, target * 2 - 1)).cpu()
     tiles = [("input", target), ("VAE round trip", ceiling)]
@@ -125,19 +128,22 @@ def write_outputs(out: Path, rows: list[dict], tiles: list[tuple[str, torch.Tens
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="default: a tiny random-weight SD built in code")
+    parser.add_argument("--model", default=None, help="default: the built-in mini model")
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
-        "--image", default=None, help="an image file, or 'shapes' for a held-out Shapes scene (default: astronaut)"
+        "--image", default="shapes", help="'shapes' (a held-out scene, default), a bundled photo's name, or a file"
     )
-    parser.add_argument("--prompt", default=DEFAULT_PROMPT)
+    parser.add_argument("--prompt", default=None, help="caption (default: the dataset's; required for a file)")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: each method's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="folder for reconstructions.png, table.md, results.json")
     args = parser.parse_args()
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    rows = run(args)
+    try:
+        rows = run(args)
+    except DiffinvError as exc:
+        parser.exit(2, f"inversion_speed.py: error: {exc}\n")
     print(table(rows))
     if args.out:
         print(f"\nwrote {args.out}/reconstructions.png, table.md, results.json")

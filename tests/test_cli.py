@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from conftest import PROMPT
@@ -171,9 +172,17 @@ def test_bad_inversion_files(capsys, tmp_path, model_dir, null_text_file):
     )
 
 
-def test_no_model_and_bad_outputs(capsys, tmp_path, photo_path):
-    _refused(capsys, tmp_path, "generate", "--prompt", "x", "-o", tmp_path / "x.png", match="no model was given")
+def test_output_folder_is_refused(capsys, tmp_path):
     _refused(capsys, tmp_path, "generate", "--prompt", "x", "-o", tmp_path, match="is a folder")
+
+
+def test_generate_defaults_to_the_builtin_model(capsys, tmp_path):
+    out = tmp_path / "mini.png"
+    code, _, err = run(capsys, "generate", "--prompt", "a large red circle in the center on a white background",
+                       "--steps", 10, "--seed", 0, "-o", out)  # fmt: skip
+    assert code == 0, err
+    with Image.open(out) as image:
+        assert image.size == (64, 64)
 
 
 def test_console_script_help():

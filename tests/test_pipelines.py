@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from diffinv import pipelines
 from diffinv.errors import DiffinvError
 from diffinv.pipelines import fingerprint, load_pipeline, resolve_device, resolve_dtype
 from diffinv.testing import tiny_pipeline
@@ -54,8 +55,9 @@ def test_bad_model_references_give_one_line_errors(tmp_path, make, message):
     assert "\n" not in str(info.value)
 
 
-def test_no_model_given_is_a_clear_error():
-    with pytest.raises(DiffinvError, match="no model was given"):
+def test_missing_builtin_model_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(pipelines, "builtin_model_path", lambda name: tmp_path / name)
+    with pytest.raises(DiffinvError, match="built-in model 'mini' is missing"):
         load_pipeline(None)
 
 

@@ -26,9 +26,10 @@ from diffinv.errors import DiffinvError
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEVICES = ("cpu", "cuda", "mps")
-# Built-in pipelines shipped as package data under diffinv/assets/models/<name>.
-BUILTIN_MODELS: tuple[str, ...] = ()
-DEFAULT_MODEL: str | None = None
+# Built-in pipelines shipped as package data under diffinv/assets/models/<name>: "mini" is the miniature SD trained
+# on the Shapes world (python -m diffinv.train.mini; docs/mini.md).
+BUILTIN_MODELS: tuple[str, ...] = ("mini",)
+DEFAULT_MODEL: str = "mini"
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 # Fingerprint: elements sampled per weight tensor, projections per model, and the allowed signature difference.
@@ -64,6 +65,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def builtin_model_path(name: str) -> Path:
+    """Folder of the built-in pipeline ``name`` inside the installed package."""
     return Path(str(resources.files("diffinv") / "assets" / "models" / name))
 
 
@@ -77,7 +79,7 @@ def load_pipeline(
 
     Args:
         model: built-in name, local folder, ``.safetensors`` file or hub id; ``None`` means the default built-in
-            model.
+            model (:data:`DEFAULT_MODEL`).
         device: ``cpu`` (default), ``cuda`` or ``mps``.
         dtype: ``fp32`` (default), ``bf16`` or ``fp16`` (or a torch dtype).
 
@@ -86,11 +88,7 @@ def load_pipeline(
     """
     torch_dtype = resolve_dtype(dtype)
     torch_device = resolve_device(device)
-    if model is None:
-        if DEFAULT_MODEL is None:
-            raise DiffinvError("no model was given: pass --model (a diffusers folder, a .safetensors file or a hub id)")
-        model = DEFAULT_MODEL
-    pipe = _load(str(model), torch_dtype)
+    pipe = _load(str(DEFAULT_MODEL if model is None else model), torch_dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(torch_device)
 
@@ -98,7 +96,10 @@ def load_pipeline(
 def _load(model: str, torch_dtype: torch.dtype) -> StableDiffusionPipeline:
     common: dict[str, Any] = {"dtype": torch_dtype, "safety_checker": None, "requires_safety_checker": False}
     if model in BUILTIN_MODELS:
-        return StableDiffusionPipeline.from_pretrained(builtin_model_path(model), local_files_only=True, **common)
+        folder = builtin_model_path(model)
+        if not (folder / "model_index.json").is_file():
+            raise DiffinvError(f"the built-in model {model!r} is missing from this installation ({folder})")
+        return StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, **common)
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():
