@@ -4,7 +4,9 @@ Loads the model as users do (``load_pipeline``), measures VAE round-trip PSNR on
 held-out photos, generates ``--n`` held-out single-object and ``--n`` two-object captions one by one (DDIM 50
 steps, guidance 7.5, seeded), reads every image back with the Shapes probe, and times the generations. Writes the
 scores (``quality.json``), image grids and a figure of captions vs generations vs probe verdicts to ``--out``;
-prints the gates table and, as its last line, one JSON object with the headline figures.
+prints the gates table, the single-object accuracies broken down by the captioned colour, shape and size
+(``breakdown`` in ``quality.json``), and, as its last line, one JSON object with the headline figures. Every
+caption with what the probe read is in ``samples.jsonl``.
 
     python benchmarks/mini_quality.py [--n 200] [--model mini] [--out results/mini_quality]
 """
@@ -25,7 +27,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from diffinv.io import atomic_write, save_image  # noqa: E402
 from diffinv.pipelines import BUILTIN_MODELS, builtin_model_path  # noqa: E402
-from diffinv.shapes.probe import scene_agreement  # noqa: E402
+from diffinv.shapes.probe import describe, scene_agreement  # noqa: E402
 from diffinv.shapes.scene import Scene  # noqa: E402
 from diffinv.train.mini import TRAINING_RECORD, EvalSet, MiniConfig, evaluate_pipeline  # noqa: E402
 
@@ -91,6 +93,42 @@ def figure(sets: tuple[EvalSet, ...], per_set: int) -> np.ndarray:
     return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
 
 
+def breakdown(eval_set: EvalSet) -> dict[str, dict[str, dict[str, float]]]:
+    """Single-object accuracies grouped by the captioned object's attributes: ``{"color": {"pink": {"n": 21,
+    "color": 0.62, "shape": ..., "all": ...}, ...}, "shape": {...}, "size": {...}}`` (the first object of each
+    scene; ``n`` counts the captions)."""
+    if eval_set.reads is None:
+        return {}
+    groups: dict[str, dict[str, list[dict[str, float]]]] = {"color": {}, "shape": {}, "size": {}}
+    for truth, read in zip(eval_set.scenes, eval_set.reads, strict=True):
+        scores = scene_agreement(read, truth)
+        for attribute, by_value in groups.items():
+            by_value.setdefault(getattr(truth.objects[0], attribute), []).append(scores)
+    return {
+        attribute: {
+            value: {
+                "n": len(rows),
+                **{k: round(sum(r[k] for r in rows) / len(rows), 3) for k in ("color", "shape", "all")},
+            }
+            for value, rows in sorted(by_value.items())
+        }
+        for attribute, by_value in groups.items()
+    }
+
+
+def samples(sets: tuple[EvalSet, ...]) -> str:
+    """JSON lines: set, caption, the true scene and what the probe read."""
+    lines = []
+    for eval_set in sets:
+        for i, prompt in enumerate(eval_set.captions):
+            row = {"set": eval_set.kind, "caption": prompt, "truth": describe(eval_set.scenes[i])}
+            if eval_set.reads is not None:
+                row["read"] = describe(eval_set.reads[i])
+                row["all_right"] = scene_agreement(eval_set.reads[i], eval_set.scenes[i])["all"] == 1.0
+            lines.append(json.dumps(row))
+    return "\n".join(lines) + "\n"
+
+
 def headline(scores: dict) -> dict:
     single, double = scores.get("single", {}), scores.get("double", {})
     return {
@@ -123,13 +161,20 @@ def main(argv: list[str] | None = None) -> dict:
     report = evaluate_pipeline(_config(folder), folder, args.n, args.probe, seed=args.seed, grid_dir=args.out)
     save_image(Image.fromarray(figure(report.sets, per_set=6)), args.out / "figure.png")
     numbers = headline(report.scores)
-    atomic_write(args.out / "quality.json", lambda tmp: tmp.write_text(json.dumps(report.scores, indent=2) + "\n"))
+    single = next(e for e in report.sets if e.kind == "single")
+    scores = {**report.scores, "breakdown": breakdown(single)}
+    atomic_write(args.out / "quality.json", lambda tmp: tmp.write_text(json.dumps(scores, indent=2) + "\n"))
+    atomic_write(args.out / "samples.jsonl", lambda tmp: tmp.write_text(samples(report.sets)))
     print(f"model {args.model}: {args.n} captions per set, load {report.scores['load_seconds']} s")
     print("| figure | value | gate | pass |\n|---|---:|---:|:-:|")
     for key, value in numbers.items():
         gate = GATES.get(key)
         verdict = "" if gate is None or value is None else ("yes" if value >= gate else "no")
         print(f"| {key} | {value} | {'' if gate is None else gate} | {verdict} |")
+    for attribute, by_value in scores["breakdown"].items():
+        print(f"\n| single object, by {attribute} | n | colour | shape | all |\n|---|---:|---:|---:|---:|")
+        for value, row in by_value.items():
+            print(f"| {value} | {row['n']} | {row['color']} | {row['shape']} | {row['all']} |")
     print(json.dumps(numbers))
     return numbers
 
