@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--negative-prompt", default=BenchConfig.negative_prompt, help="for the negative-prompt check")
     bench.add_argument("--clip-model", default=None, help="local CLIP folder for CLIP-I (default: cached ViT-B/32)")
     bench.add_argument("--lpips-weights", default=None, help="folder with AlexNet weights for LPIPS")
+    bench.add_argument(
+        "--threads",
+        type=int,
+        default=BenchConfig.num_threads,
+        help="torch CPU threads per process (default: 1); results are identical for any process count at a fixed value",
+    )
     _add_model_options(bench)
 
     probe = sub.add_parser("probe", help="read the Shapes scene (background, objects) from images with the probe")
@@ -272,6 +278,7 @@ def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         clip_model=args.clip_model,
         lpips_weights=args.lpips_weights,
+        num_threads=args.threads,
     )
     samples = load_dataset(args.dataset, limit=args.limit, seed=args.seed)
     _check_output(args.out / "summary.json")

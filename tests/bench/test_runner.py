@@ -76,3 +76,30 @@ def test_two_shards_equal_one_process(tmp_path, pipe, samples, one_process):
     assert strip == [
         {k: v for k, v in row.items() if k != "seconds_per_image"} for row in summarize([sharded[k] for k in single])
     ]
+
+
+def test_jobs_run_at_the_configured_thread_count_and_restore_it(tmp_path, pipe, samples, monkeypatch):
+    import torch
+
+    from diffinv.bench import runner
+
+    seen = []
+    real_run_job = runner.run_job
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_run_job(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_job", spy)
+    before = torch.get_num_threads()
+    wanted = 2 if before == 1 else 1
+    config = BenchConfig(methods=("ddim:steps=2",), num_threads=wanted)
+    assert run_bench(pipe, samples[:2], config, tmp_path, progress=False) == 2
+    assert seen == [wanted, wanted] and torch.get_num_threads() == before
+
+
+def test_bad_thread_count_is_refused():
+    from diffinv.errors import DiffinvError
+
+    with pytest.raises(DiffinvError, match="num_threads"):
+        BenchConfig(num_threads=0)

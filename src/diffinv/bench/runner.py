@@ -4,7 +4,9 @@ Every finished job is appended to ``OUT/records-<rank>.jsonl`` (flushed and fsyn
 re-run skips every job already recorded in any ``records-*.jsonl`` of the folder, so a run killed at any moment
 loses nothing written. Under ``accelerate launch --num_processes N`` each process takes every N-th image; after all
 have finished, the main process writes the summary (:mod:`diffinv.bench.report`), which depends only on the
-records, so it equals a one-process run's (except wall-clock times).
+records. Every process computes with the same number of torch CPU threads (``BenchConfig.num_threads``): float
+reductions depend on the thread count, and early-stopped optimisations amplify such differences, so only at a fixed
+count are the records of an N-process run bitwise those of a one-process run (wall-clock times aside).
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class BenchConfig:
         seed: passed to every inversion's generator.
         clip_model: local CLIP folder or cached hub id for CLIP-I (``None``: the default, if cached).
         lpips_weights: folder holding AlexNet's weights for LPIPS (``None``: the torch hub cache).
+        num_threads: torch CPU threads per process while jobs run; fixed so that results do not depend on how many
+            processes share the machine (see the module docstring). On this project's 2-core CPU the built-in
+            model's UNet is as fast with 1 thread as with 2, so 2 processes × 1 thread is the fast setting.
     """
 
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -49,9 +54,12 @@ class BenchConfig:
     seed: int = 0
     clip_model: str | None = None
     lpips_weights: str | None = None
+    num_threads: int = 1
     variants: tuple[Variant, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.num_threads < 1:
+            raise DiffinvError(f"num_threads (--threads) must be >= 1, got {self.num_threads}")
         object.__setattr__(self, "variants", tuple(parse_variant(m) for m in self.methods))
 
 
@@ -191,12 +199,17 @@ def run_bench(
         remaining[variant.label] += 1
     spent: dict[str, list[float]] = defaultdict(list)
     bar = tqdm(total=len(jobs), disable=not progress, desc=f"bench[{rank}/{world_size}]", unit="job")
-    for sample, variant in jobs:
-        record = run_job(pipe, sample, variant, config, scorers)
-        writer.write(record)
-        remaining[variant.label] -= 1
-        spent[variant.label].append(record["seconds"])
-        bar.update()
-        bar.set_postfix_str(f"ETA {_eta(remaining, spent)}")
-    bar.close()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.num_threads)
+    try:
+        for sample, variant in jobs:
+            record = run_job(pipe, sample, variant, config, scorers)
+            writer.write(record)
+            remaining[variant.label] -= 1
+            spent[variant.label].append(record["seconds"])
+            bar.update()
+            bar.set_postfix_str(f"ETA {_eta(remaining, spent)}")
+    finally:
+        torch.set_num_threads(threads)
+        bar.close()
     return len(jobs)
