@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     for row in rows:
         row["time_vs_ddim"] = row["seconds"] / base if base else 0.0
     if args.out:
-        write_outputs(Path(args.out), rows, tiles)
+        write_outputs(Path(args.out), rows, tiles, args.prompt)
     return rows
 
 
@@ -112,7 +112,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(out: Path, rows: list[dict], tiles: list[tuple[str, torch.Tensor]]) -> None:
+def write_outputs(out: Path, rows: list[dict], tiles: list[tuple[str, torch.Tensor]], prompt: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     size = tiles[0][1].shape[-1] * ZOOM
     grid = Image.new("RGB", (size * len(tiles), size + 16), "white")
@@ -122,7 +122,7 @@ def write_outputs(out: Path, rows: list[dict], tiles: list[tuple[str, torch.Tens
         grid.paste(Image.fromarray(array).resize((size, size), Image.Resampling.NEAREST), (k * size, 16))
         draw.text((k * size + 3, 2), label, fill="black")
     save_image(grid, out / "reconstructions.png")
-    (out / "table.md").write_text(table(rows) + "\n")
+    (out / "table.md").write_text(f"Caption: {prompt!r}\n\n{table(rows)}\n")
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
@@ -144,7 +144,7 @@ def main() -> None:
         rows = run(args)
     except DiffinvError as exc:
         parser.exit(2, f"inversion_speed.py: error: {exc}\n")
-    print(table(rows))
+    print(f"Caption: {args.prompt!r}\n\n{table(rows)}")
     if args.out:
         print(f"\nwrote {args.out}/reconstructions.png, table.md, results.json")
 
