@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from diffinv.io import atomic_write, save_image  # noqa: E402
 from diffinv.pipelines import BUILTIN_MODELS, builtin_model_path  # noqa: E402
-from diffinv.shapes.probe import describe, scene_agreement  # noqa: E402
+from diffinv.shapes.probe import describe, mean_agreement, scene_agreement  # noqa: E402
 from diffinv.shapes.scene import Scene  # noqa: E402
 from diffinv.train.mini import TRAINING_RECORD, EvalSet, MiniConfig, evaluate_pipeline  # noqa: E402
 
@@ -94,26 +94,26 @@ def figure(sets: tuple[EvalSet, ...], per_set: int) -> np.ndarray:
 
 
 def breakdown(eval_set: EvalSet) -> dict[str, dict[str, dict[str, float]]]:
-    """Single-object accuracies grouped by the captioned object's attributes: ``{"color": {"pink": {"n": 21,
-    "color": 0.62, "shape": ..., "all": ...}, ...}, "shape": {...}, "size": {...}}`` (the first object of each
+    """Single-object accuracies grouped by the captioned object's attributes: ``{"color": {"pink": {"n": ...,
+    "color": ..., "shape": ..., "all": ...}, ...}, "shape": {...}, "size": {...}}`` (the first object of each
     scene; ``n`` counts the captions)."""
     if eval_set.reads is None:
         return {}
-    groups: dict[str, dict[str, list[dict[str, float]]]] = {"color": {}, "shape": {}, "size": {}}
+    groups: dict[str, dict[str, list[tuple[Scene, Scene]]]] = {"color": {}, "shape": {}, "size": {}}
     for truth, read in zip(eval_set.scenes, eval_set.reads, strict=True):
-        scores = scene_agreement(read, truth)
         for attribute, by_value in groups.items():
-            by_value.setdefault(getattr(truth.objects[0], attribute), []).append(scores)
+            by_value.setdefault(getattr(truth.objects[0], attribute), []).append((read, truth))
     return {
         attribute: {
-            value: {
-                "n": len(rows),
-                **{k: round(sum(r[k] for r in rows) / len(rows), 3) for k in ("color", "shape", "all")},
-            }
-            for value, rows in sorted(by_value.items())
+            value: {"n": len(pairs), **_rounded(mean_agreement(*zip(*pairs, strict=True)))}
+            for value, pairs in sorted(by_value.items())
         }
         for attribute, by_value in groups.items()
     }
+
+
+def _rounded(agreement: dict[str, float]) -> dict[str, float]:
+    return {k: round(agreement[k], 3) for k in ("color", "shape", "all")}
 
 
 def samples(sets: tuple[EvalSet, ...]) -> str:
