@@ -141,8 +141,8 @@ def reconstruct(
     latents = denoise(
         denoiser,
         inversion.latents,
-        inversion.prompt_embeds.to(denoiser.device, dtype),
-        negative.to(denoiser.device, dtype),
+        inversion.prompt_embeds.unsqueeze(1).to(denoiser.device, dtype),
+        negative.unsqueeze(1).to(denoiser.device, dtype),
         settings.guidance_scale,
         latent_offsets=inversion.latent_offsets,
         progress=progress,
