@@ -2,7 +2,8 @@
 
 Prints, per method: seconds, UNet evaluations, optimised parameters, latent MSE and PSNR of the reconstruction
 against the input, and its time as a ratio of ``ddim``'s; writes a picture grid (input | reconstructions) and the
-table to ``--out``.
+table, the input image and every method's inversion file (``METHOD.inv.safetensors``, for ``diffinv reconstruct``)
+to ``--out``.
 
     python benchmarks/inversion_speed.py --out results/bench     # built-in mini model, a held-out Shapes scene
     python benchmarks/inversion_speed.py --image astronaut        # a real photo (a bundled one, captioned by us)
@@ -28,6 +29,7 @@ from diffinv import METHODS, invert, load_pipeline, reconstruct  # noqa: E402
 from diffinv.bench.datasets import load_dataset  # noqa: E402
 from diffinv.errors import DiffinvError  # noqa: E402
 from diffinv.images import decode, encode, open_image, prepare_image  # noqa: E402
+from diffinv.inversion import Inversion  # noqa: E402
 from diffinv.io import save_image  # noqa: E402
 from diffinv.metrics import latent_mse, psnr  # noqa: E402
 from diffinv.pipelines import default_size  # noqa: E402
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     target = (prepare_image(photo, *default_size(pipe)) + 1) / 2
     ceiling = decode(pipe.vae, encode(pipe.vae, target * 2 - 1)).cpu()
     tiles = [("input", target), ("VAE round trip", ceiling)]
+    inversions = {}
     rows = [
         {
             "method": "(VAE round trip)",
@@ -91,11 +94,12 @@ def run(args: argparse.Namespace) -> list[dict]:
             }
         )
         tiles.append((method, pixels))
+        inversions[method] = inversion
     base = next((r["seconds"] for r in rows if r["method"] == "ddim"), rows[-1]["seconds"])
     for row in rows:
         row["time_vs_ddim"] = row["seconds"] / base if base else 0.0
     if args.out:
-        write_outputs(Path(args.out), rows, tiles, args.prompt)
+        write_outputs(Path(args.out), rows, tiles, inversions, args.prompt)
     return rows
 
 
@@ -112,14 +116,27 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(out: Path, rows: list[dict], tiles: list[tuple[str, torch.Tensor]], prompt: str) -> None:
+def _to_pil(pixels: torch.Tensor) -> Image.Image:
+    """``(1, 3, H, W)`` in [0, 1] → PIL."""
+    return Image.fromarray((pixels[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+
+
+def write_outputs(
+    out: Path,
+    rows: list[dict],
+    tiles: list[tuple[str, torch.Tensor]],
+    inversions: dict[str, Inversion],
+    prompt: str,
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    for method, inversion in inversions.items():
+        inversion.save(out / f"{method}.inv.safetensors")
+    save_image(_to_pil(tiles[0][1]), out / "input.png")
     size = tiles[0][1].shape[-1] * ZOOM
     grid = Image.new("RGB", (size * len(tiles), size + 16), "white")
     draw = ImageDraw.Draw(grid)
     for k, (label, pixels) in enumerate(tiles):
-        array = (pixels[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        grid.paste(Image.fromarray(array).resize((size, size), Image.Resampling.NEAREST), (k * size, 16))
+        grid.paste(_to_pil(pixels).resize((size, size), Image.Resampling.NEAREST), (k * size, 16))
         draw.text((k * size + 3, 2), label, fill="black")
     save_image(grid, out / "reconstructions.png")
     (out / "table.md").write_text(f"Caption: {prompt!r}\n\n{table(rows)}\n")
@@ -137,7 +154,11 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: each method's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="folder for reconstructions.png, table.md, results.json")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="folder for reconstructions.png, table.md, results.json, input.png, METHOD.inv.safetensors",
+    )
     args = parser.parse_args()
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     try:
@@ -146,7 +167,7 @@ def main() -> None:
         parser.exit(2, f"inversion_speed.py: error: {exc}\n")
     print(f"Caption: {args.prompt!r}\n\n{table(rows)}")
     if args.out:
-        print(f"\nwrote {args.out}/reconstructions.png, table.md, results.json")
+        print(f"\nwrote {args.out}/: reconstructions.png, table.md, results.json, input.png, METHOD.inv.safetensors")
 
 
 if __name__ == "__main__":

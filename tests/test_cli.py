@@ -124,6 +124,7 @@ def test_negative_prompt_after_null_text_is_refused(capsys, tmp_path, model_dir,
         ("photo", ["--prompt", "cat " * 90, "--strict"], "tokens are dropped"),
         ("photo", ["--prompt", PROMPT, "--tokens", "all-of-them"], "tokens must be"),
         ("photo", ["--prompt", PROMPT, "--height", "50"], "multiples of 8"),
+        ("photo", ["--prompt", PROMPT, "--steps", "0"], "num_inference_steps must be ≥ 1"),
     ],
 )
 def test_bad_invert_inputs(capsys, tmp_path, model_dir, photo_path, setup, extra, match):
@@ -252,3 +253,110 @@ def test_probe_command(capsys, tmp_path):
     ]
     (tmp_path / "none").mkdir()
     _refused(capsys, tmp_path / "none", "probe", tmp_path / "missing.png", match="no such file")
+
+
+# --- Outputs never destroy what is on disk (issue 11) ---
+
+
+def _invert_argv(model_dir, image, *extra):
+    return ["invert", image, "--prompt", PROMPT, "--model", model_dir, "--method", "ddim", "--steps", 2, *extra]
+
+
+def test_output_that_is_an_input_is_refused_and_the_input_kept(capsys, tmp_path, model_dir, photo_path):
+    photo = tmp_path / "same.png"
+    photo.write_bytes(open(photo_path, "rb").read())
+    before = photo.read_bytes()
+    for flags in ([], ["--overwrite"]):
+        code, _, err = run(capsys, *_invert_argv(model_dir, photo, "-o", photo, *flags))
+        assert code == 2 and "is the input" in err.strip().splitlines()[-1], err
+    assert photo.read_bytes() == before
+    inv = tmp_path / "x.inv.safetensors"
+    assert run(capsys, *_invert_argv(model_dir, photo, "-o", inv))[0] == 0
+    saved = inv.read_bytes()
+    (tmp_path / "link.inv.safetensors").symlink_to(inv)
+    for target in (inv, tmp_path / "link.inv.safetensors"):
+        code, _, err = run(capsys, "reconstruct", inv, "--model", model_dir, "-o", target, "--overwrite")
+        assert code == 2 and "is the input" in err, err
+    assert inv.read_bytes() == saved
+
+
+def test_default_output_names_keep_the_full_stem_and_never_replace(
+    capsys, tmp_path, model_dir, photo_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    data = open(photo_path, "rb").read()
+    for name in ("my.photo.v2.png", "trip.day1.png", "trip.day2.png"):
+        (tmp_path / name).write_bytes(data)
+        code, out, err = run(capsys, *_invert_argv(model_dir, tmp_path / name))
+        stem = name.rsplit(".", 1)[0]
+        assert code == 0 and out.strip() == f"wrote {stem}.inv.safetensors", err
+    assert not (tmp_path / "my.inv.safetensors").exists() and not (tmp_path / "trip.inv.safetensors").exists()
+    first = (tmp_path / "trip.day1.inv.safetensors").read_bytes()
+    code, _, err = run(capsys, *_invert_argv(model_dir, tmp_path / "trip.day1.png", "--steps", 3))
+    assert code == 2 and "already exists; pass --overwrite" in err
+    assert (tmp_path / "trip.day1.inv.safetensors").read_bytes() == first
+    code, _, err = run(capsys, *_invert_argv(model_dir, tmp_path / "trip.day1.png", "--steps", 3, "--overwrite"))
+    assert code == 0 and (tmp_path / "trip.day1.inv.safetensors").read_bytes() != first, err
+
+
+def test_existing_outputs_need_overwrite_in_every_command(capsys, tmp_path, model_dir):
+    out = tmp_path / "gen.png"
+    gen = ["generate", "--prompt", "a red circle", "--model", model_dir, "--steps", 2, "-o", out]
+    assert run(capsys, *gen)[0] == 0
+    kept = out.read_bytes()
+    code, _, err = run(capsys, *gen[:-2], "--seed", 1, "-o", out)
+    assert code == 2 and "already exists" in err and out.read_bytes() == kept
+    assert run(capsys, *gen, "--seed", 1, "--overwrite")[0] == 0 and out.read_bytes() != kept
+    folder = tmp_path / "influence"
+    argv = ["token-influence", "--prompt", "a red circle", "--steps", 2, "--model", model_dir, "--out", folder]
+    assert run(capsys, *argv)[0] == 0
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "token_influence.png already exists" in err
+
+
+def test_outputs_that_are_not_regular_files_are_refused(capsys, tmp_path, model_dir, photo_path):
+    import os
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    (tmp_path / "link.png").symlink_to(fifo)
+    (tmp_path / "folder.png").mkdir()
+    for target in (fifo, tmp_path / "link.png"):
+        code, _, err = run(capsys, "generate", "--prompt", "x", "--model", model_dir, "-o", target, "--overwrite")
+        assert code == 2 and "is not a regular file" in err.strip().splitlines()[-1], err
+        assert fifo.is_fifo()
+    code, _, err = run(capsys, *_invert_argv(model_dir, photo_path, "-o", tmp_path / "folder.png", "--overwrite"))
+    assert code == 2 and "is a folder" in err and (tmp_path / "folder.png").is_dir()
+
+
+def test_output_through_a_link_updates_the_linked_file(capsys, tmp_path, model_dir):
+    real = tmp_path / "real.png"
+    real.write_bytes(b"old")
+    (tmp_path / "link.png").symlink_to(real)
+    code, _, err = run(capsys, "generate", "--prompt", "x", "--model", model_dir, "--steps", 2,
+                       "-o", tmp_path / "link.png", "--overwrite")  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "link.png").is_symlink() and real.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_two_bench_runs_on_one_folder(capsys, tmp_path, model_dir):
+    import fcntl
+    import json as json_module
+
+    from diffinv.bench.runner import read_records
+
+    out = tmp_path / "bench"
+    argv = ["bench", "--dataset", "shapes:2", "--methods", "ddim:steps=2", "--model", model_dir, "--out", out]
+    out.mkdir()
+    with (out / ".records-0.lock").open("a") as held:  # a first run is still writing
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code, _, err = run(capsys, *argv)
+    assert code == 2 and "another diffinv bench is running on" in err.strip().splitlines()[-1], err
+    assert not list(out.glob("records-*.jsonl"))
+    assert run(capsys, *argv)[0] == 0
+    lines = (out / "records-0.jsonl").read_text().splitlines()
+    (out / "records-1.jsonl").write_text("\n".join(lines * 2) + "\n")  # what two unlocked runs used to leave
+    assert len(read_records(out)) == 2
+    assert run(capsys, *argv)[0] == 0  # resumes: nothing to run, summary rewritten
+    summary = json_module.loads((out / "summary.json").read_text())
+    assert [row["n_images"] for row in summary] == [2]

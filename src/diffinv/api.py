@@ -73,7 +73,9 @@ def invert(
     base = config or defaults
     config = dataclasses.replace(
         base,
-        num_inference_steps=num_inference_steps or base.num_inference_steps or defaults.num_inference_steps,
+        num_inference_steps=next(
+            n for n in (num_inference_steps, base.num_inference_steps, defaults.num_inference_steps) if n is not None
+        ),
         guidance_scale=base.guidance_scale if guidance_scale is None else guidance_scale,
     )
     if inverter.requires_prompt and not (isinstance(prompt, str) and prompt.strip()):
@@ -90,7 +92,8 @@ def invert(
         guidance_scale=config.guidance_scale,
         height=height,
         width=width,
-        scheduler_config=dict(pipe.scheduler.config),
+        # diffusers' bookkeeping keys (``_use_default_values``, ...) say how a config was loaded, not the schedule
+        scheduler_config={k: v for k, v in pipe.scheduler.config.items() if not k.startswith("_")},
         model_fingerprint=fingerprint(pipe),
         config=config,
     )

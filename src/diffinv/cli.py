@@ -43,6 +43,10 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: st
         )
 
 
+def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from diffinv import __version__
     from diffinv.bench.runner import DEFAULT_METHODS, BenchConfig
@@ -81,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--width", type=int, default=None, help="pixels (default: the model's native size)")
     inv.add_argument("--strict", action="store_true", help="refuse prompts longer than the text encoder's limit")
     inv.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    inv.add_argument("-o", "--output", type=Path, default=None, help="default: IMAGE_STEM.inv.safetensors")
+    inv.add_argument(
+        "-o", "--output", type=Path, default=None, help="default: IMAGE_STEM.inv.safetensors in the current folder"
+    )
+    _add_overwrite_option(inv)
     inv.add_argument("--json", action="store_true", help="print one JSON object with the results")
     _add_dataclass_options(inv, OptimizationConfig, "optimisation (null-text, prompt-tokens)")
     _add_model_options(inv)
@@ -90,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("inversion", type=Path, help="an .inv.safetensors file written by `diffinv invert`")
     rec.add_argument("-o", "--output", type=Path, required=True, help="output image (.png)")
     rec.add_argument("--negative-prompt", default=None, help="use a negative prompt (free-slot methods only)")
+    _add_overwrite_option(rec)
     _add_model_options(rec)
 
     gen = sub.add_parser("generate", help="text-to-image")
@@ -101,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--width", type=int, default=None)
     gen.add_argument("--seed", type=int, default=0, help="default: 0")
     gen.add_argument("-o", "--output", type=Path, required=True, help="output image (.png)")
+    _add_overwrite_option(gen)
     _add_model_options(gen)
 
     bench = sub.add_parser(
@@ -144,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("--guidance-scale", type=float, default=7.5)
     tokens.add_argument("--seed", type=int, default=0)
     tokens.add_argument("--out", type=Path, required=True, help="folder for token_influence.png/.json")
+    _add_overwrite_option(tokens)
     _add_model_options(tokens)
     return parser
 
@@ -160,11 +170,17 @@ def _warn_one_line(
     print(f"diffinv: warning: {message}", file=sys.stderr)
 
 
-def _check_output(path: Path) -> None:
-    from diffinv.errors import DiffinvError
+def _check_output(
+    args: argparse.Namespace, path: Path, *inputs: Path | str | None, overwrite: bool | None = None
+) -> Path:
+    """Refuse, before any work, an output that is an input (the model included), not a regular file, or that
+    exists without ``--overwrite`` (``overwrite`` overrides the option for files a command always rewrites)."""
+    from diffinv.io import check_output
 
-    if path.is_dir():
-        raise DiffinvError(f"{path} is a folder; give a file name")
+    model = args.model if args.model and Path(args.model).exists() else None
+    if overwrite is None:
+        overwrite = args.overwrite
+    return check_output(path, inputs=(*inputs, model), overwrite=overwrite)
 
 
 def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
@@ -179,13 +195,12 @@ def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(OptimizationConfig)}
     config = dataclasses.replace(
         base,
-        num_inference_steps=args.num_inference_steps or base.num_inference_steps,
+        num_inference_steps=base.num_inference_steps if args.num_inference_steps is None else args.num_inference_steps,
         guidance_scale=args.guidance_scale,
         optimization=dataclasses.replace(base.optimization, **{k: v for k, v in overrides.items() if v is not None}),
         tokens=args.tokens or base.tokens,
     )
-    output = args.output or Path(args.image.name.split(".")[0] + ".inv.safetensors")
-    _check_output(output)
+    output = _check_output(args, args.output or Path(args.image.stem + ".inv.safetensors"), args.image)
     image = images.open_image(args.image)  # validate the photo before loading any model
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
     inversion = api.invert(
@@ -222,7 +237,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv.inversion.base import Inversion
     from diffinv.pipelines import load_pipeline
 
-    _check_output(args.output)
+    _check_output(args, args.output, args.inversion)
     Inversion.load(args.inversion)  # validate the file before loading any model
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
     inversion = Inversion.load(args.inversion, pipe)
@@ -237,7 +252,7 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv import api, io
     from diffinv.pipelines import load_pipeline
 
-    _check_output(args.output)
+    _check_output(args, args.output)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
     image = api.generate(
         pipe,
@@ -281,7 +296,7 @@ def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
         num_threads=args.threads,
     )
     samples = load_dataset(args.dataset, limit=args.limit, seed=args.seed)
-    _check_output(args.out / "summary.json")
+    _check_output(args, args.out / "summary.json", overwrite=True)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
     rank, world_size, wait_for_everyone = _process_group()
     ran = run_bench(pipe, samples, config, args.out, rank=rank, world_size=world_size)
@@ -302,6 +317,8 @@ def _cmd_token_influence(args: argparse.Namespace) -> dict[str, Any]:
         from diffinv.errors import DiffinvError
 
         raise DiffinvError(f"--steps must be ≥ 1, got {args.num_inference_steps}")
+    for name in ("token_influence.png", "token_influence.json"):
+        _check_output(args, args.out / name)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
     modes = ("zero", "pad") if args.mode == "both" else (args.mode,)
     results = [

@@ -11,12 +11,14 @@ count are the records of an N-process run bitwise those of a one-process run (wa
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,15 +66,41 @@ class BenchConfig:
 
 
 def read_records(out: Path) -> list[dict[str, Any]]:
-    """Every complete JSON line of every ``records-*.jsonl`` in ``out`` (a torn last line is ignored)."""
-    records = []
+    """One record per job key from the ``records-*.jsonl`` in ``out``: the first complete line written for it (a
+    torn last line is ignored, and so are duplicates, e.g. from two runs that once shared the folder)."""
+    records: dict[str, dict[str, Any]] = {}
     for path in sorted(out.glob(RECORDS_GLOB)):
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-    return records
+            if isinstance(record, dict) and isinstance(record.get("key"), str):
+                records.setdefault(record["key"], record)
+    return list(records.values())
+
+
+@contextlib.contextmanager
+def folder_lock(out: Path, rank: int) -> Iterator[None]:
+    """Hold ``OUT/.records-<rank>.lock`` while process ``rank`` of a run writes its records.
+
+    Every run has a rank 0, so a second run on the same folder (of any process count) finds at least one lock held
+    and stops with :class:`DiffinvError` instead of recording every job twice. The lock is released when the
+    process ends, even if it is killed.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / f".records-{rank}.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DiffinvError(
+                f"another diffinv bench is running on {out} (process {rank}); wait for it to finish or give "
+                "another --out"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class RecordWriter:
@@ -188,7 +216,25 @@ def run_bench(
     world_size: int = 1,
     progress: bool = True,
 ) -> int:
-    """Run this process's shard of the (image × variant) jobs not yet recorded in ``out``; returns jobs run."""
+    """Run this process's shard of the (image × variant) jobs not yet recorded in ``out``; returns jobs run.
+
+    Raises:
+        DiffinvError: another run holds this process's lock on ``out`` (see :func:`folder_lock`).
+    """
+    with folder_lock(out, rank):
+        return _run_shard(pipe, samples, config, out, rank=rank, world_size=world_size, progress=progress)
+
+
+def _run_shard(
+    pipe: StableDiffusionPipeline,
+    samples: list[Sample],
+    config: BenchConfig,
+    out: Path,
+    *,
+    rank: int,
+    world_size: int,
+    progress: bool,
+) -> int:
     done = {r["key"] for r in read_records(out)}
     mine: Iterable[Sample] = samples[rank::world_size]
     jobs = [(s, v) for s in mine for v in config.variants if job_key(s, v) not in done]

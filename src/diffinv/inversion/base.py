@@ -210,7 +210,9 @@ class Inversion:
         header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "settings": self.settings.to_dict()}
         header["stats"] = self.stats.to_dict()
         metadata = {"diffinv": json.dumps(header)}
-        tensors = self._tensors()
+        # Own storage per tensor: a method may hand over views or one tensor under two names (negative-prompt
+        # inversion's prompt_embeds is its negative_prompt_embeds), which safetensors refuses to write.
+        tensors = {key: tensor.clone() for key, tensor in self._tensors().items()}
         return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
     @classmethod
