@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from diffinv.denoiser import Denoiser, Schedule
+from diffinv.sampling import denoise
 from diffinv.shapes.captions import caption
 from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import item_rng, sample_scene
@@ -50,8 +51,8 @@ def generate_batch(
     guidance_scale: float = 7.5,
     batch_size: int = 64,
 ) -> np.ndarray:
-    """Batched version of :func:`diffinv.api.generate` (same DDIM sampler and per-image initial noise from
-    ``torch.Generator().manual_seed(seed)``): uint8 ``(N, S, S, 3)``."""
+    """Batched version of :func:`diffinv.api.generate` (the same sampling loop, :func:`diffinv.sampling.denoise`,
+    and per-image initial noise from ``torch.Generator().manual_seed(seed)``): uint8 ``(N, S, S, 3)``."""
     denoiser = Denoiser(parts.unet, Schedule.from_config(scheduler().config, num_inference_steps))
     channels, side = parts.unet.config.in_channels, parts.unet.config.sample_size
     images = []
@@ -65,9 +66,7 @@ def generate_batch(
         )
         cond = parts.text_encoder(tokenize(parts.tokenizer, chunk))[0]
         uncond = parts.text_encoder(tokenize(parts.tokenizer, [""] * len(chunk)))[0]
-        latents = noise
-        for i in range(len(denoiser.schedule)):
-            latents = denoiser.step(latents, denoiser.guided_epsilon(latents, i, cond, uncond, guidance_scale), i)
+        latents = denoise(denoiser, noise, cond, uncond, guidance_scale)
         pixels = parts.vae.decode(latents / parts.vae.config.scaling_factor).sample
         images.append(to_uint8(pixels))
     return np.concatenate(images)
