@@ -29,7 +29,9 @@ from diffinv.io import atomic_write, save_image  # noqa: E402
 from diffinv.pipelines import BUILTIN_MODELS, builtin_model_path  # noqa: E402
 from diffinv.shapes.probe import describe, mean_agreement, scene_agreement  # noqa: E402
 from diffinv.shapes.scene import Scene  # noqa: E402
-from diffinv.train.mini import TRAINING_RECORD, EvalSet, MiniConfig, evaluate_pipeline  # noqa: E402
+from diffinv.train.assemble import TRAINING_RECORD  # noqa: E402
+from diffinv.train.evaluate import EvalSet, evaluate_pipeline  # noqa: E402
+from diffinv.train.mini import MiniConfig  # noqa: E402
 
 GATES = {  # issue #3, section 5
     "vae_psnr_shapes": 30.0,

@@ -15,17 +15,11 @@ from safetensors.torch import load_file
 from diffinv.api import generate
 from diffinv.shapes.vocab import COLORS, POSITIONS, SHAPES, TRAIN_SHAPES
 from diffinv.train import data
-from diffinv.train.mini import (
-    EMA,
-    CaptionHeads,
-    MiniConfig,
-    caption_loss,
-    learning_rate,
-    main,
-    min_snr_weights,
-    sample_timesteps,
-    scheduler,
-)
+from diffinv.train.common import EMA, batch_rng, learning_rate
+from diffinv.train.mini import MiniConfig, main
+from diffinv.train.parts import scheduler
+from diffinv.train.text import CaptionHeads, caption_loss
+from diffinv.train.unet import min_snr_weights, sample_timesteps
 
 TINY = {
     "num_inference_steps": 4,
@@ -171,12 +165,12 @@ def test_schedules_and_weights() -> None:
 
 
 def test_data_batches_are_seeded_and_use_train_content_only() -> None:
-    rng_a, _ = data.batch_rng(0, 1, 5)
-    rng_b, _ = data.batch_rng(0, 1, 5)
+    rng_a, _ = batch_rng(0, 1, 5)
+    rng_b, _ = batch_rng(0, 1, 5)
     a = data.vae_batch(rng_a, 6, 32, 0.5, (1.0, 1.0, 1.0))
     b = data.vae_batch(rng_b, 6, 32, 0.5, (1.0, 1.0, 1.0))
     assert a.shape == (6, 3, 32, 32) and torch.equal(a, b) and a.min() >= -1 and a.max() <= 1
-    rng, _ = data.batch_rng(0, 2, 0)
+    rng, _ = batch_rng(0, 2, 0)
     scenes = data.sample_train_scenes(rng, 200, (1.0, 0.0, 0.0))
     assert all(len(s.objects) == 1 and s.objects[0].shape in TRAIN_SHAPES for s in scenes)
     captions = data.sample_captions(scenes, rng, 0.1)

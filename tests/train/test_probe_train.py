@@ -11,7 +11,9 @@ from safetensors.torch import load_file
 
 from diffinv.shapes.probe import ShapesProbe, encode_targets
 from diffinv.train import probe as probe_training
-from diffinv.train.probe import AugmentConfig, TrainConfig, augment, learning_rate, main, train, training_batch
+from diffinv.train.augment import AugmentConfig, augment
+from diffinv.train.common import learning_rate
+from diffinv.train.probe import TrainConfig, main, train, training_batch
 
 TINY = {
     "model": {"channels": [4, 4, 4], "pool_after": [0, 1], "hidden": 8},
@@ -99,8 +101,9 @@ def test_augment_identity_when_disabled() -> None:
 def test_config_round_trip_and_schedule() -> None:
     config = TrainConfig.from_dict(TINY)
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    assert learning_rate(config, 0) < learning_rate(config, 1) == pytest.approx(config.lr)
-    assert learning_rate(config, config.steps) == pytest.approx(config.lr * config.min_lr_ratio)
+    schedule = (config.lr, config.steps, config.warmup_steps, config.min_lr_ratio)
+    assert learning_rate(0, *schedule) < learning_rate(1, *schedule) == pytest.approx(config.lr)
+    assert learning_rate(config.steps, *schedule) == pytest.approx(config.lr * config.min_lr_ratio)
     with pytest.raises(ValueError):
         TrainConfig.from_dict({"split_mix": [["test", 1.0]]})
     with pytest.raises(ValueError):

@@ -1,12 +1,15 @@
-"""Pieces shared by the training scripts (:mod:`diffinv.train.mini`, :mod:`diffinv.train.probe`).
+"""Pieces shared by the training scripts (:mod:`diffinv.train.mini` and its stages, :mod:`diffinv.train.probe`).
 
-Config dataclasses ↔ JSON, atomic JSON files, the warm-up + cosine learning rate, seeds of initial weights, an
-EMA of module weights, the checkpoint folder layout, a SIGTERM stop flag and a wall/CPU clock with a time budget.
+Config dataclasses ↔ JSON, atomic JSON files, the warm-up + cosine learning rate, the AdamW parameter groups,
+seeds of initial weights and of batches, an EMA of module weights, the checkpoint folder layout, a SIGTERM stop
+flag and a wall/CPU clock with a time budget. The optimisation loop of a stage that uses them is
+:mod:`diffinv.train.stage`.
 
-Checkpoint layout (both scripts): ``<folder>/checkpoints/step-NNNNNN/`` holds safetensors files of weights,
-``optimizer.pt`` (an optimizer state dict, read back with ``torch.load(weights_only=True)``) and ``state.json``;
-``checkpoints/latest.json`` (``{"step": N, "dir": "step-NNNNNN"}``) names the newest complete one and is written
-last, atomically.
+Checkpoint layout (both scripts): ``<folder>/checkpoints/step-NNNNNN/`` holds safetensors files of weights
+(:data:`MODEL_FILE`, and :data:`EMA_FILE` for a stage with an EMA), ``optimizer.pt`` (an optimizer state dict,
+read back with ``torch.load(weights_only=True)``) and ``state.json`` (step, seed, loss EMA, timings, the stage
+config); ``checkpoints/latest.json`` (``{"step": N, "dir": "step-NNNNNN"}``) names the newest complete one and is
+written last, atomically.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import shutil
 import signal
 import time
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +41,9 @@ INIT_STREAM: Final[int] = 0x696E6974  # "init"
 CHECKPOINTS: Final[str] = "checkpoints"
 LATEST: Final[str] = "latest.json"
 MODEL_FILE: Final[str] = "model.safetensors"
+EMA_FILE: Final[str] = "ema.safetensors"
+FINAL: Final[str] = "final"
+"""Sub-folder of a mini stage's folder holding its exported (EMA) weights."""
 OPTIMIZER_FILE: Final[str] = "optimizer.pt"
 STATE_FILE: Final[str] = "state.json"
 
@@ -102,9 +108,37 @@ def learning_rate(step: int, lr: float, steps: int, warmup_steps: int, min_lr_ra
     return floor + (lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def make_optimizer(modules: Sequence[nn.Module], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices and kernels only (not biases, norms, or embedding tables)."""
+    decay, no_decay = [], []
+    for module in modules:
+        embeddings = {id(p) for m in module.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
+        for p in module.parameters():
+            (decay if p.ndim > 1 and id(p) not in embeddings else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def n_params(module: nn.Module) -> int:
+    """Number of parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters())
+
+
 def init_seed(seed: int, *key: int) -> int:
     """Torch seed of initial weights: ``SeedSequence(seed, spawn_key=(INIT_STREAM, *key))``'s first word."""
     return int(np.random.SeedSequence(seed, spawn_key=(INIT_STREAM, *key)).generate_state(1)[0])
+
+
+def batch_rng(seed: int, stream: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
+    """Independent numpy and torch generators of batch ``step`` of a training ``stream``.
+
+    ``SeedSequence(seed, spawn_key=(stream, step))``: two entries, disjoint from the three-entry keys of
+    :func:`diffinv.shapes.splits.item_rng` (evaluation scenes). A batch depends only on ``(seed, step)``, so a
+    resumed run sees exactly the data of an uninterrupted one.
+    """
+    sequence = np.random.SeedSequence(seed, spawn_key=(stream, step))
+    torch_seed = int(sequence.generate_state(1, dtype=np.uint32)[0])
+    return np.random.default_rng(sequence), torch.Generator().manual_seed(torch_seed)
 
 
 class EMA:
@@ -149,15 +183,20 @@ class EMA:
 
 
 def flat_state(modules: Mapping[str, nn.Module]) -> dict[str, Tensor]:
-    """``{"<name>.<key>": tensor}`` over the modules' state dicts."""
-    return {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+    """``{"<name>.<key>": tensor}`` over the modules' state dicts; a module named ``""`` (the only one, e.g. the
+    probe) contributes its keys unprefixed."""
+    return {_prefix(name) + k: v for name, m in modules.items() for k, v in m.state_dict().items()}
 
 
 def load_flat_state(modules: Mapping[str, nn.Module], state: Mapping[str, Tensor]) -> None:
     """Inverse of :func:`flat_state`: load each module's ``"<name>."``-prefixed entries of ``state``."""
     for name, module in modules.items():
-        prefix = name + "."
+        prefix = _prefix(name)
         module.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def _prefix(name: str) -> str:
+    return f"{name}." if name else ""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -276,6 +315,8 @@ class Clock:
 __all__ = [
     "CHECKPOINTS",
     "EMA",
+    "EMA_FILE",
+    "FINAL",
     "INIT_STREAM",
     "LATEST",
     "MODEL_FILE",
@@ -283,11 +324,14 @@ __all__ = [
     "STATE_FILE",
     "Clock",
     "StopFlag",
+    "batch_rng",
     "flat_state",
     "from_json",
     "init_seed",
     "learning_rate",
     "load_flat_state",
+    "make_optimizer",
+    "n_params",
     "read_checkpoint",
     "sigterm_sets",
     "to_json",

@@ -2,7 +2,8 @@
 crops of the real photos bundled with scikit-image.
 
 Everything is drawn from a :class:`numpy.random.Generator` the caller owns, so a batch depends only on the seed
-the trainer derives for it (see :func:`batch_rng`) and a resumed run sees exactly the data of an uninterrupted one.
+the trainer derives for it (see :func:`diffinv.train.common.batch_rng`) and a resumed run sees exactly the data of
+an uninterrupted one.
 
 * Shapes: scenes come from :func:`diffinv.shapes.sample_scene` on the ``train`` split only (never the held-out
   shape nor a novel colour x shape combination), with a configurable distribution of the object count; captions
@@ -60,17 +61,6 @@ HELDOUT_PHOTOS: Final[tuple[str, ...]] = ("astronaut", "chelsea", "coffee", "cam
 
 PHOTO_SHORT_SIDE: Final[int] = 256
 """Photos are stored downscaled so that their short side is at most this many pixels (crops stay sharp at 64 px)."""
-
-
-def batch_rng(seed: int, stream: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
-    """Independent numpy and torch generators of batch ``step`` of a training ``stream``.
-
-    ``SeedSequence(seed, spawn_key=(stream, step))``: two entries, disjoint from the three-entry keys of
-    :func:`diffinv.shapes.splits.item_rng` (evaluation scenes).
-    """
-    sequence = np.random.SeedSequence(seed, spawn_key=(stream, step))
-    torch_seed = int(sequence.generate_state(1, dtype=np.uint32)[0])
-    return np.random.default_rng(sequence), torch.Generator().manual_seed(torch_seed)
 
 
 def to_tensor(images: Sequence[np.ndarray]) -> Tensor:

@@ -7,8 +7,9 @@ Usage::
 
 Every training image is a freshly sampled scene of a random split (train, held-out shape or novel
 combination -- the probe must read every shape and colour), rendered, then degraded at random (JPEG,
-small shifts, colour jitter, down- and up-sampling, Gaussian blur, Gaussian noise) so that the probe also
-reads the blurrier, noisier images a diffusion model generates.
+small shifts, colour jitter, down- and up-sampling, Gaussian blur, Gaussian noise;
+:mod:`diffinv.train.augment`) so that the probe also reads the blurrier, noisier images a diffusion model
+generates.
 
 Seeds: the initial weights come from ``numpy.random.SeedSequence(seed, spawn_key=(INIT_STREAM,))``;
 batch ``k`` is drawn from ``SeedSequence(seed, spawn_key=(TRAIN_STREAM, k))``, a stream disjoint from the
@@ -20,9 +21,10 @@ uninterrupted one would.
 Output folder ``--out``:
 
 * ``train_config.json`` -- the :class:`TrainConfig` of the run (the single home of its hyperparameters);
-* ``checkpoints/step-NNNNNN/`` -- ``model.safetensors``, ``optimizer.pt`` (an optimizer state dict, read
-  back with ``torch.load(weights_only=True)``) and ``state.json`` (step, seed, timings);
-  ``checkpoints/latest.json`` names the newest complete one and is written last, atomically;
+* ``checkpoints/step-NNNNNN/`` -- ``model.safetensors`` (the probe's state dict), ``optimizer.pt`` (an
+  optimizer state dict, read back with ``torch.load(weights_only=True)``) and ``state.json`` (step, seed,
+  timings, the config); ``checkpoints/latest.json`` names the newest complete one and is written last,
+  atomically (the loop and its checkpoints are :mod:`diffinv.train.stage`'s);
 * ``probe.safetensors`` + ``config.json`` -- the final probe (:meth:`ShapesProbe.from_pretrained` reads
   the folder), and ``eval.json`` -- its accuracy table.
 """
@@ -31,11 +33,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import math
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,11 +43,7 @@ from typing import Any, Final
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
-from safetensors.torch import load_file
 from torch import Tensor
-from tqdm import tqdm
 
 from diffinv.errors import DiffinvError
 from diffinv.shapes.probe import (
@@ -65,18 +61,9 @@ from diffinv.shapes.render import render
 from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import SPLITS, dataset, is_train_object, sample_scene
 from diffinv.shapes.vocab import HELDOUT_SHAPES, POSITIONS
-from diffinv.train.common import (
-    CHECKPOINTS,
-    LATEST,
-    MODEL_FILE,
-    from_json,
-    init_seed,
-    read_checkpoint,
-    to_json,
-    write_checkpoint,
-    write_json,
-)
-from diffinv.train.common import learning_rate as _learning_rate
+from diffinv.train.augment import AugmentConfig, augment, gaussian_blur, jpeg
+from diffinv.train.common import batch_rng, from_json, init_seed, make_optimizer, to_json, write_json
+from diffinv.train.stage import restore_stage, run_stage
 
 TRAIN_STREAM: Final[int] = 0x70726F6265  # "probe"
 """First spawn-key entry of the training batches' seed sequences."""
@@ -91,36 +78,6 @@ EVAL_NAME: Final[str] = "eval.json"
 # --------------------------------------------------------------------------------------------------------
 # Configuration
 # --------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Random degradations of the training renders (each applied to an image with its probability)."""
-
-    jpeg_prob: float = 0.2
-    jpeg_quality: tuple[int, int] = (40, 95)
-    """Range of the JPEG quality."""
-    shift_prob: float = 0.3
-    max_shift: int = 2
-    """Largest translation in pixels (edges replicated)."""
-    color_prob: float = 0.8
-    brightness: float = 0.08
-    """Largest relative change of the brightness (a gain shared by the channels)."""
-    channel_gain: float = 0.05
-    """Largest relative change of each channel's gain."""
-    channel_offset: float = 0.03
-    """Largest offset added to each channel (image range ``[0, 1]``)."""
-    contrast: float = 0.1
-    """Largest relative change of the contrast around the image mean."""
-    resample_prob: float = 0.1
-    resample_scale: tuple[float, float] = (0.6, 0.85)
-    """Range of the factor of the down-sampling before up-sampling back (bilinear)."""
-    blur_prob: float = 0.4
-    blur_sigma: tuple[float, float] = (0.3, 1.2)
-    """Range of the standard deviation (pixels) of the Gaussian blur."""
-    noise_prob: float = 0.5
-    noise_std: tuple[float, float] = (0.0, 0.08)
-    """Range of the standard deviation of the additive Gaussian noise (image range ``[0, 1]``)."""
 
 
 @dataclass(frozen=True)
@@ -186,95 +143,6 @@ class TrainConfig:
 # --------------------------------------------------------------------------------------------------------
 
 
-def batch_generators(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
-    """Independent numpy (scenes, JPEG) and torch (pixel degradations) generators of training batch ``step``."""
-    sequence = np.random.SeedSequence(seed, spawn_key=(TRAIN_STREAM, step))
-    torch_seed = int(sequence.generate_state(1, dtype=np.uint32)[0])
-    return np.random.default_rng(sequence), torch.Generator().manual_seed(torch_seed)
-
-
-def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    return np.asarray(Image.open(buffer).convert("RGB"))
-
-
-def gaussian_blur(images: Tensor, sigma: Tensor, truncate: float = 3.0) -> Tensor:
-    """Blur every image with its own isotropic Gaussian (edges replicated).
-
-    Args:
-        images: ``(B, C, H, W)`` float.
-        sigma: ``(B,)`` standard deviations in pixels; ``0`` leaves an image unchanged.
-        truncate: The kernel extends over this many standard deviations.
-
-    Returns:
-        ``(B, C, H, W)``.
-    """
-    batch, channels, height, width = images.shape
-    radius = max(1, math.ceil(truncate * float(sigma.max())))
-    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
-    safe = sigma.to(images.dtype).clamp_min(1e-6)[:, None]
-    kernel = torch.exp(-0.5 * (offsets[None, :] / safe) ** 2)
-    kernel = kernel / kernel.sum(dim=1, keepdim=True)  # (B, K); a delta where sigma is ~0
-    kernel = kernel.repeat_interleave(channels, dim=0)  # (B*C, K)
-    x = F.pad(images.reshape(1, batch * channels, height, width), (radius,) * 4, mode="replicate")
-    x = F.conv2d(x, kernel[:, None, None, :], groups=batch * channels)
-    x = F.conv2d(x, kernel[:, None, :, None], groups=batch * channels)
-    return x.reshape(batch, channels, height, width)
-
-
-def augment(images: Tensor, config: AugmentConfig, generator: torch.Generator) -> Tensor:
-    """Random degradations of a batch: shift, colour jitter, down/up-sampling, blur, noise.
-
-    Args:
-        images: ``(B, 3, S, S)`` float in ``[0, 1]``.
-        config: Probabilities and strengths.
-        generator: Source of all randomness.
-
-    Returns:
-        ``(B, 3, S, S)`` float in ``[0, 1]``.
-    """
-    batch, _, size, _ = images.shape
-
-    def chance(p: float) -> Tensor:
-        return torch.rand(batch, generator=generator) < p
-
-    def uniform(low: float, high: float, *shape: int) -> Tensor:
-        return low + (high - low) * torch.rand(batch, *shape, generator=generator)
-
-    x = images.clone()
-    m = config.max_shift
-    shifts = torch.randint(-m, m + 1, (batch, 2), generator=generator)
-    padded = F.pad(x, (m, m, m, m), mode="replicate")
-    for i in torch.nonzero(chance(config.shift_prob)).flatten().tolist():
-        dy, dx = shifts[i].tolist()
-        x[i] = padded[i, :, m + dy : m + dy + size, m + dx : m + dx + size]
-
-    color = chance(config.color_prob)[:, None, None, None]
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    contrast = uniform(1 - config.contrast, 1 + config.contrast)[:, None, None, None]
-    gain = uniform(1 - config.brightness, 1 + config.brightness)[:, None, None, None]
-    gain = gain * uniform(1 - config.channel_gain, 1 + config.channel_gain, 3)[:, :, None, None]
-    offset = uniform(-config.channel_offset, config.channel_offset, 3)[:, :, None, None]
-    jittered = (mean + (x - mean) * contrast) * gain + offset
-    x = torch.where(color, jittered, x)
-
-    scales = uniform(*config.resample_scale)
-    for i in torch.nonzero(chance(config.resample_prob)).flatten().tolist():
-        small = max(1, round(size * float(scales[i])))
-        down = F.interpolate(x[i : i + 1], size=(small, small), mode="bilinear", antialias=True, align_corners=False)
-        x[i] = F.interpolate(down, size=(size, size), mode="bilinear", align_corners=False)[0]
-
-    sigma = uniform(*config.blur_sigma) * chance(config.blur_prob)
-    if bool((sigma > 0).any()):
-        x = gaussian_blur(x, sigma)
-
-    std = uniform(*config.noise_std) * chance(config.noise_prob)
-    x = x + std[:, None, None, None] * torch.randn(x.shape, generator=generator)
-    return x.clamp(0.0, 1.0)
-
-
 def _to_tensor(arrays: Sequence[np.ndarray]) -> Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(255.0)
 
@@ -286,7 +154,7 @@ def training_batch(config: TrainConfig, step: int) -> tuple[Tensor, list[Scene],
         Degraded renders ``(B, 3, S, S)`` in ``[0, 1]``; their scenes; and a boolean mask ``(B * 9,)`` of
         the cells to train on (every occupied cell and ``config.empty_cells_per_image`` random empty ones).
     """
-    rng, generator = batch_generators(config.seed, step)
+    rng, generator = batch_rng(config.seed, TRAIN_STREAM, step)
     splits = [s for s, _ in config.split_mix]
     probs = np.array([p for _, p in config.split_mix], dtype=np.float64)
     probs /= probs.sum()
@@ -297,7 +165,7 @@ def training_batch(config: TrainConfig, step: int) -> tuple[Tensor, list[Scene],
         scene = sample_scene(rng, splits[int(rng.choice(len(splits), p=probs))])
         image = render(scene, config.model.image_size)
         if rng.random() < aug.jpeg_prob:
-            image = _jpeg(image, int(rng.integers(aug.jpeg_quality[0], aug.jpeg_quality[1] + 1)))
+            image = jpeg(image, int(rng.integers(aug.jpeg_quality[0], aug.jpeg_quality[1] + 1)))
         scenes.append(scene)
         arrays.append(image)
         occupied = [POSITIONS.index(o.position) for o in scene.objects]
@@ -305,11 +173,6 @@ def training_batch(config: TrainConfig, step: int) -> tuple[Tensor, list[Scene],
         mask[i, occupied] = True
         mask[i, rng.choice(empty, size=min(len(empty), config.empty_cells_per_image), replace=False)] = True
     return augment(_to_tensor(arrays), aug, generator), scenes, torch.from_numpy(mask.reshape(-1))
-
-
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """Learning rate of optimisation step ``step`` (0-based): linear warm-up, then cosine decay."""
-    return _learning_rate(step, config.lr, config.steps, config.warmup_steps, config.min_lr_ratio)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -370,108 +233,38 @@ def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Checkpoints
-# --------------------------------------------------------------------------------------------------------
-
-
-def save_checkpoint(
-    out: Path, probe: ShapesProbe, optimizer: torch.optim.Optimizer, state: dict[str, Any], keep: int = 1
-) -> Path:
-    """Write ``out/checkpoints/step-NNNNNN/`` (the probe's weights, the optimizer and ``state``) with
-    :func:`~diffinv.train.common.write_checkpoint`."""
-    return write_checkpoint(
-        out, {MODEL_FILE: (probe.state_dict(), {"step": str(state["step"])})}, optimizer, state, keep
-    )
-
-
-def load_checkpoint(out: Path, probe: ShapesProbe, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore the newest checkpoint of ``out`` into ``probe`` and ``optimizer``; returns its state."""
-    folder, state = read_checkpoint(out, optimizer)
-    probe.load_state_dict(load_file(folder / MODEL_FILE))
-    return state
-
-
-# --------------------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------------------
-
-
-def make_optimizer(probe: ShapesProbe, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW with weight decay on the weight matrices / kernels only (not on biases and norms)."""
-    decay = [p for p in probe.parameters() if p.ndim > 1]
-    no_decay = [p for p in probe.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr)
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> ShapesProbe:
     """Train a probe into ``out`` (see the module docstring for the layout); returns it in eval mode.
 
     With ``resume``, continues from the newest checkpoint of ``out`` up to ``config.steps``. Does not
-    evaluate (see :func:`evaluate`).
+    evaluate (see :func:`evaluate`). Raises DiffinvError, after a checkpoint, when SIGTERM stops the run.
     """
     out = Path(out)
     torch.set_num_threads(config.num_threads)
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
         torch.manual_seed(init_seed(config.seed))
         probe = ShapesProbe(config.model)
-    optimizer = make_optimizer(probe, config)
-    state: dict[str, Any] = {"step": 0, "seed": config.seed, "train_cpu_seconds": 0.0, "train_wall_seconds": 0.0}
-    if resume:
-        state = load_checkpoint(out, probe, optimizer)
-    elif (out / CHECKPOINTS / LATEST).exists():
-        raise DiffinvError(f"{out} already holds a checkpoint; pass --resume or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    modules = {"": probe}  # checkpoints hold the probe's own state dict, unprefixed
+    optimizer = make_optimizer([probe], config.lr, config.weight_decay)
+    state = restore_stage("probe", out, modules, None, optimizer, config, resume)
     write_json(out / CONFIG_NAME, config.to_dict())
 
+    def batch_loss(step: int) -> tuple[Tensor, dict[str, float]]:
+        images, scenes, cells = training_batch(config, step)
+        logits = probe.forward_cells(probe.crops(images)[cells])
+        return probe_loss(logits, encode_targets(scenes).select(cells), config.label_smoothing)
+
     probe.train()
-    step = int(state["step"])
-    loss_ema: float | None = state.get("loss_ema")
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    base_cpu, base_wall = state["train_cpu_seconds"], state["train_wall_seconds"]
-
-    def snapshot() -> dict[str, Any]:
-        return {
-            "step": step,
-            "seed": config.seed,
-            "loss_ema": loss_ema,
-            "train_cpu_seconds": base_cpu + time.process_time() - cpu0,
-            "train_wall_seconds": base_wall + time.perf_counter() - wall0,
-        }
-
-    bar = tqdm(total=config.steps, initial=step, desc="probe", disable=not progress, dynamic_ncols=True)
-    try:
-        while step < config.steps:
-            images, scenes, cells = training_batch(config, step)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
-            logits = probe.forward_cells(probe.crops(images)[cells])
-            loss, terms = probe_loss(logits, encode_targets(scenes).select(cells), config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(probe.parameters(), config.grad_clip)
-            optimizer.step()
-            step += 1
-            value = float(loss.detach())
-            loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_ema:.4f}", **{k: f"{v:.3f}" for k, v in terms.items()}, refresh=False)
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                save_checkpoint(out, probe, optimizer, snapshot())
-    except KeyboardInterrupt:
-        if step > int(state["step"]):
-            save_checkpoint(out, probe, optimizer, snapshot())
-        bar.close()
-        raise
-    bar.close()
-    final = snapshot()
+    run = run_stage("probe", out, modules, None, optimizer, config, config.seed, state, batch_loss, progress=progress)
+    if run.step < config.steps:
+        raise DiffinvError(f"{out}: training stopped at step {run.step} of {config.steps}; --resume continues")
     probe.eval()
-    probe.save_pretrained(out, metadata={"steps": step, "seed": config.seed, **_rounded(final)})
+    probe.save_pretrained(out, metadata={"steps": run.step, "seed": config.seed, **run.clock.totals()})
     return probe
-
-
-def _rounded(state: dict[str, Any]) -> dict[str, Any]:
-    return {k: round(v, 1) for k, v in state.items() if k.endswith("_seconds")}
 
 
 # --------------------------------------------------------------------------------------------------------
