@@ -19,6 +19,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "edit": "diffinv.api",
+    "sdedit": "diffinv.api",
+    "EditConfig": "diffinv.editing",
+    "EditResult": "diffinv.editing",
     "generate": "diffinv.api",
     "invert": "diffinv.api",
     "reconstruct": "diffinv.api",

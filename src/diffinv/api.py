@@ -1,4 +1,4 @@
-"""The Python API: :func:`invert`, :func:`reconstruct`, :func:`generate`.
+"""The Python API: :func:`invert`, :func:`reconstruct`, :func:`generate`, :func:`edit`, :func:`sdedit`.
 
 The CLI is a thin layer over these functions; methods live in :mod:`diffinv.inversion`.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from PIL import Image
 
 from diffinv import images
 from diffinv.denoiser import Denoiser, Schedule
+from diffinv.editing import EditConfig, EditResult
+from diffinv.editing.prompt_to_prompt import prompt_to_prompt
 from diffinv.errors import DiffinvError
 from diffinv.inversion import Inversion, InversionConfig, InversionProblem, InversionSettings, resolve_method
 from diffinv.pipelines import default_size, fingerprint
@@ -130,12 +133,8 @@ def reconstruct(
         ``latent`` → ``(1, C, h, w)``.
     """
     inversion.check_model(pipe)
+    inversion.check_negative_prompt(negative_prompt)
     settings = inversion.settings
-    if negative_prompt is not None and not inversion.negative_slot_free:
-        raise DiffinvError(
-            f"the {settings.method} inversion occupies the unconditional (negative-prompt) slot, so a negative "
-            "prompt cannot be applied; invert with prompt-tokens, ddim or direct to use one"
-        )
     denoiser = Denoiser(pipe.unet, Schedule.from_config(settings.scheduler_config, settings.num_inference_steps))
     dtype = denoiser.compute_dtype
     negative = inversion.negative_prompt_embeds
@@ -193,3 +192,64 @@ def generate(
         progress=progress,
     )
     return images.to_output(pipe.vae, latents, output_type)
+
+
+def edit(
+    pipe: StableDiffusionPipeline,
+    inversion: Inversion,
+    target_prompt: str,
+    *,
+    mode: str | None = None,
+    cross_replace_steps: float | None = None,
+    self_replace_steps: float | None = None,
+    reweight: Mapping[str, float] | None = None,
+    local_blend: Sequence[str] | None = None,
+    embedding_transfer: str | None = None,
+    latent_offsets: str | None = None,
+    negative_prompt: str | None = None,
+    config: EditConfig | None = None,
+    output_type: str = "pil",
+    progress: bool = False,
+) -> EditResult:
+    """Edit an inverted photo with prompt-to-prompt (Hertz et al. 2022), from any inversion method.
+
+    Args:
+        inversion: from :func:`invert` (or :meth:`Inversion.load`); its prompt is the source prompt.
+        target_prompt: the edited caption (equal to the source prompt for a reweight- or negative-prompt-only
+            edit, which then reproduces the reconstruction apart from those).
+        mode: ``replace`` (default), ``refine`` or ``reweight``.
+        cross_replace_steps / self_replace_steps: fractions of the steps with cross / self-attention injection
+            (default 0.8 / 0.4).
+        reweight: ``{"word": scale}``, the target's attention to each word scaled.
+        local_blend: words whose attention masks the editable region.
+        embedding_transfer: ``delta`` (default) or ``plain``: how a learned conditional embedding reaches the target.
+        latent_offsets: ``source`` (default) or ``both``: which branches get DirectInversion's latent corrections.
+        negative_prompt: the target branch's negative prompt (refused after null-text / negative-prompt
+            inversions, whose unconditional slot is taken).
+        config: all settings at once (the keyword arguments above override it).
+        output_type: as :func:`reconstruct`, for both images.
+
+    Returns:
+        :class:`~diffinv.editing.EditResult` with the source reconstruction, the edit and the local-blend mask.
+    """
+    started = time.perf_counter()
+    overrides = {
+        "mode": mode,
+        "cross_replace_steps": cross_replace_steps,
+        "self_replace_steps": self_replace_steps,
+        "reweight": None if reweight is None else tuple(dict(reweight).items()),
+        "local_blend": None if local_blend is None else tuple(local_blend),
+        "embedding_transfer": embedding_transfer,
+        "latent_offsets": latent_offsets,
+    }
+    config = dataclasses.replace(config or EditConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    images.check_output_type(output_type)
+    latents, mask = prompt_to_prompt(
+        pipe, inversion, target_prompt, config, negative_prompt=negative_prompt, progress=progress
+    )
+    return EditResult(
+        source=images.to_output(pipe.vae, latents[:1], output_type),
+        edit=images.to_output(pipe.vae, latents[1:], output_type),
+        mask=mask,
+        seconds=time.perf_counter() - started,
+    )

@@ -101,14 +101,16 @@ class Denoiser:
         uncond, cond = both.chunk(2)
         return steps.classifier_free_guidance(uncond, cond, guidance_scale)
 
-    def step(self, latents: Tensor, epsilon: Tensor, i: int) -> Tensor:
-        """Denoising DDIM step ``i``: from ``timesteps[i]`` to the next lower noise level."""
-        return steps.ddim_transfer(
-            latents,
-            epsilon,
-            steps.as_alpha(self.schedule.alpha(i), latents),
-            steps.as_alpha(self.schedule.alpha_after(i), latents),
-        )
+    def step(self, latents: Tensor, epsilon: Tensor, i: int, eta: float = 0.0, noise: Tensor | None = None) -> Tensor:
+        """Denoising DDIM step ``i``: from ``timesteps[i]`` to the next lower noise level; deterministic at
+        ``eta = 0``, otherwise with ``noise`` (z ~ N(0, I)) as :func:`diffinv.steps.ddim_stochastic`."""
+        alpha_from = steps.as_alpha(self.schedule.alpha(i), latents)
+        alpha_to = steps.as_alpha(self.schedule.alpha_after(i), latents)
+        if eta == 0.0:
+            return steps.ddim_transfer(latents, epsilon, alpha_from, alpha_to)
+        if noise is None:
+            raise ValueError("a stochastic step (eta > 0) needs noise")
+        return steps.ddim_stochastic(latents, epsilon, alpha_from, alpha_to, eta, noise)
 
     def inverse_step(self, latents: Tensor, epsilon: Tensor, i: int) -> Tensor:
         """Inverse DDIM step ``i``: from the end of step ``i`` back up to ``timesteps[i]``."""

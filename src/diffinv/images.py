@@ -115,11 +115,16 @@ def decode(vae: AutoencoderKL, latents: Tensor) -> Tensor:
     return (pixels.float() / 2 + 0.5).clamp(0, 1)
 
 
+def check_output_type(output_type: str) -> None:
+    """Raise :class:`DiffinvError` unless ``output_type`` is one of :data:`OUTPUT_TYPES`."""
+    if output_type not in OUTPUT_TYPES:
+        raise DiffinvError(f"unknown output_type {output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
+
+
 def to_output(vae: AutoencoderKL, latents: Tensor, output_type: str) -> list[Image.Image] | np.ndarray | Tensor:
     """Decode to diffusers' output types: ``pil`` (list of images), ``np`` ``(B, H, W, 3)`` float in [0, 1],
     ``pt`` ``(B, 3, H, W)`` float in [0, 1], or ``latent`` (the latents themselves)."""
-    if output_type not in OUTPUT_TYPES:
-        raise DiffinvError(f"unknown output_type {output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
+    check_output_type(output_type)
     if output_type == "latent":
         return latents
     pixels = decode(vae, latents)

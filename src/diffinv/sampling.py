@@ -37,9 +37,11 @@ def denoise(
     latent_offsets: Tensor | None = None,
     start_step: int = 0,
     callback: StepCallback | None = None,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> Tensor:
-    """Deterministic guided DDIM sampling (DDIM Eq. 12, σ = 0; guidance as Ho & Salimans 2022 Eq. 6).
+    """Guided DDIM sampling (DDIM Eq. 12: deterministic at η = 0; guidance as Ho & Salimans 2022 Eq. 6).
 
     Args:
         denoiser: the UNet and its T-step schedule.
@@ -50,6 +52,8 @@ def denoise(
         latent_offsets: ``(T, C, h, w)`` or ``(T, B, C, h, w)`` added after each step (DirectInversion), or ``None``.
         start_step: first step to run (SDEdit starts part-way down the schedule); steps ``start_step .. T-1`` run.
         callback: ``callback(i, latents) -> latents`` after each step, e.g. to blend in a masked source.
+        eta: DDIM's η (0: deterministic; 1: DDPM's ancestral sampler); the noise of each step is drawn on the CPU
+            from ``generator``, so seeded results do not depend on the device.
 
     Returns:
         ``(B, C, h, w)`` the final latent.
@@ -60,7 +64,11 @@ def denoise(
     for i in tqdm(steps, disable=not progress, desc="sampling", leave=False):
         cond = _at_step(prompt_embeds, i).to(latent)
         uncond = _at_step(negative_prompt_embeds, i).to(latent)
-        latent = denoiser.step(latent, denoiser.guided_epsilon(latent, i, cond, uncond, guidance_scale), i)
+        epsilon = denoiser.guided_epsilon(latent, i, cond, uncond, guidance_scale)
+        noise = None
+        if eta:
+            noise = torch.randn(latent.shape, generator=generator, dtype=torch.float32).to(latent)
+        latent = denoiser.step(latent, epsilon, i, eta=eta, noise=noise)
         if latent_offsets is not None:
             latent = latent + latent_offsets[i].to(latent)
         if callback is not None:

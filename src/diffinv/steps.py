@@ -66,6 +66,26 @@ def ddim_transfer(sample: Tensor, epsilon: Tensor, alpha_from: Tensor, alpha_to:
     return alpha_to.sqrt() * original + (1 - alpha_to).sqrt() * epsilon
 
 
+def ddim_stochastic(
+    sample: Tensor, epsilon: Tensor, alpha_from: Tensor, alpha_to: Tensor, eta: float, noise: Tensor
+) -> Tensor:
+    """Denoising DDIM step with noise (Song et al. 2021, Eq. 12 with σ_t from Eq. 16).
+
+    ``σ = η · sqrt((1 − ᾱ_to) / (1 − ᾱ_from)) · sqrt(1 − ᾱ_from / ᾱ_to)``, then
+    ``x' = sqrt(ᾱ_to) · x̂_0 + sqrt(1 − ᾱ_to − σ²) · ε̂ + σ · z``. ``η = 0`` is :func:`ddim_transfer`; ``η = 1`` is
+    DDPM's ancestral sampler, the discretisation of the reverse SDE that SDEdit (Meng et al. 2022) solves.
+    ``noise`` is z ~ N(0, I), shaped like ``sample``.
+    """
+    original = (sample - (1 - alpha_from).sqrt() * epsilon) / alpha_from.sqrt()
+    sigma = eta * ((1 - alpha_to) / (1 - alpha_from)).sqrt() * (1 - alpha_from / alpha_to).sqrt()
+    return alpha_to.sqrt() * original + (1 - alpha_to - sigma**2).clamp(min=0).sqrt() * epsilon + sigma * noise
+
+
+def add_noise(original: Tensor, noise: Tensor, alpha: Tensor) -> Tensor:
+    """The forward process in one jump: ``x_t = sqrt(ᾱ_t) · x_0 + sqrt(1 − ᾱ_t) · ε`` (Ho et al. 2020, Eq. 4)."""
+    return alpha.sqrt() * original + (1 - alpha).sqrt() * noise
+
+
 def classifier_free_guidance(uncond: Tensor, cond: Tensor, guidance_scale: float) -> Tensor:
     """Ho & Salimans 2022, Eq. 6: ``uncond + w · (cond − uncond)``; ``w = 1`` returns ``cond``."""
     return uncond + guidance_scale * (cond - uncond)

@@ -273,6 +273,14 @@ class Inversion:
         if self.latent_offsets is not None and self.latent_offsets.shape != (steps, *self.latents.shape[1:]):
             raise DiffinvError(f"{name}: latent_offsets have shape {tuple(self.latent_offsets.shape)}")
 
+    def check_negative_prompt(self, negative_prompt: str | None) -> None:
+        """Raise :class:`DiffinvError` when a negative prompt is given but the method occupies its slot."""
+        if negative_prompt is not None and not self.negative_slot_free:
+            raise DiffinvError(
+                f"the {self.method} inversion occupies the unconditional (negative-prompt) slot, so a negative "
+                "prompt cannot be applied; invert with prompt-tokens, ddim or direct to use one"
+            )
+
     def check_model(self, pipe: StableDiffusionPipeline) -> None:
         """Raise :class:`DiffinvError` unless ``pipe`` is the model this inversion was made with."""
         current = fingerprint(pipe)

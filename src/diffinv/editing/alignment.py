@@ -1,0 +1,123 @@
+"""Token bookkeeping for prompt-to-prompt: which target token comes from which source token, and where words sit.
+
+Prompt-to-prompt (Hertz et al. 2022, Sec. 3.2) needs, for every position of the target prompt's embedding, the
+source position whose attention map it inherits. *Replace* swaps words of equal token length, so position ``j``
+inherits position ``j``. *Refine* adds or removes words: a global alignment of the two token sequences
+(Needleman & Wunsch 1970; match +1, mismatch −1, gap 0, as the official implementation's ``seq_aligner``) maps
+each target token to its source token, and tokens the source lacks inherit nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from diffinv.errors import DiffinvError
+
+MATCH, MISMATCH, GAP = 1, -1, 0
+
+
+@dataclass(frozen=True)
+class TokenMapping:
+    """How the ``L`` positions of a target embedding inherit from the source's.
+
+    Attributes:
+        source_index: ``(L,)`` int64, the source position each target position inherits from.
+        inherits: ``(L,)`` float, 1 where the target position has a source counterpart, 0 for new tokens.
+        same_token: ``(L,)`` bool, True where the inherited source token is the very same token (not a
+            replacement): an unchanged word, BOS, EOS or padding.
+    """
+
+    source_index: Tensor
+    inherits: Tensor
+    same_token: Tensor
+
+
+def token_ids(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
+    """BOS + the prompt's tokens + EOS, truncated to the tokenizer's ``model_max_length``."""
+    return tokenizer(prompt, truncation=True, max_length=int(tokenizer.model_max_length)).input_ids
+
+
+def _pad(ids: Sequence[int], length: int, pad_id: int) -> list[int]:
+    return list(ids) + [pad_id] * (length - len(ids))
+
+
+def global_alignment(source: Sequence[int], target: Sequence[int]) -> list[int]:
+    """For each target token, the index of the source token aligned with it, or −1 (Needleman–Wunsch).
+
+    Ties prefer the diagonal (a match or substitution) over gaps, so equal sequences align one to one.
+    """
+    n, m = len(source), len(target)
+    score = [[0] * (m + 1) for _ in range(n + 1)]
+    move = [[0] * (m + 1) for _ in range(n + 1)]  # 0 diagonal, 1 gap in target (skip source), 2 gap in source
+    for i in range(1, n + 1):
+        score[i][0], move[i][0] = i * GAP, 1
+    for j in range(1, m + 1):
+        score[0][j], move[0][j] = j * GAP, 2
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            diagonal = score[i - 1][j - 1] + (MATCH if source[i - 1] == target[j - 1] else MISMATCH)
+            options = (diagonal, score[i - 1][j] + GAP, score[i][j - 1] + GAP)
+            best = max(options)
+            score[i][j], move[i][j] = best, options.index(best)
+    aligned = [-1] * m
+    i, j = n, m
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and move[i][j] == 0:
+            if source[i - 1] == target[j - 1]:
+                aligned[j - 1] = i - 1
+            i, j = i - 1, j - 1
+        elif i > 0 and (j == 0 or move[i][j] == 1):
+            i -= 1
+        else:
+            j -= 1
+    return aligned
+
+
+def replace_mapping(tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
+    """Position ``j`` inherits position ``j``; the prompts must have equal token counts.
+
+    Raises:
+        DiffinvError: the token counts differ (refine mode aligns prompts of different lengths).
+    """
+    src, tgt = token_ids(tokenizer, source), token_ids(tokenizer, target)
+    if len(src) != len(tgt):
+        raise DiffinvError(
+            f"replace mode needs prompts of equal token length, but the source has {len(src) - 2} tokens and the "
+            f"target {len(tgt) - 2}; use mode 'refine' to add or remove words"
+        )
+    length = int(tokenizer.model_max_length)
+    pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+    same = torch.tensor([a == b for a, b in zip(_pad(src, length, pad), _pad(tgt, length, pad), strict=True)])
+    return TokenMapping(torch.arange(length), torch.ones(length), same)
+
+
+def refine_mapping(tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
+    """Target tokens aligned to equal source tokens inherit them; new tokens inherit nothing; padding position
+    ``j`` beyond both prompts inherits source position ``j - len(target) + len(source)`` (padding from padding)."""
+    src, tgt = token_ids(tokenizer, source), token_ids(tokenizer, target)
+    length = int(tokenizer.model_max_length)
+    aligned = global_alignment(src, tgt)
+    index = torch.zeros(length, dtype=torch.int64)
+    inherits = torch.ones(length)
+    for j, i in enumerate(aligned):
+        index[j] = max(i, 0)
+        inherits[j] = float(i >= 0)
+    tail = torch.arange(length - len(tgt))
+    index[len(tgt) :] = (len(src) + tail).clamp(max=length - 1)
+    return TokenMapping(index, inherits, inherits.bool())
+
+
+def word_positions(tokenizer: PreTrainedTokenizerBase, prompt: str, word: str) -> list[int]:
+    """Embedding positions of every occurrence of ``word`` (its whole token sequence) in ``prompt``."""
+    ids = token_ids(tokenizer, prompt)
+    pattern = tokenizer(word, add_special_tokens=False).input_ids
+    if not pattern:
+        return []
+    k = len(pattern)
+    starts = [start for start in range(len(ids) - k + 1) if ids[start : start + k] == pattern]
+    return [p for start in starts for p in range(start, start + k)]

@@ -1,0 +1,127 @@
+"""What every editor shares: the prompt-to-prompt settings, the result, and the protocol of an attention-edit mode.
+
+Prompt-to-prompt (Hertz et al. 2022, "Prompt-to-Prompt Image Editing with Cross Attention Control") denoises the
+source and the target prompt side by side from the same inverted latent. During the first
+``cross_replace_steps · T`` steps the target's cross-attention maps are taken from the source (Sec. 3.2,
+``Edit(M_t, M*_t, t) = M*_t if t < τ else M_t``; replace, refine or reweight, Sec. 3.2), during the first
+``self_replace_steps · T`` steps its self-attention maps too (the official implementation's self-attention
+injection), and an optional local blend keeps the latent outside the edited words' attention mask (Sec. 3.3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from diffinv.editing.alignment import TokenMapping
+from diffinv.errors import DiffinvError
+
+EMBEDDING_TRANSFERS = ("delta", "plain")
+OFFSET_BRANCHES = ("source", "both")
+
+
+@dataclass(frozen=True)
+class EditConfig:
+    """Prompt-to-prompt settings. Defaults: Hertz et al.'s official notebooks (cross 0.8, self 0.4, local-blend
+    threshold 0.3 from step 0.2·T, maps of side latent/4 — their 16×16 maps at 64×64 latents).
+
+    Attributes:
+        mode: ``replace`` (words swapped, equal token count), ``refine`` (words added or removed; tokens aligned)
+            or ``reweight`` (attention of ``reweight`` words scaled; prompts aligned as refine).
+        cross_replace_steps: fraction of the steps, from the first, in which cross-attention is injected.
+        self_replace_steps: fraction of the steps in which self-attention maps (of side ≤ ``map_fraction`` of the
+            latent side) are injected.
+        reweight: ``((word, scale), ...)``: the target's attention to each word's tokens is multiplied by scale;
+            applied on top of any mode (reweight mode requires it).
+        local_blend: words whose cross-attention maps (source words in the source, target words in the target)
+            make the mask of the editable region; outside it the edit keeps the source's latent.
+        blend_threshold: the mask is where the normalised map exceeds this.
+        blend_start: fraction of the steps after which local blending starts.
+        map_fraction: attention maps of side ≤ this fraction of the latent side get self-attention injection, and
+            local blend reads the cross-attention maps whose side is nearest to it.
+        embedding_transfer: how a learned conditional embedding (prompt-token inversion) reaches the target
+            branch: ``delta`` adds each source token's learned offset (learned − encoder output) to the same
+            token of the target prompt, ``plain`` uses the target prompt's encoder output alone. Methods that learn
+            no conditional embedding have zero offsets, so both give the same result for them.
+        latent_offsets: which branches get an inversion's per-step latent corrections (DirectInversion):
+            ``source`` (Ju et al.'s DirectInversion + P2P: the target branch is uncorrected) or ``both`` (the target
+            gets the same corrections, as null-text's per-step null embeddings serve both branches; only then does
+            an identity edit reproduce the reconstruction).
+    """
+
+    mode: str = "replace"
+    cross_replace_steps: float = 0.8
+    self_replace_steps: float = 0.4
+    reweight: tuple[tuple[str, float], ...] = ()
+    local_blend: tuple[str, ...] = ()
+    blend_threshold: float = 0.3
+    blend_start: float = 0.2
+    map_fraction: float = 0.25
+    embedding_transfer: str = "delta"
+    latent_offsets: str = "source"
+
+    def __post_init__(self) -> None:
+        from diffinv.editing.registry import MODES
+
+        if self.mode not in MODES:
+            raise DiffinvError(f"unknown edit mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        for name in ("cross_replace_steps", "self_replace_steps", "blend_start"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
+                raise DiffinvError(f"{name} must be a fraction of the steps in [0, 1], got {value!r}")
+        if not (0.0 < self.blend_threshold < 1.0):
+            raise DiffinvError(f"blend_threshold must be in (0, 1), got {self.blend_threshold!r}")
+        if not (0.0 < self.map_fraction <= 1.0):
+            raise DiffinvError(f"map_fraction must be in (0, 1], got {self.map_fraction!r}")
+        if self.embedding_transfer not in EMBEDDING_TRANSFERS:
+            raise DiffinvError(
+                f"embedding_transfer must be one of {', '.join(EMBEDDING_TRANSFERS)}, got {self.embedding_transfer!r}"
+            )
+        if self.latent_offsets not in OFFSET_BRANCHES:
+            raise DiffinvError(
+                f"latent_offsets must be one of {', '.join(OFFSET_BRANCHES)}, got {self.latent_offsets!r}"
+            )
+        for word, scale in self.reweight:
+            if not (isinstance(word, str) and word.strip()):
+                raise DiffinvError(f"reweight words must be non-empty strings, got {word!r}")
+            if not (isinstance(scale, int | float) and math.isfinite(scale) and scale >= 0):
+                raise DiffinvError(f"the reweight scale of {word!r} must be a finite number ≥ 0, got {scale!r}")
+        if self.mode == "reweight" and not self.reweight:
+            raise DiffinvError("reweight mode needs words to reweight, e.g. reweight={'red': 2.0}")
+        if any(not (isinstance(w, str) and w.strip()) for w in self.local_blend):
+            raise DiffinvError("local_blend words must be non-empty strings")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class EditResult:
+    """What :func:`diffinv.edit` returns.
+
+    Attributes:
+        source: the source branch: the inversion's reconstruction (as ``output_type``).
+        edit: the target branch: the edited image (as ``output_type``).
+        mask: ``(1, 1, h, w)`` latent-resolution local-blend mask of the last step, or ``None`` without blending.
+        seconds: wall-clock time of the edit.
+    """
+
+    source: Any
+    edit: Any
+    mask: Tensor | None
+    seconds: float
+
+
+class EditMode(Protocol):
+    """One prompt-to-prompt mode: how target tokens inherit the source's cross-attention."""
+
+    name: str
+
+    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
+        """Which source position each target position inherits (refusing prompts the mode cannot pair)."""
+        ...

@@ -1,0 +1,194 @@
+"""Prompt-to-prompt editing of an inversion (Hertz et al. 2022), for every inversion method.
+
+The source branch is the inversion's reconstruction and the target branch the edit; both run in one batched UNet
+call per step (four rows with guidance: unconditional source, unconditional target, conditional source,
+conditional target), through the shared sampling loop with the attention controller of :mod:`.attention` and the
+local blend as its step callback. What each inversion method contributes is read from the inversion's data, so no
+method is special-cased:
+
+- per-step unconditional embeddings (null-text: Mokady et al. 2022's editing; negative-prompt inversion: the
+  source prompt, Miyake et al. 2023) serve both branches;
+- per-step latent corrections (DirectInversion, Ju et al. 2023) go to the source branch only, as in their
+  "DirectInversion + P2P" (or to both branches, ``EditConfig.latent_offsets``);
+- a learned conditional embedding (prompt-token inversion) reaches the target as ``EditConfig.embedding_transfer``
+  says: ``delta`` adds each unchanged token's learned offset to the target prompt's encoding, ``plain`` does not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from diffusers import StableDiffusionPipeline
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from diffinv.denoiser import Denoiser, Schedule
+from diffinv.editing.alignment import TokenMapping, word_positions
+from diffinv.editing.attention import Layer, attention_control
+from diffinv.editing.base import EditConfig
+from diffinv.editing.local_blend import LocalBlend
+from diffinv.editing.registry import MODES
+from diffinv.errors import DiffinvError
+from diffinv.inversion import Inversion
+from diffinv.sampling import denoise
+from diffinv.text import encode_prompt
+
+
+class PromptToPromptController:
+    """Injects the source's attention into the target branch (the last two rows of every attention batch are the
+    conditional ``[source, target]``; unconditional rows are left alone, as the official implementation)."""
+
+    def __init__(
+        self,
+        mapping: TokenMapping,
+        equalizer: Tensor | None,
+        config: EditConfig,
+        num_steps: int,
+        latent_size: tuple[int, int],
+        blend: LocalBlend | None,
+    ) -> None:
+        self.latent_size = latent_size
+        self.mapping = mapping
+        self.equalizer = equalizer
+        self.blend = blend
+        self.step = 0
+        self.cross_until = int(config.cross_replace_steps * num_steps)
+        self.self_until = int(config.self_replace_steps * num_steps)
+        h, w = latent_size
+        self.self_max_area = max(1, round(h * config.map_fraction)) * max(1, round(w * config.map_fraction))
+
+    def wants(self, layer: Layer) -> bool:
+        if layer.cross:
+            return self.step < self.cross_until or self.blend is not None
+        return self.step < self.self_until and math.prod(layer.size) <= self.self_max_area
+
+    def edit_probs(self, probs: Tensor, layer: Layer) -> Tensor:
+        cond = probs[-2:]
+        if layer.cross and self.blend is not None:
+            self.blend.store(cond, layer.size)
+        if not layer.cross:
+            target = cond[0]
+        elif self.step < self.cross_until:
+            target = self.cross_attention(cond[0], cond[1])
+        else:
+            return probs
+        edited = probs.clone()
+        edited[-1] = target
+        return edited
+
+    def cross_attention(self, source: Tensor, target: Tensor) -> Tensor:
+        """``(heads, Q, L)`` maps of the source and target → the target's edited maps."""
+        index = self.mapping.source_index.to(source.device)
+        inherits = self.mapping.inherits.to(source)
+        edited = source.index_select(-1, index) * inherits + target * (1 - inherits)
+        return edited if self.equalizer is None else edited * self.equalizer.to(source)
+
+    def after_step(self, i: int, latents: Tensor) -> Tensor:
+        self.step = i + 1
+        return latents if self.blend is None else self.blend(i, latents)
+
+
+def _equalizer(tokenizer: PreTrainedTokenizerBase, target: str, config: EditConfig) -> Tensor | None:
+    if not config.reweight:
+        return None
+    equalizer = torch.ones(int(tokenizer.model_max_length))
+    for word, scale in config.reweight:
+        positions = word_positions(tokenizer, target, word)
+        if not positions:
+            raise DiffinvError(f"the reweight word {word!r} is not in the target prompt {target!r}")
+        equalizer[positions] = float(scale)
+    return equalizer
+
+
+def _local_blend(
+    tokenizer: PreTrainedTokenizerBase, source: str, target: str, config: EditConfig, num_steps: int
+) -> LocalBlend | None:
+    if not config.local_blend:
+        return None
+    masks = torch.zeros(2, int(tokenizer.model_max_length))
+    for word in config.local_blend:
+        found = [word_positions(tokenizer, prompt, word) for prompt in (source, target)]
+        if not any(found):
+            raise DiffinvError(f"the local-blend word {word!r} is in neither the source nor the target prompt")
+        for row, positions in enumerate(found):
+            masks[row, positions] = 1.0
+    return LocalBlend(masks, config.map_fraction, config.blend_threshold, int(config.blend_start * num_steps))
+
+
+def _pair(source: Tensor, target: Tensor) -> Tensor:
+    """``(S_a, L, D)`` and ``(S_b, L, D)`` (S ∈ {1, T}) → ``(S, 2, L, D)`` for the sampling loop."""
+    steps = max(source.shape[0], target.shape[0])
+    return torch.stack([source.expand(steps, -1, -1), target.expand(steps, -1, -1)], dim=1)
+
+
+def branch_embeddings(
+    pipe: StableDiffusionPipeline,
+    inversion: Inversion,
+    target_prompt: str,
+    mapping: TokenMapping,
+    config: EditConfig,
+    negative_prompt: str | None,
+) -> tuple[Tensor, Tensor]:
+    """Conditional and unconditional embeddings ``(S, 2, L, D)`` of ``[source, target]``."""
+    source = inversion.prompt_embeds
+    target = encode_prompt(pipe, target_prompt).embeds.to(source)
+    if config.embedding_transfer == "delta":
+        offsets = source - encode_prompt(pipe, inversion.settings.prompt).embeds.to(source)
+        index = mapping.source_index.to(source.device)
+        target = target + offsets.index_select(1, index) * mapping.same_token.to(source)[None, :, None]
+    if inversion.negative_prompt_embeds is not None:
+        uncond = _pair(inversion.negative_prompt_embeds, inversion.negative_prompt_embeds)
+    else:
+        empty = encode_prompt(pipe, "").embeds.to(source)
+        negative = empty if negative_prompt is None else encode_prompt(pipe, negative_prompt).embeds.to(source)
+        uncond = _pair(empty, negative)
+    return _pair(source, target), uncond
+
+
+def prompt_to_prompt(
+    pipe: StableDiffusionPipeline,
+    inversion: Inversion,
+    target_prompt: str,
+    config: EditConfig,
+    *,
+    negative_prompt: str | None = None,
+    progress: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Denoise ``[source, target]`` from the inversion's latent: ``(2, C, h, w)`` latents and the blend mask.
+
+    Raises:
+        DiffinvError: a model other than the inversion's, a negative prompt after a method occupying its slot,
+            an empty target prompt, prompts the mode cannot pair, reweight words not in the target, local-blend
+            words in neither prompt.
+    """
+    inversion.check_model(pipe)
+    inversion.check_negative_prompt(negative_prompt)
+    if not (isinstance(target_prompt, str) and target_prompt.strip()):
+        raise DiffinvError("the target prompt must be a non-empty string")
+    settings = inversion.settings
+    tokenizer = pipe.tokenizer
+    num_steps = settings.num_inference_steps
+    mapping = MODES[config.mode].mapping(tokenizer, settings.prompt, target_prompt)
+    equalizer = _equalizer(tokenizer, target_prompt, config)
+    blend = _local_blend(tokenizer, settings.prompt, target_prompt, config, num_steps)
+    denoiser = Denoiser(pipe.unet, Schedule.from_config(settings.scheduler_config, num_steps))
+    dtype, device = denoiser.compute_dtype, denoiser.device
+    cond, uncond = branch_embeddings(pipe, inversion, target_prompt, mapping, config, negative_prompt)
+    offsets = inversion.latent_offsets
+    if offsets is not None:
+        offsets = torch.stack([offsets, offsets if config.latent_offsets == "both" else torch.zeros_like(offsets)], 1)
+    latents = inversion.latents.expand(2, -1, -1, -1)
+    controller = PromptToPromptController(mapping, equalizer, config, num_steps, tuple(latents.shape[-2:]), blend)
+    with attention_control(pipe.unet, controller):
+        result = denoise(
+            denoiser,
+            latents,
+            cond.to(device, dtype),
+            uncond.to(device, dtype),
+            settings.guidance_scale,
+            latent_offsets=offsets,
+            callback=controller.after_step,
+            progress=progress,
+        )
+    return result, None if blend is None else blend.mask

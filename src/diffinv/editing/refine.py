@@ -1,0 +1,24 @@
+"""``refine``: add or remove words (Hertz et al. 2022, Sec. 3.2, "Adding a new phrase").
+
+With ``A(j)`` the source token aligned to target token ``j`` (or none):
+``(Edit(M_t, M*_t, t))_{i,j} = (M*_t)_{i,j}`` if ``A(j) = None`` else ``(M_t)_{i,A(j)}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from diffinv.editing.alignment import TokenMapping, refine_mapping
+
+
+@dataclass(frozen=True)
+class RefineMode:
+    name: str = "refine"
+
+    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
+        return refine_mapping(tokenizer, source, target)
+
+
+MODE = RefineMode()

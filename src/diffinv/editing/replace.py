@@ -1,0 +1,24 @@
+"""``replace``: swap words of equal token length (Hertz et al. 2022, Sec. 3.2, "Word swap").
+
+The target's cross-attention map of every token is the source's map at the same position:
+``Edit(M_t, M*_t, t) = M_t`` for ``t < τ``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from diffinv.editing.alignment import TokenMapping, replace_mapping
+
+
+@dataclass(frozen=True)
+class ReplaceMode:
+    name: str = "replace"
+
+    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
+        return replace_mapping(tokenizer, source, target)
+
+
+MODE = ReplaceMode()

@@ -1,0 +1,25 @@
+"""``reweight``: strengthen or weaken words (Hertz et al. 2022, Sec. 3.2, "Attention re-weighting").
+
+For the tokens ``j*`` of each chosen word with scale ``c``: ``(Edit(M_t, M*_t, t))_{i,j} = c · (M_t)_{i,j}`` if
+``j = j*`` else ``(M_t)_{i,j}``. The prompts are aligned as in ``refine`` (equal prompts align one to one), so a
+word can also be added and reweighted at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from diffinv.editing.alignment import TokenMapping, refine_mapping
+
+
+@dataclass(frozen=True)
+class ReweightMode:
+    name: str = "reweight"
+
+    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
+        return refine_mapping(tokenizer, source, target)
+
+
+MODE = ReweightMode()

@@ -1,0 +1,165 @@
+"""Prompt-to-prompt on every inversion: the identity invariant, attention-processor hygiene, token alignment,
+local blending and every refusal."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import PROMPT
+from diffinv import EditConfig, edit, invert, reconstruct
+from diffinv.editing import prompt_to_prompt as p2p
+from diffinv.editing.alignment import global_alignment, refine_mapping, replace_mapping, word_positions
+from diffinv.editing.attention import map_size
+from diffinv.errors import DiffinvError
+from diffinv.inversion.registry import method_names
+from diffinv.testing import tiny_pipeline
+
+STEPS = 6
+TARGET = "a man in a space suit"  # "woman" → "man": one token each
+
+
+@pytest.fixture(scope="module")
+def inversions(pipe, photo):
+    return {m: invert(pipe, photo, PROMPT, m, num_inference_steps=STEPS) for m in method_names()}
+
+
+def _identity_config(method: str, mode: str) -> EditConfig:
+    reweight = (("woman", 1.0),) if mode == "reweight" else ()
+    return EditConfig(mode=mode, reweight=reweight, latent_offsets="both" if method == "direct" else "source")
+
+
+@pytest.mark.parametrize("mode", ["replace", "refine", "reweight"])
+@pytest.mark.parametrize("method", method_names())
+def test_identity_edit_reproduces_the_reconstruction(pipe, inversions, method, mode):
+    inversion = inversions[method]
+    expected = reconstruct(pipe, inversion, output_type="latent")
+    result = edit(pipe, inversion, PROMPT, config=_identity_config(method, mode), output_type="latent")
+    scale = expected.abs().max()
+    assert torch.allclose(result.source, expected, atol=1e-5 * scale, rtol=0)
+    assert torch.allclose(result.edit, expected, atol=1e-5 * scale, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["ddim", "null-text", "prompt-tokens", "negative-prompt", "direct"])
+def test_the_source_branch_is_the_reconstruction_in_a_real_edit(pipe, inversions, method):
+    inversion = inversions[method]
+    expected = reconstruct(pipe, inversion, output_type="latent")
+    result = edit(pipe, inversion, TARGET, local_blend=["woman", "man"], output_type="latent")
+    assert torch.allclose(result.source, expected, atol=1e-5 * expected.abs().max(), rtol=0)
+    assert (result.edit - result.source).abs().max() > 1e-3
+
+
+def test_direct_inversion_p2p_leaves_the_target_uncorrected(pipe, inversions):
+    """Ju et al.'s recipe corrects only the source branch, so even an identity edit drifts like plain DDIM."""
+    inversion = inversions["direct"]
+    source_only = edit(pipe, inversion, PROMPT, output_type="latent")
+    both = edit(pipe, inversion, PROMPT, latent_offsets="both", output_type="latent")
+    assert not torch.allclose(source_only.edit, both.edit, atol=1e-3)
+
+
+def test_plain_embedding_transfer_ignores_the_learned_embedding(pipe, inversions):
+    inversion = inversions["prompt-tokens"]
+    delta = edit(pipe, inversion, PROMPT, output_type="latent")
+    plain = edit(pipe, inversion, PROMPT, embedding_transfer="plain", output_type="latent")
+    assert (delta.edit - plain.edit).abs().max() > 1e-3
+    ddim = inversions["ddim"]  # nothing learned: both transfers agree
+    assert torch.equal(
+        edit(pipe, ddim, TARGET, output_type="latent").edit,
+        edit(pipe, ddim, TARGET, embedding_transfer="plain", output_type="latent").edit,
+    )
+
+
+def test_one_batched_unet_call_per_step_and_processors_restored(pipe, inversions):
+    calls = []
+    handle = pipe.unet.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    before = dict(pipe.unet.attn_processors)
+    try:
+        edit(pipe, inversions["null-text"], TARGET, output_type="latent")
+    finally:
+        handle.remove()
+    assert calls == [4] * STEPS  # unconditional + conditional, source + target
+    assert pipe.unet.attn_processors == before
+
+
+def test_processors_are_restored_after_an_error(pipe, inversions, monkeypatch):
+    before = dict(pipe.unet.attn_processors)
+
+    def broken(*args, **kwargs):
+        assert all(type(p).__name__ == "ControlledAttnProcessor" for p in pipe.unet.attn_processors.values())
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(p2p, "denoise", broken)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        edit(pipe, inversions["ddim"], TARGET)
+    assert pipe.unet.attn_processors == before
+
+
+def test_local_blend_keeps_the_source_outside_the_mask(pipe, inversions):
+    config = EditConfig(local_blend=("woman", "man"), map_fraction=1.0, blend_threshold=0.99)  # flat maps
+    result = edit(pipe, inversions["ddim"], TARGET, config=config, output_type="latent")
+    assert result.mask is not None and result.mask.shape == (1, 1, *result.edit.shape[-2:])
+    assert 0 < result.mask.mean() < 1
+    outside = (result.edit - result.source) * (1 - result.mask)
+    assert outside.abs().max() == 0
+
+
+def test_reweight_and_negative_prompt_change_only_the_target(pipe, inversions):
+    inversion = inversions["prompt-tokens"]
+    plain = edit(pipe, inversion, PROMPT, output_type="latent")
+    for kwargs in ({"mode": "reweight", "reweight": {"space": 3.0}}, {"negative_prompt": "blurry"}):
+        result = edit(pipe, inversion, PROMPT, output_type="latent", **kwargs)
+        assert torch.allclose(result.source, plain.source, atol=1e-6)
+        assert (result.edit - plain.edit).abs().max() > 1e-3
+
+
+def test_non_square_latents(photo):
+    pipe = tiny_pipeline(seed=2)
+    inversion = invert(pipe, photo, PROMPT, "ddim", num_inference_steps=3, height=32, width=48)
+    result = edit(pipe, inversion, TARGET, local_blend=["man"], output_type="pt")
+    assert result.edit.shape == (1, 3, 32, 48)
+    assert map_size(24, (4, 6)) == (4, 6) and map_size(6, (4, 6)) == (2, 3) and map_size(6, (3, 5)) == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("target", "kwargs", "match"),
+    [
+        ("a woman in a very shiny space suit", {}, "use mode 'refine'"),
+        (TARGET, {"mode": "reweight", "reweight": {"cat": 2.0}}, "'cat' is not in the target"),
+        (TARGET, {"reweight": {"space": float("inf")}}, "finite number"),
+        (TARGET, {"mode": "reweight"}, "needs words to reweight"),
+        (TARGET, {"local_blend": ["dog"]}, "in neither"),
+        (TARGET, {"mode": "swap"}, "unknown edit mode"),
+        (TARGET, {"cross_replace_steps": 1.5}, r"in \[0, 1\]"),
+        (TARGET, {"embedding_transfer": "copy"}, "embedding_transfer must be"),
+        ("  ", {}, "non-empty"),
+    ],
+)
+def test_bad_edits_are_refused(pipe, inversions, target, kwargs, match):
+    with pytest.raises(DiffinvError, match=match):
+        edit(pipe, inversions["ddim"], target, **kwargs)
+
+
+@pytest.mark.parametrize("method", ["null-text", "negative-prompt"])
+def test_negative_prompt_edit_is_refused_when_the_slot_is_occupied(pipe, inversions, method):
+    with pytest.raises(DiffinvError, match="occupies the unconditional"):
+        edit(pipe, inversions[method], TARGET, negative_prompt="blurry")
+
+
+def test_an_inversion_from_another_model_is_refused(inversions):
+    with pytest.raises(DiffinvError, match="made with model"):
+        edit(tiny_pipeline(seed=5), inversions["ddim"], TARGET)
+
+
+def test_token_alignment(pipe):
+    tokenizer = pipe.tokenizer
+    assert global_alignment([1, 2, 3, 4], [1, 2, 9, 3, 4]) == [0, 1, -1, 2, 3]
+    assert global_alignment([1, 2, 3, 4], [1, 3, 4]) == [0, 2, 3]
+    mapping = refine_mapping(tokenizer, "a red circle", "a big red circle")
+    # BOS a big red circle EOS ...: "big" is new, the rest inherit their source positions
+    assert mapping.source_index[:6].tolist() == [0, 1, 0, 2, 3, 4]
+    assert mapping.inherits[:6].tolist() == [1, 1, 0, 1, 1, 1]
+    assert mapping.source_index[6].item() == 5  # padding inherits padding
+    swap = replace_mapping(tokenizer, "a red circle", "a blue circle")
+    assert swap.source_index[:5].tolist() == [0, 1, 2, 3, 4] and swap.same_token[:5].tolist() == [1, 1, 0, 1, 1]
+    assert word_positions(tokenizer, "a red circle and a red square", "red") == [2, 6]
+    assert word_positions(tokenizer, "a red circle", "space suit") == []
