@@ -360,3 +360,80 @@ def test_two_bench_runs_on_one_folder(capsys, tmp_path, model_dir):
     assert run(capsys, *argv)[0] == 0  # resumes: nothing to run, summary rewritten
     summary = json_module.loads((out / "summary.json").read_text())
     assert [row["n_images"] for row in summary] == [2]
+
+
+# --- Editing commands ---
+
+
+@pytest.fixture(scope="module")
+def ddim_file(tmp_path_factory, model_dir, photo_path):
+    path = tmp_path_factory.mktemp("ddim") / "d.inv.safetensors"
+    argv = ["invert", photo_path, "--prompt", PROMPT, "--model", model_dir, "--method", "ddim", "--steps", "3"]
+    assert main([*argv, "-o", str(path)]) == 0
+    return path
+
+
+def test_edit_command(capsys, tmp_path, model_dir, ddim_file):
+    out, src = tmp_path / "edit.png", tmp_path / "src.png"
+    argv = ["edit", ddim_file, "--target-prompt", "a man in a space suit", "--local-blend", "woman", "man"]
+    code, stdout, err = run(capsys, *argv, "--model", model_dir, "-o", out, "--source-output", src, "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["output"] == str(out) and out.is_file() and src.is_file()
+    assert result["method"] == "ddim" and result["mode"] == "replace" and 0 < result["blend_mask_fraction"] <= 1
+    code, _, err = run(capsys, "edit", ddim_file, "--mode", "reweight", "--reweight", "space=2", "--model",
+                       model_dir, "-o", tmp_path / "rw.png")  # fmt: skip
+    assert code == 0 and (tmp_path / "rw.png").is_file(), err
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--target-prompt", "a woman in a very shiny space suit"], "use mode 'refine'"),
+        (["--mode", "reweight", "--reweight", "space"], "WORD=SCALE"),
+        (["--mode", "reweight", "--reweight", "cat=2"], "not in the target"),
+        (["--cross-steps", "2"], "cross_replace_steps must be"),
+        (["--local-blend", "dog"], "in neither"),
+    ],
+)
+def test_bad_edit_inputs(capsys, tmp_path, model_dir, ddim_file, extra, match):
+    _refused(capsys, tmp_path, "edit", ddim_file, "--model", model_dir, "-o", tmp_path / "x.png", *extra, match=match)
+
+
+def test_edit_refuses_negative_prompts_after_null_text_and_other_models(capsys, tmp_path, model_dir, null_text_file):
+    _refused(capsys, tmp_path, "edit", null_text_file, "--negative-prompt", "blurry", "--model", model_dir,
+             "-o", tmp_path / "x.png", match="occupies the unconditional")  # fmt: skip
+    _refused(capsys, tmp_path, "edit", null_text_file, "-o", tmp_path / "x.png", match="made with model")
+
+
+def test_sdedit_command(capsys, tmp_path, model_dir, photo_path):
+    patch = tmp_path / "in" / "patch.png"
+    patch.parent.mkdir()
+    Image.new("RGB", (200, 120), "red").save(patch)
+    out = tmp_path / "sd.png"
+    code, _, err = run(capsys, "sdedit", photo_path, "--prompt", "a red ball", "--paste", patch, "--at", "100,100",
+                       "--strength", 0.6, "--steps", 5, "--model", model_dir, "-o", out)  # fmt: skip
+    assert code == 0 and out.is_file(), err
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--strength", "0"], "strength (t0) must be in (0, 1]"),
+        (["--strength", "1.01"], "strength (t0) must be in (0, 1]"),
+        (["--repeats", "0"], "repeats must be"),
+        (["--mask", "SMALL"], "give a mask of the guide's size"),
+        (["--mask", "GARBAGE"], "not a readable image"),
+        (["--paste", "SMALL", "--at", "1;2"], "--at takes X,Y"),
+    ],
+)
+def test_bad_sdedit_inputs(capsys, tmp_path, model_dir, photo_path, extra, match):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.new("L", (8, 8)).save(inputs / "small.png")
+    (inputs / "garbage.png").write_bytes(b"garbage")
+    extra = [{"SMALL": inputs / "small.png", "GARBAGE": inputs / "garbage.png"}.get(a, a) for a in extra]
+    outs = tmp_path / "outs"
+    outs.mkdir()
+    _refused(capsys, outs, "sdedit", photo_path, "--prompt", "x", "--model", model_dir, "-o", outs / "x.png", *extra,
+             match=match)  # fmt: skip

@@ -50,6 +50,9 @@ def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from diffinv import __version__
     from diffinv.bench.runner import DEFAULT_METHODS, BenchConfig
+    from diffinv.editing.base import EMBEDDING_TRANSFERS, OFFSET_BRANCHES, EditConfig
+    from diffinv.editing.registry import MODES
+    from diffinv.editing.sdedit import SDEditConfig
     from diffinv.inversion.base import OptimizationConfig
     from diffinv.inversion.registry import method_names
 
@@ -138,6 +141,83 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads per process (default: 1); results are identical for any process count at a fixed value",
     )
     _add_model_options(bench)
+
+    edit = sub.add_parser(
+        "edit",
+        help="edit an inverted photo with prompt-to-prompt (replace / refine / reweight, local blend, negative prompt)",
+        description="Denoises the source prompt and the target prompt side by side from the inversion, injecting "
+        "the source's attention into the target (Hertz et al. 2022). Works after every inversion method.",
+    )
+    edit.add_argument("inversion", type=Path, help="an .inv.safetensors file written by `diffinv invert`")
+    edit.add_argument(
+        "--target-prompt",
+        default=None,
+        help="the edited caption (default: the source prompt, for reweight or negative-prompt-only edits)",
+    )
+    edit.add_argument("--mode", default=EditConfig.mode, choices=tuple(MODES), help=f"default: {EditConfig.mode}")
+    edit.add_argument(
+        "--reweight", action="append", default=None, metavar="WORD=SCALE", help="scale attention to WORD; repeatable"
+    )
+    edit.add_argument("--local-blend", nargs="+", default=None, metavar="WORD", help="edit only where WORDs attend")
+    edit.add_argument(
+        "--cross-steps",
+        dest="cross_replace_steps",
+        type=float,
+        default=None,
+        help=f"fraction of steps with cross-attention injection (default: {EditConfig.cross_replace_steps})",
+    )
+    edit.add_argument(
+        "--self-steps",
+        dest="self_replace_steps",
+        type=float,
+        default=None,
+        help=f"fraction of steps with self-attention injection (default: {EditConfig.self_replace_steps})",
+    )
+    edit.add_argument(
+        "--embedding-transfer",
+        default=None,
+        choices=EMBEDDING_TRANSFERS,
+        help=f"prompt-token inversions: learned offsets to the target (default: {EditConfig.embedding_transfer})",
+    )
+    edit.add_argument(
+        "--latent-offsets",
+        default=None,
+        choices=OFFSET_BRANCHES,
+        help=f"direct inversions: branches that get the corrections (default: {EditConfig.latent_offsets})",
+    )
+    edit.add_argument("--negative-prompt", default=None, help="the edit's negative prompt (free-slot methods only)")
+    edit.add_argument("-o", "--output", type=Path, required=True, help="the edited image (.png)")
+    edit.add_argument("--source-output", type=Path, default=None, help="also write the source reconstruction here")
+    edit.add_argument("--json", action="store_true", help="print one JSON object with the results")
+    _add_overwrite_option(edit)
+    _add_model_options(edit)
+
+    sde = sub.add_parser(
+        "sdedit",
+        help="SDEdit: a stroke painting, a photo with strokes or a composite → an image that follows the prompt",
+        description="Perturbs the guide to t0 (--strength) and denoises it with the prompt (Meng et al. 2022). "
+        "With --mask only the white region changes; --paste builds a composite and its mask.",
+    )
+    sde.add_argument("guide", type=Path, help="the guide image (stroke painting, edited photo, or the base image)")
+    sde.add_argument("--prompt", required=True, help="what the result should show")
+    sde.add_argument(
+        "--strength",
+        type=float,
+        default=SDEditConfig.strength,
+        help=f"t0 in (0, 1]: small keeps the guide, large follows the prompt (default: {SDEditConfig.strength})",
+    )
+    sde.add_argument("--mask", type=Path, default=None, help="image of the guide's size, white where it may change")
+    sde.add_argument("--paste", type=Path, default=None, help="image compositing: paste this image onto the guide")
+    sde.add_argument("--at", default="0,0", metavar="X,Y", help="--paste position of the patch's top-left corner")
+    sde.add_argument("--repeats", type=int, default=SDEditConfig.repeats, help="perturb-and-denoise rounds K")
+    sde.add_argument("--steps", dest="num_inference_steps", type=int, default=SDEditConfig.num_inference_steps)
+    sde.add_argument("--guidance-scale", type=float, default=SDEditConfig.guidance_scale)
+    sde.add_argument("--eta", type=float, default=SDEditConfig.eta, help="1: stochastic (the paper), 0: DDIM ODE")
+    sde.add_argument("--negative-prompt", default=None)
+    sde.add_argument("--seed", type=int, default=0, help="default: 0")
+    sde.add_argument("-o", "--output", type=Path, required=True, help="output image (.png)")
+    _add_overwrite_option(sde)
+    _add_model_options(sde)
 
     probe = sub.add_parser("probe", help="read the Shapes scene (background, objects) from images with the probe")
     probe.add_argument("images", nargs="+", help="image files")
@@ -269,6 +349,100 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     return {"output": str(args.output)}
 
 
+def _parse_reweight(items: Sequence[str] | None) -> dict[str, float] | None:
+    from diffinv.errors import DiffinvError
+
+    if not items:
+        return None
+    weights = {}
+    for item in items:
+        word, eq, scale = item.rpartition("=")
+        try:
+            weights[word] = float(scale)
+        except ValueError:
+            eq = ""
+        if not (eq and word.strip()):
+            raise DiffinvError(f"--reweight takes WORD=SCALE, e.g. red=2.0; got {item!r}")
+    return weights
+
+
+def _cmd_edit(args: argparse.Namespace) -> dict[str, Any]:
+    from diffinv import api, io
+    from diffinv.inversion.base import Inversion
+    from diffinv.pipelines import load_pipeline
+
+    _check_output(args, args.output, args.inversion)
+    if args.source_output is not None:
+        _check_output(args, args.source_output, args.inversion, args.output)
+    reweight = _parse_reweight(args.reweight)
+    Inversion.load(args.inversion)  # validate the file before loading any model
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    inversion = Inversion.load(args.inversion, pipe)
+    result = api.edit(
+        pipe,
+        inversion,
+        inversion.settings.prompt if args.target_prompt is None else args.target_prompt,
+        mode=args.mode,
+        cross_replace_steps=args.cross_replace_steps,
+        self_replace_steps=args.self_replace_steps,
+        reweight=reweight,
+        local_blend=args.local_blend,
+        embedding_transfer=args.embedding_transfer,
+        latent_offsets=args.latent_offsets,
+        negative_prompt=args.negative_prompt,
+        progress=not args.json,
+    )
+    io.save_image(result.edit[0], args.output)
+    if args.source_output is not None:
+        io.save_image(result.source[0], args.source_output)
+    return {
+        "output": str(args.output),
+        "source_output": None if args.source_output is None else str(args.source_output),
+        "method": inversion.method,
+        "source_prompt": inversion.settings.prompt,
+        "target_prompt": inversion.settings.prompt if args.target_prompt is None else args.target_prompt,
+        "mode": args.mode,
+        "seconds": round(result.seconds, 3),
+        "blend_mask_fraction": None if result.mask is None else round(float(result.mask.mean()), 4),
+    }
+
+
+def _cmd_sdedit(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from diffinv import api, images, io
+    from diffinv.editing.sdedit import paste
+    from diffinv.errors import DiffinvError
+    from diffinv.pipelines import load_pipeline
+
+    _check_output(args, args.output, args.guide, args.mask, args.paste)
+    guide, mask = images.open_image(args.guide), None if args.mask is None else images.open_image(args.mask)
+    if args.paste is not None:
+        try:
+            left, top = (int(v) for v in args.at.split(","))
+        except ValueError:
+            raise DiffinvError(f"--at takes X,Y in pixels, e.g. 16,8; got {args.at!r}") from None
+        guide, pasted = paste(guide, images.open_image(args.paste), left, top)
+        mask = mask or pasted
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    image = api.sdedit(
+        pipe,
+        guide,
+        args.prompt,
+        strength=args.strength,
+        mask=mask,
+        repeats=args.repeats,
+        num_inference_steps=args.num_inference_steps,
+        guidance_scale=args.guidance_scale,
+        eta=args.eta,
+        negative_prompt=args.negative_prompt,
+        generator=torch.Generator().manual_seed(args.seed),
+        progress=True,
+    )[0]
+    io.save_image(image, args.output)
+    return {"output": str(args.output)}
+
+
 def split_methods(text: str) -> tuple[str, ...]:
     """``"ddim,prompt-tokens:tokens=all,steps=50"`` → ``("ddim", "prompt-tokens:tokens=all,steps=50")``: an item
     with ``=`` but no ``:`` continues the previous variant's options."""
@@ -363,6 +537,8 @@ COMMANDS = {
     "invert": _cmd_invert,
     "reconstruct": _cmd_reconstruct,
     "generate": _cmd_generate,
+    "edit": _cmd_edit,
+    "sdedit": _cmd_sdedit,
     "bench": _cmd_bench,
     "token-influence": _cmd_token_influence,
     "probe": _cmd_probe,

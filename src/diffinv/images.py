@@ -127,7 +127,11 @@ def to_output(vae: AutoencoderKL, latents: Tensor, output_type: str) -> list[Ima
     check_output_type(output_type)
     if output_type == "latent":
         return latents
-    pixels = decode(vae, latents)
+    return pixels_to_output(decode(vae, latents), output_type)
+
+
+def pixels_to_output(pixels: Tensor, output_type: str) -> list[Image.Image] | np.ndarray | Tensor:
+    """Pixels ``(B, 3, H, W)`` in [0, 1] as ``pil``, ``np`` or ``pt`` (see :func:`to_output`)."""
     if output_type == "pt":
         return pixels
     array = pixels.permute(0, 2, 3, 1).cpu().numpy()

@@ -81,11 +81,6 @@ def ddim_stochastic(
     return alpha_to.sqrt() * original + (1 - alpha_to - sigma**2).clamp(min=0).sqrt() * epsilon + sigma * noise
 
 
-def add_noise(original: Tensor, noise: Tensor, alpha: Tensor) -> Tensor:
-    """The forward process in one jump: ``x_t = sqrt(ᾱ_t) · x_0 + sqrt(1 − ᾱ_t) · ε`` (Ho et al. 2020, Eq. 4)."""
-    return alpha.sqrt() * original + (1 - alpha).sqrt() * noise
-
-
 def classifier_free_guidance(uncond: Tensor, cond: Tensor, guidance_scale: float) -> Tensor:
     """Ho & Salimans 2022, Eq. 6: ``uncond + w · (cond − uncond)``; ``w = 1`` returns ``cond``."""
     return uncond + guidance_scale * (cond - uncond)

@@ -77,7 +77,8 @@ def test_one_batched_unet_call_per_step_and_processors_restored(pipe, inversions
         edit(pipe, inversions["null-text"], TARGET, output_type="latent")
     finally:
         handle.remove()
-    assert calls == [4] * STEPS  # unconditional + conditional, source + target
+    # one batch-1 pass finds the attention map sizes; then unconditional + conditional, source + target per step
+    assert calls == [1] + [4] * STEPS
     assert pipe.unet.attn_processors == before
 
 
@@ -95,7 +96,7 @@ def test_processors_are_restored_after_an_error(pipe, inversions, monkeypatch):
 
 
 def test_local_blend_keeps_the_source_outside_the_mask(pipe, inversions):
-    config = EditConfig(local_blend=("woman", "man"), map_fraction=1.0, blend_threshold=0.99)  # flat maps
+    config = EditConfig(local_blend=("woman", "man"), attention_level=1, blend_threshold=0.99)  # flat maps
     result = edit(pipe, inversions["ddim"], TARGET, config=config, output_type="latent")
     assert result.mask is not None and result.mask.shape == (1, 1, *result.edit.shape[-2:])
     assert 0 < result.mask.mean() < 1

@@ -132,3 +132,31 @@ def attention_control(unet: UNet2DConditionModel, controller: AttentionControlle
         yield
     finally:
         unet.set_attn_processor(dict(originals))
+
+
+class _SizeRecorder:
+    """A controller that takes nothing over and notes the map size of every cross-attention layer."""
+
+    def __init__(self, latent_size: tuple[int, int]) -> None:
+        self.latent_size = latent_size
+        self.sizes: set[tuple[int, int]] = set()
+
+    def wants(self, layer: Layer) -> bool:
+        if layer.cross:
+            self.sizes.add(layer.size)
+        return False
+
+    def edit_probs(self, probs: Tensor, layer: Layer) -> Tensor:
+        return probs
+
+
+@torch.no_grad()
+def cross_attention_sizes(
+    unet: UNet2DConditionModel, latents: Tensor, timestep: Tensor, embeds: Tensor
+) -> list[tuple[int, int]]:
+    """The map sizes of ``unet``'s cross-attention layers for ``latents`` ``(1, C, h, w)``, coarsest first (one
+    forward pass with ``embeds`` ``(1, L, D)``)."""
+    recorder = _SizeRecorder(tuple(latents.shape[-2:]))
+    with attention_control(unet, recorder):
+        unet(latents.to(unet.dtype), timestep, encoder_hidden_states=embeds.to(unet.dtype))
+    return sorted(recorder.sizes, key=math.prod)

@@ -28,22 +28,23 @@ OFFSET_BRANCHES = ("source", "both")
 @dataclass(frozen=True)
 class EditConfig:
     """Prompt-to-prompt settings. Defaults: Hertz et al.'s official notebooks (cross 0.8, self 0.4, local-blend
-    threshold 0.3 from step 0.2·T, maps of side latent/4 — their 16×16 maps at 64×64 latents).
+    threshold 0.3 from step 0.2·T, their 16×16 maps of SD's 64×64 latents: the second-coarsest attention level).
 
     Attributes:
         mode: ``replace`` (words swapped, equal token count), ``refine`` (words added or removed; tokens aligned)
             or ``reweight`` (attention of ``reweight`` words scaled; prompts aligned as refine).
         cross_replace_steps: fraction of the steps, from the first, in which cross-attention is injected.
-        self_replace_steps: fraction of the steps in which self-attention maps (of side ≤ ``map_fraction`` of the
-            latent side) are injected.
+        self_replace_steps: fraction of the steps in which self-attention maps (at ``attention_level`` and
+            coarser) are injected.
         reweight: ``((word, scale), ...)``: the target's attention to each word's tokens is multiplied by scale;
             applied on top of any mode (reweight mode requires it).
         local_blend: words whose cross-attention maps (source words in the source, target words in the target)
             make the mask of the editable region; outside it the edit keeps the source's latent.
         blend_threshold: the mask is where the normalised map exceeds this.
         blend_start: fraction of the steps after which local blending starts.
-        map_fraction: attention maps of side ≤ this fraction of the latent side get self-attention injection, and
-            local blend reads the cross-attention maps whose side is nearest to it.
+        attention_level: which map size self-attention injection stops at and local blend reads, counted over the
+            UNet's cross-attention map sizes from the coarsest (0); found by one UNet pass, never assumed. 1 is the
+            official 16×16 of SD (levels 8, 16, 32, 64); the built-in model's levels are 4 and 8.
         embedding_transfer: how a learned conditional embedding (prompt-token inversion) reaches the target
             branch: ``delta`` adds each source token's learned offset (learned − encoder output) to the same
             token of the target prompt, ``plain`` uses the target prompt's encoder output alone. Methods that learn
@@ -61,7 +62,7 @@ class EditConfig:
     local_blend: tuple[str, ...] = ()
     blend_threshold: float = 0.3
     blend_start: float = 0.2
-    map_fraction: float = 0.25
+    attention_level: int = 1
     embedding_transfer: str = "delta"
     latent_offsets: str = "source"
 
@@ -76,8 +77,8 @@ class EditConfig:
                 raise DiffinvError(f"{name} must be a fraction of the steps in [0, 1], got {value!r}")
         if not (0.0 < self.blend_threshold < 1.0):
             raise DiffinvError(f"blend_threshold must be in (0, 1), got {self.blend_threshold!r}")
-        if not (0.0 < self.map_fraction <= 1.0):
-            raise DiffinvError(f"map_fraction must be in (0, 1], got {self.map_fraction!r}")
+        if not (isinstance(self.attention_level, int) and self.attention_level >= 0):
+            raise DiffinvError(f"attention_level must be an integer ≥ 0, got {self.attention_level!r}")
         if self.embedding_transfer not in EMBEDDING_TRANSFERS:
             raise DiffinvError(
                 f"embedding_transfer must be one of {', '.join(EMBEDDING_TRANSFERS)}, got {self.embedding_transfer!r}"

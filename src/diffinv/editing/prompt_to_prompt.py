@@ -25,7 +25,7 @@ from transformers import PreTrainedTokenizerBase
 
 from diffinv.denoiser import Denoiser, Schedule
 from diffinv.editing.alignment import TokenMapping, word_positions
-from diffinv.editing.attention import Layer, attention_control
+from diffinv.editing.attention import Layer, attention_control, cross_attention_sizes
 from diffinv.editing.base import EditConfig
 from diffinv.editing.local_blend import LocalBlend
 from diffinv.editing.registry import MODES
@@ -46,8 +46,10 @@ class PromptToPromptController:
         config: EditConfig,
         num_steps: int,
         latent_size: tuple[int, int],
+        level: tuple[int, int],
         blend: LocalBlend | None,
     ) -> None:
+        """``level``: the map size of ``config.attention_level``; self-attention is injected at it and coarser."""
         self.latent_size = latent_size
         self.mapping = mapping
         self.equalizer = equalizer
@@ -55,18 +57,17 @@ class PromptToPromptController:
         self.step = 0
         self.cross_until = int(config.cross_replace_steps * num_steps)
         self.self_until = int(config.self_replace_steps * num_steps)
-        h, w = latent_size
-        self.self_max_area = max(1, round(h * config.map_fraction)) * max(1, round(w * config.map_fraction))
+        self.self_max_area = math.prod(level)
 
     def wants(self, layer: Layer) -> bool:
         if layer.cross:
-            return self.step < self.cross_until or self.blend is not None
+            return self.step < self.cross_until or (self.blend is not None and layer.size == self.blend.size)
         return self.step < self.self_until and math.prod(layer.size) <= self.self_max_area
 
     def edit_probs(self, probs: Tensor, layer: Layer) -> Tensor:
         cond = probs[-2:]
-        if layer.cross and self.blend is not None:
-            self.blend.store(cond, layer.size)
+        if layer.cross and self.blend is not None and layer.size == self.blend.size:
+            self.blend.store(cond)
         if not layer.cross:
             target = cond[0]
         elif self.step < self.cross_until:
@@ -102,7 +103,12 @@ def _equalizer(tokenizer: PreTrainedTokenizerBase, target: str, config: EditConf
 
 
 def _local_blend(
-    tokenizer: PreTrainedTokenizerBase, source: str, target: str, config: EditConfig, num_steps: int
+    tokenizer: PreTrainedTokenizerBase,
+    source: str,
+    target: str,
+    config: EditConfig,
+    num_steps: int,
+    level: tuple[int, int],
 ) -> LocalBlend | None:
     if not config.local_blend:
         return None
@@ -113,7 +119,7 @@ def _local_blend(
             raise DiffinvError(f"the local-blend word {word!r} is in neither the source nor the target prompt")
         for row, positions in enumerate(found):
             masks[row, positions] = 1.0
-    return LocalBlend(masks, config.map_fraction, config.blend_threshold, int(config.blend_start * num_steps))
+    return LocalBlend(masks, level, config.blend_threshold, int(config.blend_start * num_steps))
 
 
 def _pair(source: Tensor, target: Tensor) -> Tensor:
@@ -171,15 +177,20 @@ def prompt_to_prompt(
     num_steps = settings.num_inference_steps
     mapping = MODES[config.mode].mapping(tokenizer, settings.prompt, target_prompt)
     equalizer = _equalizer(tokenizer, target_prompt, config)
-    blend = _local_blend(tokenizer, settings.prompt, target_prompt, config, num_steps)
     denoiser = Denoiser(pipe.unet, Schedule.from_config(settings.scheduler_config, num_steps))
     dtype, device = denoiser.compute_dtype, denoiser.device
     cond, uncond = branch_embeddings(pipe, inversion, target_prompt, mapping, config, negative_prompt)
+    levels = cross_attention_sizes(
+        pipe.unet, inversion.latents.to(device), denoiser.schedule.timesteps[:1].to(device), cond[0, :1].to(device)
+    )
+    level = levels[min(config.attention_level, len(levels) - 1)]
+    blend = _local_blend(tokenizer, settings.prompt, target_prompt, config, num_steps, level)
     offsets = inversion.latent_offsets
     if offsets is not None:
         offsets = torch.stack([offsets, offsets if config.latent_offsets == "both" else torch.zeros_like(offsets)], 1)
     latents = inversion.latents.expand(2, -1, -1, -1)
-    controller = PromptToPromptController(mapping, equalizer, config, num_steps, tuple(latents.shape[-2:]), blend)
+    latent_size = tuple(latents.shape[-2:])
+    controller = PromptToPromptController(mapping, equalizer, config, num_steps, latent_size, level, blend)
     with attention_control(pipe.unet, controller):
         result = denoise(
             denoiser,

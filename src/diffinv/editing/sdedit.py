@@ -1,0 +1,127 @@
+"""SDEdit (Meng et al. 2022, "SDEdit: Guided Image Synthesis and Editing with Stochastic Differential Equations").
+
+Perturb the guide's latent to an intermediate time t0 with the forward process, ``x(t0) = sqrt(ᾱ_t0) x_guide +
+sqrt(1 − ᾱ_t0) ε`` (Alg. 1), then solve the reverse process from t0 to 0 with the prompt. t0 (``strength``) trades
+faithfulness to the guide (small t0) for realism (large t0). With a mask (Alg. 3), after every step the region
+outside the mask is replaced by the guide perturbed to the step's noise level, and the output keeps the guide's
+pixels outside the mask exactly. ``repeats = K`` repeats perturb-and-denoise K times from the previous result
+(Alg. 2). The reverse process is the project's sampling loop with DDIM's η (1 by default: DDPM's ancestral sampler,
+the discretisation of the reverse SDE the paper solves; 0 gives the ODE); timesteps and noising come from diffusers
+as in its img2img pipeline (``strength · T`` of the ``T`` steps run; ``DDIMScheduler.add_noise``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, StableDiffusionPipeline
+from PIL import Image
+from torch import Tensor
+
+from diffinv import images
+from diffinv.denoiser import Denoiser, Schedule
+from diffinv.errors import DiffinvError
+from diffinv.sampling import denoise
+from diffinv.text import encode_prompt
+
+
+@dataclass(frozen=True)
+class SDEditConfig:
+    """SDEdit settings.
+
+    Attributes:
+        strength: t0 as a fraction of the schedule, in (0, 1]; ``round-down(strength · T)`` steps run.
+        repeats: K, how many times to perturb and denoise (the paper's Alg. 2); ≥ 1.
+        num_inference_steps: T, the steps of the full schedule.
+        guidance_scale: classifier-free guidance weight.
+        eta: DDIM's η for the reverse process (1: the paper's stochastic sampler; 0: deterministic).
+    """
+
+    strength: float = 0.5
+    repeats: int = 1
+    num_inference_steps: int = 50
+    guidance_scale: float = 7.5
+    eta: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.strength, int | float) and 0.0 < self.strength <= 1.0):
+            raise DiffinvError(f"strength (t0) must be in (0, 1], got {self.strength!r}")
+        if not (isinstance(self.repeats, int) and self.repeats >= 1):
+            raise DiffinvError(f"repeats must be an integer ≥ 1, got {self.repeats!r}")
+        if not (isinstance(self.num_inference_steps, int) and self.num_inference_steps >= 1):
+            raise DiffinvError(f"num_inference_steps must be ≥ 1, got {self.num_inference_steps!r}")
+        if not (math.isfinite(self.guidance_scale) and self.guidance_scale >= 0):
+            raise DiffinvError(f"guidance_scale must be a finite number ≥ 0, got {self.guidance_scale!r}")
+        if not (math.isfinite(self.eta) and 0.0 <= self.eta <= 1.0):
+            raise DiffinvError(f"eta must be in [0, 1], got {self.eta!r}")
+
+    @property
+    def start_step(self) -> int:
+        """The first of the ``T`` steps that runs (diffusers' img2img ``get_timesteps``)."""
+        steps = self.num_inference_steps
+        return steps - min(int(steps * self.strength), steps)
+
+
+def sdedit_latents(
+    pipe: StableDiffusionPipeline,
+    guide: Tensor,
+    prompt: str,
+    config: SDEditConfig,
+    *,
+    mask: Tensor | None = None,
+    negative_prompt: str | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> Tensor:
+    """SDEdit in latent space: ``guide`` pixels ``(1, 3, H, W)`` in [-1, 1], ``mask`` ``(1, 1, H, W)`` in [0, 1]
+    (1 = edit) → ``(1, C, h, w)`` latents."""
+    denoiser = Denoiser(pipe.unet, Schedule.from_config(pipe.scheduler.config, config.num_inference_steps))
+    scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    scheduler.set_timesteps(config.num_inference_steps)
+    dtype, device = denoiser.compute_dtype, denoiser.device
+    source = images.encode(pipe.vae, guide).to(device, dtype)
+    start = config.start_step
+    if start == len(denoiser.schedule):
+        return source
+    cond = encode_prompt(pipe, prompt).embeds.to(device, dtype)
+    uncond = encode_prompt(pipe, negative_prompt or "").embeds.to(device, dtype)
+    keep = None if mask is None else 1 - F.interpolate(mask.to(device, dtype), size=source.shape[-2:], mode="area")
+
+    def noised(latents: Tensor, step: int) -> Tensor:
+        noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32).to(latents)
+        return scheduler.add_noise(latents, noise, scheduler.timesteps[step : step + 1].to(device))
+
+    def keep_source(i: int, latents: Tensor) -> Tensor:
+        last = i + 1 == len(denoiser.schedule)
+        return latents * (1 - keep) + (source if last else noised(source, i + 1)) * keep
+
+    latents = source
+    for _ in range(config.repeats):
+        latents = denoise(
+            denoiser,
+            noised(latents, start),
+            cond,
+            uncond,
+            config.guidance_scale,
+            start_step=start,
+            callback=None if keep is None else keep_source,
+            eta=config.eta,
+            generator=generator,
+            progress=progress,
+        )
+    return latents
+
+
+def paste(base: Image.Image, patch: Image.Image, left: int, top: int) -> tuple[Image.Image, Image.Image]:
+    """Image compositing's inputs (the paper's third task): ``patch`` pasted onto ``base`` with its top-left corner
+    at (left, top), and the mask of the pasted region (white) to pass to :func:`diffinv.sdedit`."""
+    if not (0 <= left < base.width and 0 <= top < base.height):
+        raise DiffinvError(f"the paste position ({left}, {top}) is outside the {base.width}×{base.height} image")
+    guide = base.convert("RGB")
+    guide.paste(patch.convert("RGB"), (left, top))
+    mask = Image.new("L", base.size, 0)
+    mask.paste(255, (left, top, min(base.width, left + patch.width), min(base.height, top + patch.height)))
+    return guide, mask

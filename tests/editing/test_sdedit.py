@@ -1,0 +1,93 @@
+"""SDEdit: the t0 limits, masks, repeats, compositing, seeding and every refusal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import PROMPT
+from diffinv import images, sdedit
+from diffinv.editing.sdedit import SDEditConfig, paste
+from diffinv.errors import DiffinvError
+
+
+def _seed(n: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(n)
+
+
+def test_strength_near_zero_returns_the_guides_vae_round_trip(pipe, photo):
+    out = sdedit(pipe, photo, PROMPT, strength=0.01, num_inference_steps=10, output_type="pt")
+    guide = images.prepare_image(images.open_image(photo), 64, 64)
+    assert torch.allclose(out, images.decode(pipe.vae, images.encode(pipe.vae, guide)))
+
+
+def test_strength_runs_that_share_of_the_steps_and_is_seeded(pipe, photo):
+    assert SDEditConfig(strength=0.5, num_inference_steps=10).start_step == 5
+    assert SDEditConfig(strength=1.0, num_inference_steps=10).start_step == 0
+    calls = []
+    handle = pipe.unet.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        first = sdedit(pipe, photo, PROMPT, strength=0.5, num_inference_steps=10, generator=_seed(), output_type="pt")
+    finally:
+        handle.remove()
+    assert len(calls) == 5
+    again = sdedit(pipe, photo, PROMPT, strength=0.5, num_inference_steps=10, generator=_seed(), output_type="pt")
+    other = sdedit(pipe, photo, PROMPT, strength=0.5, num_inference_steps=10, generator=_seed(1), output_type="pt")
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_masked_sdedit_keeps_the_pixels_outside_the_mask(pipe, photo):
+    guide = photo.resize((64, 64))
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:40, 8:48] = 255
+    out = sdedit(pipe, guide, PROMPT, strength=0.8, mask=Image.fromarray(mask), num_inference_steps=10,
+                 generator=_seed(), output_type="np")[0]  # fmt: skip
+    result = (out * 255).round().astype(int)
+    original = np.asarray(guide).astype(int)
+    assert np.array_equal(result[mask == 0], original[mask == 0])
+    assert np.abs(result[mask > 0] - original[mask > 0]).mean() > 2
+
+
+def test_repeats_perturb_and_denoise_again(pipe, photo):
+    once = sdedit(pipe, photo, PROMPT, strength=0.5, num_inference_steps=6, generator=_seed(), output_type="pt")
+    twice = sdedit(pipe, photo, PROMPT, strength=0.5, repeats=2, num_inference_steps=6, generator=_seed(),
+                   output_type="pt")  # fmt: skip
+    assert not torch.allclose(once, twice)
+
+
+def test_paste_builds_a_composite_and_its_mask(photo):
+    base = Image.new("RGB", (64, 48), "white")
+    patch = photo.resize((20, 10))
+    guide, mask = paste(base, patch, 50, 40)
+    assert guide.size == base.size and guide.getpixel((55, 45)) == patch.getpixel((5, 5))
+    region = np.asarray(mask) > 0
+    assert region.sum() == 14 * 8 and region[40:, 50:].all()
+    with pytest.raises(DiffinvError, match="outside"):
+        paste(base, patch, 64, 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"strength": 0.0}, r"strength \(t0\) must be in \(0, 1\]"),
+        ({"strength": 1.5}, r"strength \(t0\) must be in \(0, 1\]"),
+        ({"repeats": 0}, "repeats must be an integer ≥ 1"),
+        ({"num_inference_steps": 0}, "num_inference_steps must be ≥ 1"),
+        ({"guidance_scale": float("nan")}, "guidance_scale"),
+        ({"eta": 2.0}, "eta must be in"),
+        ({"mask": Image.new("L", (10, 10))}, "give a mask of the guide's size"),
+        ({"output_type": "jpeg"}, "unknown output_type"),
+    ],
+)
+def test_bad_sdedit_input_is_refused(pipe, photo, kwargs, match):
+    with pytest.raises(DiffinvError, match=match):
+        sdedit(pipe, photo, PROMPT, **kwargs)
+
+
+def test_a_mask_that_is_not_an_image_is_refused(pipe, photo, tmp_path):
+    bad = tmp_path / "mask.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(DiffinvError, match="not a readable image"):
+        sdedit(pipe, photo, PROMPT, mask=bad)
