@@ -7,6 +7,7 @@ an uninterrupted one.
 
 * Shapes: scenes come from :func:`diffinv.shapes.sample_scene` on the ``train`` split only (never the held-out
   shape nor a novel colour x shape combination), with a configurable distribution of the object count; captions
+  and of colours and sizes (rejection sampling on the train split); captions
   are random variants of :func:`diffinv.shapes.caption`, replaced by the empty string with probability
   ``empty_prob`` (classifier-free guidance).
 * Photos: :data:`TRAIN_PHOTOS` feed the VAE (random-resized square crops, random horizontal flips);
@@ -79,13 +80,49 @@ def to_uint8(pixels: Tensor) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------
 
 
-def sample_train_scenes(rng: np.random.Generator, n: int, object_probs: Sequence[float]) -> list[Scene]:
-    """``n`` train-split scenes; ``object_probs[k]`` is the probability of ``k + 1`` objects (normalised)."""
+def _named_weights(weights: Sequence[tuple[str, float]], names: Sequence[str], what: str) -> dict[str, float]:
+    """``{name: weight}`` over ``names``: the given ``(name, weight)`` pairs, 1 for the others."""
+    table = dict.fromkeys(names, 1.0)
+    for name, weight in weights:
+        if name not in table or not weight > 0:
+            raise ValueError(f"{what} weights need known names and positive weights, got {name!r}: {weight}")
+        table[name] = float(weight)
+    return table
+
+
+def sample_train_scenes(
+    rng: np.random.Generator,
+    n: int,
+    object_probs: Sequence[float],
+    color_weights: Sequence[tuple[str, float]] = (),
+    size_weights: Sequence[tuple[str, float]] = (),
+) -> list[Scene]:
+    """``n`` train-split scenes; ``object_probs[k]`` is the probability of ``k + 1`` objects (normalised).
+
+    ``color_weights`` and ``size_weights`` (``(name, weight)`` pairs, unnamed colours and sizes weigh 1) make
+    scenes with those objects more frequent: a scene of the train split is kept with probability proportional to
+    the mean over its objects of colour weight x size weight (rejection sampling, so every scene is still a train
+    scene and the object count still follows ``object_probs``). Without weights the draws are exactly those of
+    the unweighted sampler.
+    """
     probs = np.asarray(object_probs, dtype=np.float64)
     if probs.ndim != 1 or not 1 <= len(probs) <= 3 or (probs < 0).any() or probs.sum() <= 0:
         raise ValueError(f"object_probs must give 1 to 3 non-negative weights, got {list(object_probs)}")
+    colors = _named_weights(color_weights, COLORS, "colour")
+    sizes = _named_weights(size_weights, SIZES, "size")
     counts = rng.choice(len(probs), size=n, p=probs / probs.sum()) + 1
-    scenes = [sample_scene(rng, "train", n_objects=int(k)) for k in counts]
+    if not color_weights and not size_weights:
+        scenes = [sample_scene(rng, "train", n_objects=int(k)) for k in counts]
+    else:
+        top = max(colors.values()) * max(sizes.values())
+        scenes = []
+        for k in counts:
+            while True:
+                scene = sample_scene(rng, "train", n_objects=int(k))
+                weight = float(np.mean([colors[o.color] * sizes[o.size] for o in scene.objects]))
+                if rng.random() * top < weight:
+                    break
+            scenes.append(scene)
     assert all(is_train_object(o) for s in scenes for o in s.objects)  # the train split's guarantee
     return scenes
 

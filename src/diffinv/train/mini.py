@@ -9,7 +9,10 @@ Usage::
     python -m diffinv.train.mini eval     --work runs/mini [--out DIR] [--eval-prompts N] [--probe DIR]
     python -m diffinv.train.mini all      --work runs/mini [--minutes M] [--resume]   # vae, text, unet, assemble
 
-Common options: ``--config FILE`` (JSON overrides of :class:`MiniConfig`, nested objects allowed), ``--seed S``,
+    python -m diffinv.train.mini import-text --work runs/mini [--source DIR]   # instead of text: reuse one
+
+Common options: ``--preset v1|v2`` (the base config of a new work folder; default v1, the shipped model's recipe;
+:func:`v2_config`), ``--config FILE`` (JSON overrides of :class:`MiniConfig`, nested objects allowed), ``--seed S``,
 ``--vae-steps N``, ``--unet-steps N``, ``--no-progress``.
 
 Stages (each can be re-run alone; each writes into its own folder of ``--work``):
@@ -18,6 +21,9 @@ Stages (each can be re-run alone; each writes into its own folder of ``--work``)
    ``scaling_factor`` and ``vae/eval.json`` (round-trip PSNR).
 2. ``text`` — the :class:`~transformers.CLIPTextModel`, pretrained to parse captions (:mod:`diffinv.train.text`),
    exported to ``text/final`` with ``text/eval.json`` (held-out caption parsing accuracy).
+   ``import-text`` instead copies the text encoder of an assembled pipeline (default: the shipped ``mini``) into
+   ``text/final`` (fp32), so a new UNet trains on the encoder that ships
+   (:func:`diffinv.train.text.import_text_encoder`).
 3. ``unet`` — the :class:`~diffusers.UNet2DConditionModel` on the frozen VAE's latents with the pretrained text
    encoder (:mod:`diffinv.train.unet`), its EMA exported to ``unet/final``. With a probe available, the EMA model is
    scored every ``eval_every_minutes`` (``unet/eval.jsonl``): DDIM 50 steps at guidance 7.5 on held-out single- and
@@ -70,8 +76,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -81,12 +87,12 @@ from diffinv.errors import DiffinvError
 from diffinv.train.assemble import assemble, default_output
 from diffinv.train.common import CHECKPOINTS, LATEST, from_json, to_json, write_json
 from diffinv.train.evaluate import evaluate_pipeline
-from diffinv.train.text import TextTrainConfig, train_text
-from diffinv.train.unet import UNetTrainConfig, train_unet
+from diffinv.train.text import TextTrainConfig, import_text_encoder, train_text
+from diffinv.train.unet import UNetModelConfig, UNetTrainConfig, train_unet
 from diffinv.train.vae import VAETrainConfig, train_vae
 
 CONFIG_NAME: Final[str] = "config.json"
-STAGES: Final[tuple[str, ...]] = ("vae", "text", "unet", "assemble", "eval", "all")
+STAGES: Final[tuple[str, ...]] = ("vae", "text", "import-text", "unet", "assemble", "eval", "all")
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,42 @@ class MiniConfig:
         return from_json(cls, data)
 
 
+V2_UNET: Final[UNetModelConfig] = UNetModelConfig(
+    block_out_channels=(32, 64),
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+)
+"""v2's UNet (issue 14): v1's 16 x 16 (32 channels) and 8 x 8 (64 channels, cross-attention) levels without its
+4 x 4 level (128 channels, 3 M of its 4.1 M parameters); cross-attention at 8 x 8 down, middle and up. 1.0 M
+parameters, 0.57 x v1's time per 50-step image (``benchmarks/unet_speed.py``: 6.2 vs 11.5 ms per batch-2
+forward, one thread); wider 8 x 8 levels cost more than they save, the forward being arithmetic-bound here."""
+
+
+def v2_config() -> MiniConfig:
+    """The v2 recipe (issue 14): v1's VAE and text encoder (trained once, reused: ``train-artifacts/mini`` and
+    ``import-text``), a faster UNet (:data:`V2_UNET`) trained longer, on a pool weighted towards two- and
+    three-object scenes, the confused colours (pink/white, orange/red, yellow) and small objects."""
+    base = MiniConfig()
+    unet = replace(
+        base.unet,
+        model=V2_UNET,
+        steps=60000,
+        warmup_steps=500,
+        ema_decay=0.9995,
+        object_probs=(0.25, 0.4, 0.35),
+        color_weights=(("pink", 2.0), ("white", 1.5), ("orange", 2.0), ("red", 1.5), ("yellow", 1.25)),
+        size_weights=(("small", 1.5),),
+        pool_size=65536,
+        checkpoint_every=2000,
+        eval_every_minutes=30.0,
+    )
+    return replace(base, unet=unet)
+
+
+PRESETS: Final[Mapping[str, Callable[[], MiniConfig]]] = {"v1": MiniConfig, "v2": v2_config}
+"""Named base configs of a new work folder (``--preset``); ``v1`` (the default) is the shipped model's recipe."""
+
+
 def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Recursive dictionary update (nested objects merge, other values replace)."""
     merged = dict(base)
@@ -128,15 +170,23 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m diffinv.train.mini``."""
     parser = argparse.ArgumentParser(prog="python -m diffinv.train.mini", description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=STAGES, help="vae, text, unet, assemble, eval, or all (all but eval)")
+    parser.add_argument(
+        "stage", choices=STAGES, help="vae, text, import-text, unet, assemble, eval, or all (vae, text, unet, assemble)"
+    )
     parser.add_argument("--work", type=Path, required=True, help="run folder (config, stage folders, checkpoints)")
     parser.add_argument("--config", type=Path, help="JSON file of MiniConfig overrides (nested objects allowed)")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), help="base config of a new work folder (default v1; a saved one wins)"
+    )
     parser.add_argument("--seed", type=int, help="seed of the run (default 0)")
     parser.add_argument("--vae-steps", type=int, help=f"VAE optimisation steps (default {VAETrainConfig.steps})")
     parser.add_argument("--unet-steps", type=int, help=f"UNet optimisation steps (default {UNetTrainConfig.steps})")
     parser.add_argument("--minutes", type=float, help="wall-time cap of each training stage of this invocation")
     parser.add_argument("--resume", action="store_true", help="continue the stages from their newest checkpoints")
     parser.add_argument("--out", type=Path, help="pipeline folder of assemble/eval (default: assets/models/mini)")
+    parser.add_argument(
+        "--source", type=Path, help="pipeline folder whose text encoder import-text copies (default: the shipped mini)"
+    )
     parser.add_argument("--probe", type=Path, help="probe folder for the evaluations (default: the shipped probe)")
     parser.add_argument("--eval-prompts", type=int, default=100, help="captions per set of the eval stage")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -144,9 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace) -> MiniConfig:
-    """Config of ``--work``: the saved one (or the defaults), updated by ``--config`` and the flags; saved back."""
+    """Config of ``--work``: the saved one (or the ``--preset``, default v1), updated by ``--config`` and the flags;
+    saved back."""
     path = args.work / CONFIG_NAME
-    data: dict[str, Any] = MiniConfig().to_dict()
+    data: dict[str, Any] = PRESETS[args.preset or "v1"]().to_dict()
     if path.is_file():
         data = _merge(data, json.loads(path.read_text()))
     if args.config is not None:
@@ -164,7 +215,7 @@ def resolve_config(args: argparse.Namespace) -> MiniConfig:
         config = MiniConfig.from_dict(data)
     except (TypeError, ValueError) as exc:
         raise DiffinvError(f"invalid training config: {exc}") from None
-    if args.stage in ("vae", "text", "unet", "all"):
+    if args.stage in ("vae", "text", "import-text", "unet", "all"):
         args.work.mkdir(parents=True, exist_ok=True)
         write_json(path, config.to_dict())
     return config
@@ -183,6 +234,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         resume = args.resume and (args.work / "text" / CHECKPOINTS / LATEST).is_file()
         train_text(config, args.work, resume=resume, minutes=args.minutes, progress=progress)
         result["text"] = json.loads((args.work / "text" / "eval.json").read_text())["accuracy"]
+    if args.stage == "import-text":
+        source = args.source if args.source is not None else default_output()
+        result["text"] = str(import_text_encoder(config, source, args.work))
     if args.stage in ("unet", "all"):
         resume = args.resume and (args.work / "unet" / CHECKPOINTS / LATEST).is_file()
         train_unet(config, args.work, resume=resume, minutes=args.minutes, progress=progress, probe_path=args.probe)
@@ -214,9 +268,12 @@ if __name__ == "__main__":
 __all__ = [
     "CONFIG_NAME",
     "STAGES",
+    "PRESETS",
+    "V2_UNET",
     "MiniConfig",
     "build_parser",
     "main",
     "resolve_config",
     "run",
+    "v2_config",
 ]

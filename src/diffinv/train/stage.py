@@ -30,6 +30,7 @@ from diffinv.train.common import (
     Clock,
     StopFlag,
     flat_state,
+    from_json,
     learning_rate,
     load_flat_state,
     read_checkpoint,
@@ -90,9 +91,16 @@ def _frozen_part(config_json: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_resumable(state: Mapping[str, Any], stage_config: StageConfig, stage: str) -> None:
     """Refuse (DiffinvError) to resume from a checkpoint whose saved stage config differs from ``stage_config``
-    in a field outside :data:`MUTABLE_FIELDS`; a checkpoint without a saved config is accepted."""
+    in a field outside :data:`MUTABLE_FIELDS`; a checkpoint without a saved config is accepted. Fields added to
+    the config after the checkpoint was written count with their defaults (which keep the old behaviour)."""
     saved = state.get("config")
-    if saved is not None and _frozen_part(saved) != _frozen_part(to_json(stage_config)):
+    if saved is None:
+        return
+    try:
+        saved = to_json(from_json(type(stage_config), saved))
+    except (TypeError, ValueError) as exc:
+        raise DiffinvError(f"cannot resume the {stage} stage: its checkpoint's config is unreadable ({exc})") from None
+    if _frozen_part(saved) != _frozen_part(to_json(stage_config)):
         raise DiffinvError(f"cannot resume the {stage} stage with a different config than its checkpoint's")
 
 

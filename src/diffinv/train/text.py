@@ -203,6 +203,30 @@ def train_text(
     return averaged
 
 
+def import_text_encoder(config: MiniConfig, source: Path, work: Path) -> Path:
+    """Instead of the text stage: copy the text encoder of the assembled pipeline folder ``source`` (e.g. the
+    shipped ``mini``, in fp16) into ``work/text/final`` in fp32, checked against ``config.unet.text``, with the
+    tokenizer; ``work/text/imported.json`` records where it came from. Returns the exported folder."""
+    path = source / "text_encoder"
+    if not (path / "config.json").is_file():
+        raise DiffinvError(f"{source}: no text_encoder folder to import")
+    tokenizer = build_tokenizer(config.unet.text)
+    encoder = build_text_encoder(config.unet.text, tokenizer)
+    state = CLIPTextModel.from_pretrained(path).state_dict()
+    try:
+        encoder.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as exc:
+        raise DiffinvError(f"{path}: does not match the config's text encoder ({exc})") from None
+    final = work / "text" / FINAL
+    if final.exists():
+        shutil.rmtree(final)
+    encoder.eval().save_pretrained(final / "text_encoder", safe_serialization=True)
+    tokenizer.save_pretrained(final / "tokenizer")
+    write_json(work / "text" / "imported.json", {"source": str(source.resolve()), "complete": True})
+    print(f"text: imported the text encoder of {source}", flush=True)
+    return final
+
+
 def load_text_encoder(work: Path) -> CLIPTextModel:
     """The exported text encoder of the ``text`` stage (eval mode)."""
     path = work / "text" / FINAL / "text_encoder"

@@ -57,6 +57,8 @@ class UNetModelConfig:
     attention_head_dim: int = 4
     """Passed to diffusers as ``attention_head_dim``, which UNet2DConditionModel uses as the number of heads."""
     norm_num_groups: int = 8
+    transformer_layers_per_block: int = 1
+    """Transformer blocks (self- + cross-attention + feed-forward) in each cross-attention block and the middle."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,11 @@ class UNetTrainConfig:
     """Probability of training on the empty caption (classifier-free guidance)."""
     object_probs: tuple[float, ...] = (0.45, 0.35, 0.2)
     """Relative probabilities of 1, 2 and 3 objects in the pool's scenes."""
+    color_weights: tuple[tuple[str, float], ...] = ()
+    """``(colour, weight)`` pairs: scenes with objects of these colours are more frequent in the pool (other
+    colours weigh 1; :func:`diffinv.train.data.sample_train_scenes`). Empty: v1's unweighted pool."""
+    size_weights: tuple[tuple[str, float], ...] = ()
+    """``(size, weight)`` pairs, as ``color_weights`` (e.g. more small objects, the ones that lose their corners)."""
     pool_size: int = 32768
     """Train-split scenes rendered and encoded once by the frozen VAE (posterior mean and std are stored; each
     step samples a latent from the posterior and a fresh caption variant)."""
@@ -119,6 +126,7 @@ def build_unet(config: UNetModelConfig, latent_channels: int, sample_size: int, 
         cross_attention_dim=cross_dim,
         attention_head_dim=config.attention_head_dim,
         norm_num_groups=config.norm_num_groups,
+        transformer_layers_per_block=config.transformer_layers_per_block,
     )
 
 
@@ -154,6 +162,9 @@ def build_pool(vae: AutoencoderKL, config: MiniConfig, work: Path, progress: boo
         "seed": config.seed,
         "size": size,
     }
+    if cfg.color_weights or cfg.size_weights:  # absent from v1's key, so its cached pools stay valid
+        key["color_weights"] = [list(pair) for pair in cfg.color_weights]
+        key["size_weights"] = [list(pair) for pair in cfg.size_weights]
     tensors, meta = work / "unet" / "pool.safetensors", work / "unet" / "pool.json"
     if tensors.is_file() and meta.is_file():
         saved = json.loads(meta.read_text())
@@ -162,7 +173,7 @@ def build_pool(vae: AutoencoderKL, config: MiniConfig, work: Path, progress: boo
             scenes = [Scene.from_dict(s) for s in saved["scenes"]]
             return LatentPool(data["mean"], data["std"], scenes)
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(POOL_STREAM,)))
-    scenes = sample_train_scenes(rng, cfg.pool_size, cfg.object_probs)
+    scenes = sample_train_scenes(rng, cfg.pool_size, cfg.object_probs, cfg.color_weights, cfg.size_weights)
     factor = float(vae.config.scaling_factor)
     means, stds = [], []
     chunk = 256
