@@ -18,7 +18,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +206,66 @@ def _eta(remaining: dict[str, int], spent: dict[str, list[float]]) -> str:
     return ", ".join(parts)
 
 
+@dataclass(frozen=True)
+class Job:
+    """One unit of bench work.
+
+    Attributes:
+        keys: the record keys it writes (it is skipped when every one is recorded).
+        shard: which process takes it: the one with ``rank == shard % world_size`` (the image's index, so one
+            image's jobs stay in one process).
+        label: groups jobs for the ETA.
+        run: computes the job's records (dicts with ``key`` and ``seconds``), in the order of ``keys``.
+    """
+
+    keys: tuple[str, ...]
+    shard: int
+    label: str
+    run: Callable[[], list[dict[str, Any]]]
+
+
+def run_jobs(
+    jobs: Iterable[Job],
+    out: Path,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    num_threads: int = 1,
+    progress: bool = True,
+) -> int:
+    """Run this process's share of ``jobs`` not yet recorded in ``out``, appending each record as soon as its job
+    is done; returns the number of jobs run. Every bench (reconstruction, editing) runs through here.
+
+    Raises:
+        DiffinvError: another run holds this process's lock on ``out`` (see :func:`folder_lock`).
+    """
+    with folder_lock(out, rank):
+        done = {r["key"] for r in read_records(out)}
+        todo = [j for j in jobs if j.shard % world_size == rank and not set(j.keys) <= done]
+        writer = RecordWriter(out / f"records-{rank}.jsonl")
+        remaining: dict[str, int] = defaultdict(int)
+        for job in todo:
+            remaining[job.label] += 1
+        spent: dict[str, list[float]] = defaultdict(list)
+        bar = tqdm(total=len(todo), disable=not progress, desc=f"bench[{rank}/{world_size}]", unit="job")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(num_threads)
+        try:
+            for job in todo:
+                records = job.run()
+                for record in records:
+                    if record["key"] not in done:
+                        writer.write(record)
+                remaining[job.label] -= 1
+                spent[job.label].append(sum(r["seconds"] for r in records))
+                bar.update()
+                bar.set_postfix_str(f"ETA {_eta(remaining, spent)}")
+        finally:
+            torch.set_num_threads(threads)
+            bar.close()
+    return len(todo)
+
+
 def run_bench(
     pipe: StableDiffusionPipeline,
     samples: list[Sample],
@@ -216,46 +276,14 @@ def run_bench(
     world_size: int = 1,
     progress: bool = True,
 ) -> int:
-    """Run this process's shard of the (image × variant) jobs not yet recorded in ``out``; returns jobs run.
-
-    Raises:
-        DiffinvError: another run holds this process's lock on ``out`` (see :func:`folder_lock`).
-    """
-    with folder_lock(out, rank):
-        return _run_shard(pipe, samples, config, out, rank=rank, world_size=world_size, progress=progress)
-
-
-def _run_shard(
-    pipe: StableDiffusionPipeline,
-    samples: list[Sample],
-    config: BenchConfig,
-    out: Path,
-    *,
-    rank: int,
-    world_size: int,
-    progress: bool,
-) -> int:
-    done = {r["key"] for r in read_records(out)}
-    mine: Iterable[Sample] = samples[rank::world_size]
-    jobs = [(s, v) for s in mine for v in config.variants if job_key(s, v) not in done]
-    writer = RecordWriter(out / f"records-{rank}.jsonl")
+    """Run this process's shard of the (image × variant) reconstruction jobs not yet recorded in ``out``; returns
+    jobs run (see :func:`run_jobs`)."""
     scorers = Scorers(config)
-    remaining: dict[str, int] = defaultdict(int)
-    for _, variant in jobs:
-        remaining[variant.label] += 1
-    spent: dict[str, list[float]] = defaultdict(list)
-    bar = tqdm(total=len(jobs), disable=not progress, desc=f"bench[{rank}/{world_size}]", unit="job")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.num_threads)
-    try:
-        for sample, variant in jobs:
-            record = run_job(pipe, sample, variant, config, scorers)
-            writer.write(record)
-            remaining[variant.label] -= 1
-            spent[variant.label].append(record["seconds"])
-            bar.update()
-            bar.set_postfix_str(f"ETA {_eta(remaining, spent)}")
-    finally:
-        torch.set_num_threads(threads)
-        bar.close()
-    return len(jobs)
+
+    def job(sample: Sample, variant: Variant) -> Callable[[], list[dict[str, Any]]]:
+        return lambda: [run_job(pipe, sample, variant, config, scorers)]
+
+    jobs = [
+        Job((job_key(s, v),), index, v.label, job(s, v)) for index, s in enumerate(samples) for v in config.variants
+    ]
+    return run_jobs(jobs, out, rank=rank, world_size=world_size, num_threads=config.num_threads, progress=progress)
