@@ -31,7 +31,7 @@ COLUMNS = (
 )
 
 
-def _mean(values: list[Any]) -> float | str:
+def mean_or_reason(values: list[Any]) -> float | str:
     """Mean of the numbers; if any value is a string (unavailable/refused), that string."""
     for value in values:
         if isinstance(value, str) and value not in ("inf", "nan"):
@@ -50,23 +50,23 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_method[record["method"]].append(record)
     rows = []
     for method, recs in by_method.items():
-        psnr, ceiling = _mean([r["psnr"] for r in recs]), _mean([r["vae_psnr"] for r in recs])
+        psnr, ceiling = mean_or_reason([r["psnr"] for r in recs]), mean_or_reason([r["vae_psnr"] for r in recs])
         row = {
             "method": method,
             "n_images": len(recs),
-            "params": round(_mean([r["params"] for r in recs])),
+            "params": round(mean_or_reason([r["params"] for r in recs])),
             "steps": recs[0]["steps"],
             "psnr": psnr,
-            "ssim": _mean([r["ssim"] for r in recs]),
-            "lpips": _mean([r["lpips"] for r in recs]),
-            "clip_i": _mean([r["clip_i"] for r in recs]),
-            "seconds_per_image": _mean([r["seconds"] for r in recs]),
+            "ssim": mean_or_reason([r["ssim"] for r in recs]),
+            "lpips": mean_or_reason([r["lpips"] for r in recs]),
+            "clip_i": mean_or_reason([r["clip_i"] for r in recs]),
+            "seconds_per_image": mean_or_reason([r["seconds"] for r in recs]),
             "vae_ceiling_fraction": psnr / ceiling if isinstance(psnr, float) and isinstance(ceiling, float) else "n/a",
-            "negative_prompt_effect": _mean([r["negative_prompt_effect"] for r in recs]),
-            "latent_mse": _mean([r["latent_mse"] for r in recs]),
+            "negative_prompt_effect": mean_or_reason([r["negative_prompt_effect"] for r in recs]),
+            "latent_mse": mean_or_reason([r["latent_mse"] for r in recs]),
         }
         if all("probe" in r for r in recs):
-            row["probe_all"] = _mean([r["probe"]["all"] for r in recs])
+            row["probe_all"] = mean_or_reason([r["probe"]["all"] for r in recs])
         rows.append(row)
     return rows
 
@@ -117,7 +117,7 @@ def plot(records: list[dict[str, Any]], rows: list[dict[str, Any]], out: Path) -
     ax.set_title("Quality vs inversion time")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    written.append(_save(fig, out / "quality_vs_time.png"))
+    written.append(save_figure(fig, out / "quality_vs_time.png"))
     fig, ax = plt.subplots(figsize=(6, 4))
     by_method: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for r in records:
@@ -134,12 +134,12 @@ def plot(records: list[dict[str, Any]], rows: list[dict[str, Any]], out: Path) -
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    written.append(_save(fig, out / "per_image.png"))
+    written.append(save_figure(fig, out / "per_image.png"))
     plt.close("all")
     return written
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
 
 

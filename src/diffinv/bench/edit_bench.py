@@ -1,0 +1,304 @@
+"""``diffinv edit-bench``: which inversion gives the best edits, scored against exact targets on Shapes.
+
+For every held-out scene and inversion method the scene is inverted once (with its canonical caption), then every
+editor makes every edit of :mod:`diffinv.bench.edit_tasks` from that inversion; SDEdit edits need no inversion.
+Each (scene, inversion, editor, edit) is one record, written through the shared job loop
+(:func:`diffinv.bench.runner.run_jobs`: resumable, shardable, locked), so the reconstruction bench's guarantees hold.
+
+Scores (the probe reads the edited image): ``success`` — the edited attribute reads as the target's (for
+``negative``, as anything but the removed value; for ``strokes``, the whole scene right); ``preservation`` — every
+other attribute of the target scene reads right; ``bg_psnr``/``bg_ssim`` — against the source image outside the
+edited region (both images zeroed inside it, PIE-Bench's convention); ``target_psnr``/``target_ssim`` — against
+the exact target render; ``seconds`` — the edit (the inversion's own time is ``invert_seconds``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import StableDiffusionPipeline
+from PIL import Image
+
+from diffinv import api, metrics
+from diffinv.bench.datasets import Sample
+from diffinv.bench.edit_tasks import EDIT_KINDS, EditTask, make_task
+from diffinv.bench.runner import Job, run_jobs
+from diffinv.bench.variants import Variant, parse_variant
+from diffinv.editing.alignment import token_ids
+from diffinv.errors import DiffinvError
+from diffinv.inversion import Inversion
+from diffinv.io import save_image
+from diffinv.shapes import probe as shapes_probe
+from diffinv.shapes import stroke_painting
+
+DEFAULT_INVERSIONS = ("ddim", "null-text", "prompt-tokens", "negative-prompt", "direct")
+OBJECT_EDITS = ("recolor", "reshape", "resize", "background")
+
+
+@dataclass(frozen=True)
+class EditorSpec:
+    """How an editor edits: from an inversion (prompt-to-prompt variants) or from the image (SDEdit)."""
+
+    name: str
+    help: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    needs_inversion: bool = True
+    negative: bool = False  # uses the negative-prompt slot (free-slot inversions only)
+    keeps_prompt: bool = False  # target prompt = source prompt (the edit is the negative prompt alone)
+    only: tuple[str, ...] = ()  # inversion methods it applies to (empty: all)
+
+
+EDITORS: dict[str, EditorSpec] = {
+    e.name: e
+    for e in (
+        EditorSpec("p2p", "prompt-to-prompt (replace; refine when token counts differ)"),
+        EditorSpec("p2p-blend", "prompt-to-prompt with local blend on the edited words"),
+        EditorSpec(
+            "prompt",
+            "the target prompt from the inverted latent, no attention control",
+            {"cross_replace_steps": 0.0, "self_replace_steps": 0.0},
+        ),  # fmt: skip
+        EditorSpec("p2p-neg", "prompt-to-prompt with the removed words as negative prompt", negative=True),
+        EditorSpec(
+            "negative", "the source prompt with the removed words as negative prompt", negative=True, keeps_prompt=True
+        ),  # fmt: skip
+        EditorSpec(
+            "p2p-plain",
+            "prompt-to-prompt, plain target embedding (prompt-token recipe a)",
+            {"embedding_transfer": "plain"},
+            only=("prompt-tokens",),
+        ),  # fmt: skip
+        EditorSpec(
+            "p2p-both",
+            "prompt-to-prompt, DirectInversion corrections on both branches",
+            {"latent_offsets": "both"},
+            only=("direct",),
+        ),  # fmt: skip
+        EditorSpec("sdedit", "SDEdit: target strokes painted into the edited region, masked", needs_inversion=False),
+    )
+}
+DEFAULT_EDITORS = tuple(EDITORS)
+
+
+@dataclass(frozen=True)
+class EditBenchConfig:
+    """What ``diffinv edit-bench`` runs.
+
+    Attributes:
+        inversions: inversion variant specs (as ``diffinv bench --methods``).
+        editors: names from :data:`EDITORS`.
+        edits: names from :data:`~diffinv.bench.edit_tasks.EDIT_KINDS`.
+        sdedit_strength: t0 of the SDEdit editor.
+        seed: the inversions' and SDEdit's generator seed, and the edit choices'.
+        num_threads: torch CPU threads per process (as the reconstruction bench).
+        examples: images of the first this-many scenes are saved under ``OUT/examples``.
+    """
+
+    inversions: tuple[str, ...] = DEFAULT_INVERSIONS
+    editors: tuple[str, ...] = DEFAULT_EDITORS
+    edits: tuple[str, ...] = EDIT_KINDS
+    sdedit_strength: float = 0.5
+    seed: int = 0
+    num_threads: int = 1
+    examples: int = 4
+    variants: tuple[Variant, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        unknown = [e for e in self.editors if e not in EDITORS]
+        if unknown:
+            raise DiffinvError(f"unknown editor(s) {', '.join(unknown)}; choose from {', '.join(EDITORS)}")
+        unknown = [e for e in self.edits if e not in EDIT_KINDS]
+        if unknown:
+            raise DiffinvError(f"unknown edit(s) {', '.join(unknown)}; choose from {', '.join(EDIT_KINDS)}")
+        if not (0.0 < self.sdedit_strength <= 1.0):
+            raise DiffinvError(f"sdedit strength must be in (0, 1], got {self.sdedit_strength}")
+        if self.num_threads < 1 or self.examples < 0:
+            raise DiffinvError("threads must be ≥ 1 and examples ≥ 0")
+        object.__setattr__(self, "variants", tuple(parse_variant(v) for v in self.inversions))
+
+
+def _key(sample: Sample, inversion: str, editor: str, edit: str) -> str:
+    return f"{sample.id}|{inversion}|{editor}|{edit}"
+
+
+def _to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+
+
+def _masked(image: torch.Tensor, region: np.ndarray) -> torch.Tensor:
+    return image * torch.from_numpy(~region).to(image)[None, None]
+
+
+def score(edited: Image.Image, task: EditTask, negative_only: bool, probe: Any) -> dict[str, Any]:
+    """The edit's scores (see the module docstring)."""
+    pixels, source, target = _to_tensor(edited), _to_tensor(task.render_source()), _to_tensor(task.render_target())
+    read = shapes_probe.read_scenes(pixels, probe=probe)[0]
+    agreement = shapes_probe.scene_agreement(read, task.target)
+    if task.kind == "strokes":
+        success, preserved = agreement["all"], None
+    else:
+        if task.kind == "background":
+            value, wanted, removed = read.background, task.target.background, task.source.background
+        else:
+            cell = task.target.objects[task.index].position
+            found = [o for o in read.objects if o.position == cell]
+            value = getattr(found[0], task.attribute) if found else None
+            wanted = getattr(task.target.objects[task.index], task.attribute)
+            removed = getattr(task.source.objects[task.index], task.attribute)
+        success = float(value != removed and value is not None) if negative_only else float(value == wanted)
+        others = [k for k in shapes_probe.AGREEMENT_KEYS if k not in (task.attribute, "all")]
+        preserved = float(all(agreement[k] == 1.0 for k in others))
+    outside = ~task.region
+    result: dict[str, Any] = {
+        "success": success,
+        "preservation": preserved,
+        "bg_psnr": None,
+        "bg_ssim": None,
+        "target_psnr": None if negative_only else _finite(metrics.psnr(pixels, target)),
+        "target_ssim": None if negative_only else metrics.ssim(pixels, target),
+    }
+    if outside.any() and task.kind != "strokes":
+        result["bg_psnr"] = _finite(metrics.psnr(_masked(pixels, task.region), _masked(source, task.region)))
+        result["bg_ssim"] = metrics.ssim(_masked(pixels, task.region), _masked(source, task.region))
+    return result
+
+
+def _finite(value: float) -> float | str:
+    return value if np.isfinite(value) else "inf"
+
+
+def _p2p_mode(pipe: StableDiffusionPipeline, task: EditTask) -> str:
+    same = len(token_ids(pipe.tokenizer, task.source_prompt)) == len(token_ids(pipe.tokenizer, task.target_prompt))
+    return "replace" if same else "refine"
+
+
+def run_editor(
+    pipe: StableDiffusionPipeline,
+    spec: EditorSpec,
+    task: EditTask,
+    inversion: Inversion | None,
+    config: EditBenchConfig,
+) -> tuple[Image.Image, float]:
+    """Make one edit; returns the edited image and its seconds."""
+    started = time.perf_counter()
+    if not spec.needs_inversion:
+        if task.kind == "strokes":
+            guide, mask = Image.fromarray(stroke_painting(task.source, 64, config.seed)), None
+        else:
+            strokes = Image.fromarray(stroke_painting(task.target, 64, config.seed))
+            guide = Image.fromarray(np.where(task.region[..., None], np.asarray(strokes), task.render_source()))
+            mask = Image.fromarray((task.region * 255).astype(np.uint8))
+        image = api.sdedit(pipe, guide, task.target_prompt, strength=config.sdedit_strength, mask=mask,
+                           generator=torch.Generator().manual_seed(config.seed))[0]  # fmt: skip
+        return image, time.perf_counter() - started
+    assert inversion is not None
+    negative = " ".join(task.old_words) if spec.negative else None
+    target_prompt = task.source_prompt if spec.keeps_prompt else task.target_prompt
+    mode = "replace" if spec.keeps_prompt else _p2p_mode(pipe, task)
+    local_blend = task.blend_words if spec.name == "p2p-blend" else None
+    result = api.edit(pipe, inversion, target_prompt, mode=mode, local_blend=local_blend, negative_prompt=negative,
+                      **spec.settings)  # fmt: skip
+    return result.edit[0], time.perf_counter() - started
+
+
+def _applies(spec: EditorSpec, variant: Variant | None, inversion: Inversion | None, kind: str) -> bool:
+    if spec.needs_inversion != (variant is not None):
+        return False
+    if kind == "strokes":
+        return not spec.needs_inversion
+    if spec.only and variant is not None and variant.method not in spec.only:
+        return False
+    return not (spec.negative and inversion is not None and not inversion.negative_slot_free)
+
+
+def edit_bench_jobs(
+    pipe: StableDiffusionPipeline, samples: list[Sample], config: EditBenchConfig, out: Path
+) -> list[Job]:
+    """One job per (scene, inversion variant) plus one SDEdit job per scene."""
+    probe = shapes_probe.default_probe()
+    jobs = []
+    for index, sample in enumerate(samples):
+        if sample.scene is None:
+            raise DiffinvError(f"{sample.id}: the edit bench needs Shapes scenes (--dataset shapes:N)")
+        tasks = []
+        for n, kind in enumerate(config.edits):
+            try:
+                tasks.append(make_task(sample.scene, kind, (config.seed, index, n)))
+            except DiffinvError:  # e.g. no other background contrasts with every object: that edit is left out
+                continue
+        for variant in (*config.variants, None):
+            label = "none" if variant is None else variant.label
+            specs = [EDITORS[e] for e in config.editors if EDITORS[e].needs_inversion == (variant is not None)]
+            keys = tuple(_key(sample, label, s.name, t.kind) for s in specs for t in tasks)
+            if not keys:
+                continue
+            run = _job(pipe, sample, index, variant, specs, tasks, config, probe, out)
+            jobs.append(Job(keys, index, label, run))
+    return jobs
+
+
+def _job(
+    pipe: StableDiffusionPipeline,
+    sample: Sample,
+    index: int,
+    variant: Variant | None,
+    specs: list[EditorSpec],
+    tasks: list[EditTask],
+    config: EditBenchConfig,
+    probe: Any,
+    out: Path,
+) -> Callable[[], list[dict[str, Any]]]:
+    def run() -> list[dict[str, Any]]:
+        inversion, invert_seconds = None, 0.0
+        if variant is not None:
+            started = time.perf_counter()
+            inversion = api.invert(pipe, Image.fromarray(tasks[0].render_source()), tasks[0].source_prompt,
+                                   variant.method, config=variant.config,
+                                   generator=torch.Generator().manual_seed(config.seed))  # fmt: skip
+            invert_seconds = time.perf_counter() - started
+        label = "none" if variant is None else variant.label
+        records = []
+        for spec in specs:
+            for task in tasks:
+                record: dict[str, Any] = {
+                    "key": _key(sample, label, spec.name, task.kind),
+                    "sample": sample.id,
+                    "inversion": label,
+                    "editor": spec.name,
+                    "edit": task.kind,
+                    "source_prompt": task.source_prompt,
+                    "target_prompt": task.target_prompt,
+                    "invert_seconds": invert_seconds,
+                }
+                if not _applies(spec, variant, inversion, task.kind):
+                    records.append({**record, "skipped": "does not apply", "seconds": 0.0})
+                    continue
+                image, seconds = run_editor(pipe, spec, task, inversion, config)
+                records.append({**record, "seconds": seconds, **score(image, task, spec.keeps_prompt, probe)})
+                if index < config.examples:
+                    save_image(image, out / "examples" / f"{sample.id}_{task.kind}_{label}_{spec.name}.png")
+        return records
+
+    return run
+
+
+def run_edit_bench(
+    pipe: StableDiffusionPipeline,
+    samples: list[Sample],
+    config: EditBenchConfig,
+    out: Path,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: bool = True,
+) -> int:
+    """Run this process's share of the edit jobs not yet recorded in ``out``; returns jobs run."""
+    jobs = edit_bench_jobs(pipe, samples, config, out)
+    return run_jobs(jobs, out, rank=rank, world_size=world_size, num_threads=config.num_threads, progress=progress)

@@ -1,0 +1,103 @@
+"""Edit-bench summaries: ``summary.md``, ``summary.json`` and the success-vs-preservation plot.
+
+``summary.json`` is a list of rows with keys ``inversion, editor, edit, success, preservation, bg_psnr, bg_ssim,
+target_psnr, target_ssim, seconds_per_edit, n``; ``edit`` is an edit kind or ``objects`` (the mean over the
+object edits: recolor, reshape, resize, background). Skipped records (an editor that does not apply) are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from diffinv.bench.edit_tasks import EDIT_KINDS
+from diffinv.bench.report import mean_or_reason, save_figure
+from diffinv.io import atomic_write
+
+OBJECT_EDITS = ("recolor", "reshape", "resize", "background")
+METRICS = ("success", "preservation", "bg_psnr", "bg_ssim", "target_psnr", "target_ssim")
+
+
+def _average(records: list[dict[str, Any]], key: str) -> float | str | None:
+    values = [r[key] for r in records if r.get(key) is not None]
+    return mean_or_reason(values) if values else None
+
+
+def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (inversion, editor, edit kind) and per (inversion, editor) over the object edits."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if "skipped" in record:
+            continue
+        groups[(record["inversion"], record["editor"], record["edit"])].append(record)
+        if record["edit"] in OBJECT_EDITS:
+            groups[(record["inversion"], record["editor"], "objects")].append(record)
+    order = {kind: i for i, kind in enumerate(("objects", *EDIT_KINDS))}
+    rows = []
+    for (inversion, editor, edit), recs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])):
+        row: dict[str, Any] = {"inversion": inversion, "editor": editor, "edit": edit, "n": len(recs)}
+        row.update({key: _average(recs, key) for key in METRICS})
+        row["seconds_per_edit"] = _average(recs, "seconds")
+        rows.append(row)
+    return rows
+
+
+def _cell(value: Any, percent: bool = False) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if percent:
+        return f"{100 * value:.1f} %"
+    return f"{value:.2f}" if math.isfinite(value) else str(value)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The main table (object edits averaged), then success per edit kind."""
+    lines = [
+        "| inversion | editor | success ↑ | preservation ↑ | bg PSNR ↑ | target PSNR ↑ | s/edit | n |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in (r for r in rows if r["edit"] == "objects"):
+        lines.append(
+            f"| {r['inversion']} | {r['editor']} | {_cell(r['success'], True)} | {_cell(r['preservation'], True)} | "
+            f"{_cell(r['bg_psnr'])} | {_cell(r['target_psnr'])} | {_cell(r['seconds_per_edit'])} | {r['n']} |"
+        )
+    kinds = [k for k in EDIT_KINDS if any(r["edit"] == k for r in rows)]
+    lines += ["", "Success by edit:", "", "| inversion | editor | " + " | ".join(kinds) + " |",
+              "|---|---|" + "---:|" * len(kinds)]  # fmt: skip
+    table: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
+    for r in rows:
+        table[(r["inversion"], r["editor"])][r["edit"]] = r["success"]
+    for (inversion, editor), cells in table.items():
+        lines.append(f"| {inversion} | {editor} | " + " | ".join(_cell(cells.get(k), True) for k in kinds) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], out: Path) -> Path:
+    """Success vs preservation of every (inversion, editor) over the object edits."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for r in (r for r in rows if r["edit"] == "objects" and r["preservation"] is not None):
+        ax.scatter(100 * r["preservation"], 100 * r["success"], s=30)
+        ax.annotate(f"{r['inversion']} / {r['editor']}", (100 * r["preservation"], 100 * r["success"]), fontsize=7)
+    ax.set_xlabel("preservation: other attributes right (%)")
+    ax.set_ylabel("success: edited attribute right (%)")
+    ax.set_title("Edits on held-out Shapes scenes (object edits)")
+    ax.grid(alpha=0.3)
+    return save_figure(fig, out / "success_vs_preservation.png")
+
+
+def write_edit_summary(records: list[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
+    rows = summarize(records)
+    atomic_write(out / "summary.json", lambda tmp: tmp.write_text(json.dumps(rows, indent=2) + "\n"))
+    atomic_write(out / "summary.md", lambda tmp: tmp.write_text(markdown(rows)))
+    plot(rows, out)
+    return rows
