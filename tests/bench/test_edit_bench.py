@@ -1,0 +1,81 @@
+"""The editing bench: exact edit tasks, records, resume, summary."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from diffinv import shapes
+from diffinv.bench.datasets import load_dataset
+from diffinv.bench.edit_bench import EditBenchConfig, run_edit_bench
+from diffinv.bench.edit_report import write_edit_summary
+from diffinv.bench.edit_tasks import EDIT_KINDS, make_task
+from diffinv.bench.runner import read_records
+from diffinv.errors import DiffinvError
+
+
+@pytest.mark.parametrize("kind", ["recolor", "reshape", "resize", "background"])
+def test_edit_tasks_change_one_attribute_exactly(kind):
+    for index, sample in enumerate(load_dataset("shapes:6")):
+        task = make_task(sample.scene, kind, (0, index))
+        assert task.source == sample.scene and task.target != task.source
+        pairs = list(zip(task.source_prompt.split(), task.target_prompt.split(), strict=True))
+        changed = [(a, b) for a, b in pairs if a != b]
+        assert changed == [(task.old_words[0], task.new_words[0])]  # captions differ in the edited word alone
+        source, target = task.render_source(), task.render_target()
+        assert (source != target).any(axis=-1)[~task.region].sum() == 0  # every changed pixel is in the region
+        assert task.region.mean() < (1.0 if kind == "background" else 0.5)
+        assert make_task(sample.scene, kind, (0, index)).target == task.target  # seeded
+
+
+def test_strokes_task_and_bad_kind():
+    scene = load_dataset("shapes:1")[0].scene
+    task = make_task(scene, "strokes", 0)
+    assert task.target == scene and not task.region.any()
+    with pytest.raises(DiffinvError, match="unknown edit"):
+        make_task(scene, "rotate", 0)
+    with pytest.raises(DiffinvError, match="unknown editor"):
+        EditBenchConfig(editors=("p2p", "magic"))
+
+
+def test_edit_bench_records_resume_and_summary(pipe, tmp_path):
+    samples = load_dataset("shapes:1")
+    config = EditBenchConfig(
+        inversions=("ddim:steps=3", "null-text:steps=3,inner=1"),
+        editors=("p2p", "negative", "sdedit"),
+        edits=("recolor", "strokes"),
+        examples=1,
+    )
+    assert run_edit_bench(pipe, samples, config, tmp_path, progress=False) == 3
+    records = read_records(tmp_path)
+    assert len(records) == 3 * 2 * 2 - 2  # strokes has only SDEdit; p2p/negative have no "none" inversion
+    by_key = {r["key"]: r for r in records}
+    assert "skipped" in by_key["shapes-00000|null-text:steps=3,inner=1|negative|recolor"]  # slot occupied
+    done = by_key["shapes-00000|ddim:steps=3|p2p|recolor"]
+    assert 0 <= done["success"] <= 1 and done["bg_psnr"] is not None and done["target_psnr"] is not None
+    assert by_key["shapes-00000|ddim:steps=3|negative|recolor"]["target_psnr"] is None
+    assert by_key["shapes-00000|none|sdedit|strokes"]["preservation"] is None
+    assert (tmp_path / "examples").is_dir()
+    assert run_edit_bench(pipe, samples, config, tmp_path, progress=False) == 0  # resumed: nothing left
+    rows = write_edit_summary(records, tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(rows))
+    keys = {"inversion", "editor", "edit", "success", "preservation", "bg_psnr", "target_psnr", "seconds_per_edit"}
+    assert all(keys <= set(row) for row in summary)
+    assert {(r["inversion"], r["editor"], r["edit"]) for r in summary} >= {("ddim:steps=3", "p2p", "objects")}
+    assert (tmp_path / "summary.md").read_text().startswith("| inversion | editor |")
+    assert (tmp_path / "success_vs_preservation.png").is_file()
+    assert set(EDIT_KINDS) >= {r["edit"] for r in records}
+
+
+def test_sdedit_editor_keeps_everything_outside_the_region(pipe, tmp_path):
+    sample = load_dataset("shapes:1")[0]
+    config = EditBenchConfig(inversions=(), editors=("sdedit",), edits=("recolor",), examples=1)
+    run_edit_bench(pipe, [sample], config, tmp_path, progress=False)
+    record = read_records(tmp_path)[0]
+    assert record["bg_psnr"] == "inf"
+    task = make_task(sample.scene, "recolor", (0, 0, 0))
+    image = np.asarray(shapes.render(task.source, 64))
+    assert image.shape == (64, 64, 3)
