@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     from diffinv.bench.edit_bench import DEFAULT_INVERSIONS, EDITORS, EditBenchConfig
     from diffinv.bench.edit_tasks import EDIT_KINDS
     from diffinv.bench.runner import DEFAULT_METHODS, BenchConfig
+    from diffinv.bench.sdedit_sweep import DEFAULT_STRENGTHS
     from diffinv.editing.base import EMBEDDING_TRANSFERS, OFFSET_BRANCHES, EditConfig
     from diffinv.editing.registry import MODES
     from diffinv.editing.sdedit import SDEditConfig
@@ -239,6 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
     ebench.add_argument("--threads", type=int, default=EditBenchConfig.num_threads, help="torch threads per process")
     ebench.add_argument("--examples", type=int, default=EditBenchConfig.examples, help="save images of N scenes")
     _add_model_options(ebench)
+
+    sweep = sub.add_parser(
+        "sdedit-sweep",
+        help="SDEdit's t0 trade-off: stroke paintings of Shapes scenes at every strength; table, plot and strips",
+    )
+    sweep.add_argument("--dataset", default="shapes:50", help="shapes:N (held-out scenes)")
+    sweep.add_argument("--strengths", default=",".join(f"{t:g}" for t in DEFAULT_STRENGTHS), help="t0 values")
+    sweep.add_argument("--out", type=Path, required=True, help="output folder")
+    sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    _add_model_options(sweep)
 
     probe = sub.add_parser("probe", help="read the Shapes scene (background, objects) from images with the probe")
     probe.add_argument("images", nargs="+", help="image files")
@@ -528,6 +540,29 @@ def _cmd_edit_bench(args: argparse.Namespace) -> dict[str, Any]:
     return {"output": str(args.out / "summary.md"), "jobs_run": ran, "rank": rank}
 
 
+def _cmd_sdedit_sweep(args: argparse.Namespace) -> dict[str, Any]:
+    from diffinv.bench.datasets import load_dataset
+    from diffinv.bench.runner import read_records
+    from diffinv.bench.sdedit_sweep import parse_strengths, run_sweep, write_sweep_summary
+    from diffinv.errors import DiffinvError
+    from diffinv.pipelines import load_pipeline
+
+    strengths = parse_strengths(args.strengths)
+    if args.threads < 1:
+        raise DiffinvError(f"--threads must be ≥ 1, got {args.threads}")
+    samples = load_dataset(args.dataset, seed=args.seed)
+    _check_output(args, args.out / "sweep.json", overwrite=True)
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    rank, world_size, wait_for_everyone = _process_group()
+    ran = run_sweep(pipe, samples, strengths, args.out, seed=args.seed, rank=rank, world_size=world_size,
+                    num_threads=args.threads)  # fmt: skip
+    wait_for_everyone()
+    if rank == 0:
+        write_sweep_summary(read_records(args.out), args.out)
+        print((args.out / "sweep.md").read_text(), end="")
+    return {"output": str(args.out / "sdedit_tradeoff.png"), "jobs_run": ran, "rank": rank}
+
+
 def _cmd_token_influence(args: argparse.Namespace) -> dict[str, Any]:
     import dataclasses as dc
 
@@ -589,6 +624,7 @@ COMMANDS = {
     "sdedit": _cmd_sdedit,
     "bench": _cmd_bench,
     "edit-bench": _cmd_edit_bench,
+    "sdedit-sweep": _cmd_sdedit_sweep,
     "token-influence": _cmd_token_influence,
     "probe": _cmd_probe,
 }

@@ -503,6 +503,27 @@ def read_scenes(images: ImageInput, probe: ShapesProbe | None = None, batch_size
     return scenes
 
 
+@torch.no_grad()
+def scene_confidence(images: ImageInput, probe: ShapesProbe | None = None) -> Tensor:
+    """How sure the probe is that each image is a clean Shapes scene: the mean, over the 9 cells' occupancy-and-shape
+    heads, the occupied cells' colour and size heads and the background head, of the top class probability;
+    ``(B,)`` in (0, 1]. Renders score near 1; blurry, blobby or ambiguous pictures lower (SDEdit's "realism")."""
+    probe = probe if probe is not None else default_probe()
+    pixels = to_probe_input(images, probe.config.image_size)
+    was_training = probe.training
+    probe.eval()
+    try:
+        output = probe(pixels.to(next(probe.parameters()).device))
+    finally:
+        probe.train(was_training)
+    top = [head.float().softmax(dim=-1).amax(dim=-1).cpu() for head in output]  # shape, color, size: (B, 9)
+    shape, color, size, background = top
+    occupied = (output.shape.float().argmax(dim=-1) != 0).cpu().float()
+    per_object = (color + size) / 2
+    objects = (per_object * occupied).sum(-1) / occupied.sum(-1).clamp(min=1)
+    return (shape.mean(-1) + objects + background) / 3
+
+
 # --------------------------------------------------------------------------------------------------------
 # Scoring and description
 # --------------------------------------------------------------------------------------------------------

@@ -1,0 +1,30 @@
+"""SDEdit's t0 sweep: records per strength, resume, table and plot; bad strengths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from diffinv.bench.datasets import load_dataset
+from diffinv.bench.runner import read_records
+from diffinv.bench.sdedit_sweep import parse_strengths, run_sweep, write_sweep_summary
+from diffinv.errors import DiffinvError
+
+
+def test_sweep_records_resume_and_summary(pipe, tmp_path):
+    samples = load_dataset("shapes:1")
+    assert run_sweep(pipe, samples, (0.3, 1.0), tmp_path, progress=False) == 1
+    assert run_sweep(pipe, samples, (0.3, 1.0), tmp_path, progress=False) == 0
+    records = read_records(tmp_path)
+    assert [r["strength"] for r in records] == [0.3, 1.0]
+    assert all(r["faithfulness"] > 0 and 0 < r["realism"] <= 1 for r in records)
+    rows = write_sweep_summary(records, tmp_path)
+    assert json.loads((tmp_path / "sweep.json").read_text()) == rows
+    assert (tmp_path / "sdedit_tradeoff.png").is_file() and (tmp_path / "strips" / "shapes-00000.png").is_file()
+
+
+@pytest.mark.parametrize("text", ["0", "0.5,1.5", "a,b", ""])
+def test_bad_strengths(text):
+    with pytest.raises(DiffinvError, match="--strengths"):
+        parse_strengths(text)
