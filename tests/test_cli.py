@@ -437,3 +437,20 @@ def test_bad_sdedit_inputs(capsys, tmp_path, model_dir, photo_path, extra, match
     outs.mkdir()
     _refused(capsys, outs, "sdedit", photo_path, "--prompt", "x", "--model", model_dir, "-o", outs / "x.png", *extra,
              match=match)  # fmt: skip
+
+
+def test_edit_bench_and_sdedit_sweep_commands(capsys, tmp_path, model_dir):
+    out = tmp_path / "edits"
+    code, stdout, err = run(capsys, "edit-bench", "--dataset", "shapes:1", "--inversions", "ddim:steps=2", "--editors",
+                            "p2p,sdedit", "--edits", "recolor", "--model", model_dir, "--out", out)  # fmt: skip
+    assert code == 0 and (out / "summary.md").is_file() and "wrote" in stdout, err
+    sweep = tmp_path / "sweep"
+    code, stdout, err = run(capsys, "sdedit-sweep", "--dataset", "shapes:1", "--strengths", "0.5,1", "--model",
+                            model_dir, "--out", sweep)  # fmt: skip
+    assert code == 0 and (sweep / "sdedit_tradeoff.png").is_file() and "| 0.50 |" in stdout, err
+    (tmp_path / "e").mkdir()
+    _refused(
+        capsys, tmp_path / "e", "sdedit-sweep", "--strengths", "2", "--out", tmp_path / "e" / "x", match="--strengths"
+    )
+    _refused(capsys, tmp_path / "e", "edit-bench", "--editors", "magic", "--out", tmp_path / "e" / "x",
+             match="unknown editor")  # fmt: skip

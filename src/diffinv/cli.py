@@ -491,8 +491,7 @@ def split_methods(text: str) -> tuple[str, ...]:
 def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv.bench.datasets import load_dataset
     from diffinv.bench.report import write_summary
-    from diffinv.bench.runner import BenchConfig, read_records, run_bench
-    from diffinv.pipelines import load_pipeline
+    from diffinv.bench.runner import BenchConfig, run_bench
 
     config = BenchConfig(
         methods=split_methods(args.methods),
@@ -503,22 +502,39 @@ def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
         num_threads=args.threads,
     )
     samples = load_dataset(args.dataset, limit=args.limit, seed=args.seed)
-    _check_output(args, args.out / "summary.json", overwrite=True)
+    return _run_sharded(
+        args,
+        lambda pipe, rank, world_size: run_bench(pipe, samples, config, args.out, rank=rank, world_size=world_size),
+        lambda records: write_summary(records, args.out),
+        "summary.md",
+    )
+
+
+def _run_sharded(
+    args: argparse.Namespace,
+    run: Callable[[Any, int, int], int],
+    summarize: Callable[[list[dict[str, Any]]], Any],
+    output: str,
+) -> dict[str, Any]:
+    """What every bench command does once its options are valid: load the model, run this process's share of the
+    jobs (``run(pipe, rank, world_size)``), wait for the other processes, and summarise every record on rank 0."""
+    from diffinv.bench.runner import read_records
+    from diffinv.pipelines import load_pipeline
+
+    _check_output(args, args.out / output, overwrite=True)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
     rank, world_size, wait_for_everyone = _process_group()
-    ran = run_bench(pipe, samples, config, args.out, rank=rank, world_size=world_size)
+    ran = run(pipe, rank, world_size)
     wait_for_everyone()
     if rank == 0:
-        write_summary(read_records(args.out), args.out)
-    return {"output": str(args.out / "summary.md"), "jobs_run": ran, "rank": rank}
+        summarize(read_records(args.out))
+    return {"output": str(args.out / output), "jobs_run": ran, "rank": rank}
 
 
 def _cmd_edit_bench(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv.bench.datasets import load_dataset
     from diffinv.bench.edit_bench import EditBenchConfig, run_edit_bench
     from diffinv.bench.edit_report import write_edit_summary
-    from diffinv.bench.runner import read_records
-    from diffinv.pipelines import load_pipeline
 
     config = EditBenchConfig(
         inversions=split_methods(args.inversions),
@@ -530,37 +546,35 @@ def _cmd_edit_bench(args: argparse.Namespace) -> dict[str, Any]:
         examples=args.examples,
     )
     samples = load_dataset(args.dataset, limit=args.limit, seed=args.seed)
-    _check_output(args, args.out / "summary.json", overwrite=True)
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
-    rank, world_size, wait_for_everyone = _process_group()
-    ran = run_edit_bench(pipe, samples, config, args.out, rank=rank, world_size=world_size)
-    wait_for_everyone()
-    if rank == 0:
-        write_edit_summary(read_records(args.out), args.out)
-    return {"output": str(args.out / "summary.md"), "jobs_run": ran, "rank": rank}
+    return _run_sharded(
+        args,
+        lambda pipe, rank, world_size: run_edit_bench(
+            pipe, samples, config, args.out, rank=rank, world_size=world_size
+        ),
+        lambda records: write_edit_summary(records, args.out),
+        "summary.md",
+    )
 
 
 def _cmd_sdedit_sweep(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv.bench.datasets import load_dataset
-    from diffinv.bench.runner import read_records
     from diffinv.bench.sdedit_sweep import parse_strengths, run_sweep, write_sweep_summary
     from diffinv.errors import DiffinvError
-    from diffinv.pipelines import load_pipeline
 
     strengths = parse_strengths(args.strengths)
     if args.threads < 1:
         raise DiffinvError(f"--threads must be ≥ 1, got {args.threads}")
     samples = load_dataset(args.dataset, seed=args.seed)
-    _check_output(args, args.out / "sweep.json", overwrite=True)
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
-    rank, world_size, wait_for_everyone = _process_group()
-    ran = run_sweep(pipe, samples, strengths, args.out, seed=args.seed, rank=rank, world_size=world_size,
-                    num_threads=args.threads)  # fmt: skip
-    wait_for_everyone()
-    if rank == 0:
-        write_sweep_summary(read_records(args.out), args.out)
+
+    def run(pipe: Any, rank: int, world_size: int) -> int:
+        return run_sweep(pipe, samples, strengths, args.out, seed=args.seed, rank=rank, world_size=world_size,
+                         num_threads=args.threads)  # fmt: skip
+
+    def summarize(records: list[dict[str, Any]]) -> None:
+        write_sweep_summary(records, args.out)
         print((args.out / "sweep.md").read_text(), end="")
-    return {"output": str(args.out / "sdedit_tradeoff.png"), "jobs_run": ran, "rank": rank}
+
+    return _run_sharded(args, run, summarize, "sdedit_tradeoff.png")
 
 
 def _cmd_token_influence(args: argparse.Namespace) -> dict[str, Any]:
