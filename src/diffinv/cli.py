@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "from it, and scores each against the exact edited render (resumable and shardable like `diffinv bench`); "
         "writes OUT/records-<rank>.jsonl, summary.md/json, success_vs_preservation.png and examples/.",
     )
-    ebench.add_argument("--dataset", default="shapes:100", help="shapes:N (held-out scenes)")
+    ebench.add_argument("--dataset", default="shapes:100", help="shapes:N (held-out scenes) or pie:ROOT (PIE-Bench)")
     ebench.add_argument("--inversions", default=",".join(DEFAULT_INVERSIONS), help="inversion variants, as bench")
     ebench.add_argument("--editors", default=",".join(EDITORS), help=f"from {', '.join(EDITORS)}")
     ebench.add_argument("--edits", default=",".join(EDIT_KINDS), help=f"from {', '.join(EDIT_KINDS)}")
@@ -239,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     ebench.add_argument("--seed", type=int, default=0)
     ebench.add_argument("--threads", type=int, default=EditBenchConfig.num_threads, help="torch threads per process")
     ebench.add_argument("--examples", type=int, default=EditBenchConfig.examples, help="save images of N scenes")
+    ebench.add_argument("--clip-model", default=None, help="PIE-Bench: local CLIP folder for CLIP similarity")
+    ebench.add_argument("--lpips-weights", default=None, help="PIE-Bench: folder with AlexNet weights for LPIPS")
     _add_model_options(ebench)
 
     sweep = sub.add_parser(
@@ -535,6 +537,7 @@ def _cmd_edit_bench(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv.bench.datasets import load_dataset
     from diffinv.bench.edit_bench import EditBenchConfig, run_edit_bench
     from diffinv.bench.edit_report import write_edit_summary
+    from diffinv.bench.pie import load_pie
 
     config = EditBenchConfig(
         inversions=split_methods(args.inversions),
@@ -544,8 +547,13 @@ def _cmd_edit_bench(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         num_threads=args.threads,
         examples=args.examples,
+        lpips_weights=args.lpips_weights,
+        clip_model=args.clip_model,
     )
-    samples = load_dataset(args.dataset, limit=args.limit, seed=args.seed)
+    if args.dataset.startswith("pie:"):
+        samples = load_pie(args.dataset.removeprefix("pie:"), limit=args.limit, seed=args.seed)
+    else:
+        samples = load_dataset(args.dataset, limit=args.limit, seed=args.seed)
     return _run_sharded(
         args,
         lambda pipe, rank, world_size: run_edit_bench(

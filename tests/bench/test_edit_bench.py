@@ -79,3 +79,22 @@ def test_sdedit_editor_keeps_everything_outside_the_region(pipe, tmp_path):
     task = make_task(sample.scene, "recolor", (0, 0, 0))
     image = np.asarray(shapes.render(task.source, 64))
     assert image.shape == (64, 64, 3)
+
+
+def test_edit_bench_on_a_pie_folder(pipe, tmp_path):
+    from bench.test_pie import _entries, _write
+    from diffinv.bench.pie import load_pie
+
+    samples = load_pie(_write(tmp_path / "pie", _entries()))
+    config = EditBenchConfig(inversions=("ddim:steps=2",), editors=("p2p", "p2p-blend", "sdedit"), examples=1)
+    out = tmp_path / "out"
+    assert run_edit_bench(pipe, samples, config, out, progress=False) == 3
+    records = {r["key"]: r for r in read_records(out)}
+    assert len(records) == 3 * 2  # sdedit does not apply to PIE (no strokes)
+    cat = records["000000000002|ddim:steps=2|p2p|pie"]
+    assert cat["bg_psnr"] != "nan" and 0 <= cat["bg_ssim"] <= 1 and cat["bg_lpips"].startswith("unavailable")
+    assert cat["structure_distance"].startswith("unavailable") and cat["clip_similarity"].startswith("unavailable")
+    assert "skipped" in records["000000000001|ddim:steps=2|p2p-blend|pie"]  # no blended word
+    rows = write_edit_summary(list(records.values()), out)
+    assert {r["edit"] for r in rows} == {"pie"}
+    assert (out / "summary.md").read_text().startswith("| inversion | editor | bg PSNR")

@@ -25,9 +25,10 @@ import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 
-from diffinv import api, metrics
+from diffinv import api, images, metrics
 from diffinv.bench.datasets import Sample
 from diffinv.bench.edit_tasks import EDIT_KINDS, EditTask, make_task
+from diffinv.bench.pie import PieSample, background_scores
 from diffinv.bench.runner import Job, run_jobs
 from diffinv.bench.variants import Variant, parse_variant
 from diffinv.editing.alignment import token_ids
@@ -37,6 +38,7 @@ from diffinv.io import save_image
 from diffinv.shapes import probe as shapes_probe
 from diffinv.shapes import stroke_painting
 
+STRUCTURE_UNAVAILABLE = "unavailable: structure distance needs DINO ViT weights, which are not available here"
 DEFAULT_INVERSIONS = ("ddim", "null-text", "prompt-tokens", "negative-prompt", "direct")
 OBJECT_EDITS = ("recolor", "reshape", "resize", "background")
 
@@ -98,6 +100,8 @@ class EditBenchConfig:
         seed: the inversions' and SDEdit's generator seed, and the edit choices'.
         num_threads: torch CPU threads per process (as the reconstruction bench).
         examples: images of the first this-many scenes are saved under ``OUT/examples``.
+        lpips_weights / clip_model: where LPIPS's AlexNet and CLIP weights are (PIE-Bench scores; see
+            :mod:`diffinv.metrics`); without them those scores are "unavailable: reason".
     """
 
     inversions: tuple[str, ...] = DEFAULT_INVERSIONS
@@ -107,6 +111,8 @@ class EditBenchConfig:
     seed: int = 0
     num_threads: int = 1
     examples: int = 4
+    lpips_weights: str | None = None
+    clip_model: str | None = None
     variants: tuple[Variant, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -132,10 +138,6 @@ def _to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
 
 
-def _masked(image: torch.Tensor, region: np.ndarray) -> torch.Tensor:
-    return image * torch.from_numpy(~region).to(image)[None, None]
-
-
 def score(edited: Image.Image, task: EditTask, negative_only: bool, probe: Any) -> dict[str, Any]:
     """The edit's scores (see the module docstring)."""
     pixels, source, target = _to_tensor(edited), _to_tensor(task.render_source()), _to_tensor(task.render_target())
@@ -155,7 +157,6 @@ def score(edited: Image.Image, task: EditTask, negative_only: bool, probe: Any) 
         success = float(value != removed and value is not None) if negative_only else float(value == wanted)
         others = [k for k in shapes_probe.AGREEMENT_KEYS if k not in (task.attribute, "all")]
         preserved = float(all(agreement[k] == 1.0 for k in others))
-    outside = ~task.region
     result: dict[str, Any] = {
         "success": success,
         "preservation": preserved,
@@ -164,14 +165,23 @@ def score(edited: Image.Image, task: EditTask, negative_only: bool, probe: Any) 
         "target_psnr": None if negative_only else _finite(metrics.psnr(pixels, target)),
         "target_ssim": None if negative_only else metrics.ssim(pixels, target),
     }
-    if outside.any() and task.kind != "strokes":
-        result["bg_psnr"] = _finite(metrics.psnr(_masked(pixels, task.region), _masked(source, task.region)))
-        result["bg_ssim"] = metrics.ssim(_masked(pixels, task.region), _masked(source, task.region))
+    if task.kind != "strokes":
+        result.update(_background(pixels, source, task.region))
     return result
 
 
+def _background(edited: torch.Tensor, source: torch.Tensor, region: np.ndarray, lpips: Any = None) -> dict[str, Any]:
+    """PIE-Bench's background preservation outside ``region`` as ``bg_*`` record fields (``lpips``: a scorer, or
+    the string saying why it is unavailable)."""
+    scores = background_scores(edited, source, region, lpips=None if isinstance(lpips, str) else lpips)
+    fields: dict[str, Any] = {f"bg_{k}": _finite(v) for k, v in scores.items()}
+    if isinstance(lpips, str):
+        fields["bg_lpips"] = lpips
+    return fields
+
+
 def _finite(value: float) -> float | str:
-    return value if np.isfinite(value) else "inf"
+    return value if np.isfinite(value) else ("inf" if value > 0 else "nan")
 
 
 def _p2p_mode(pipe: StableDiffusionPipeline, task: EditTask) -> str:
@@ -289,9 +299,83 @@ def _job(
     return run
 
 
+def pie_jobs(pipe: StableDiffusionPipeline, samples: list[PieSample], config: EditBenchConfig, out: Path) -> list[Job]:
+    """PIE-Bench: one job per (image, inversion variant); prompt-to-prompt editors only (PIE has no strokes), scored
+    by PIE-Bench's background preservation outside its mask, LPIPS and CLIP similarity where weights exist."""
+    lpips, clip = metrics.load_lpips(config.lpips_weights), metrics.load_clip(config.clip_model)
+    specs = [EDITORS[e] for e in config.editors if EDITORS[e].needs_inversion and not EDITORS[e].keeps_prompt]
+    jobs = []
+    for index, sample in enumerate(samples):
+        for variant in config.variants:
+            keys = tuple(_key(sample, variant.label, spec.name, "pie") for spec in specs)
+            if keys:
+                jobs.append(Job(keys, index, variant.label, _pie_job(pipe, sample, index, variant, specs, config,
+                                                                     lpips, clip, out)))  # fmt: skip
+    return jobs
+
+
+def _pie_job(
+    pipe: StableDiffusionPipeline,
+    sample: PieSample,
+    index: int,
+    variant: Variant,
+    specs: list[EditorSpec],
+    config: EditBenchConfig,
+    lpips: Any,
+    clip: Any,
+    out: Path,
+) -> Callable[[], list[dict[str, Any]]]:
+    def run() -> list[dict[str, Any]]:
+        image = sample.load_image()
+        started = time.perf_counter()
+        inversion = api.invert(pipe, image, sample.source_prompt, variant.method, config=variant.config,
+                               generator=torch.Generator().manual_seed(config.seed))  # fmt: skip
+        invert_seconds = time.perf_counter() - started
+        height, width = inversion.settings.height, inversion.settings.width
+        source = (images.prepare_image(image, height, width) + 1) / 2
+        mask = sample.mask(height, width)
+        same = len(token_ids(pipe.tokenizer, sample.source_prompt)) == len(
+            token_ids(pipe.tokenizer, sample.target_prompt)
+        )
+        words = [w for w in sample.blended_words if f" {w} " in f" {sample.source_prompt} {sample.target_prompt} "]
+        records = []
+        for spec in specs:
+            record: dict[str, Any] = {
+                "key": _key(sample, variant.label, spec.name, "pie"),
+                "sample": sample.id,
+                "inversion": variant.label,
+                "editor": spec.name,
+                "edit": "pie",
+                "editing_type": sample.editing_type,
+                "invert_seconds": invert_seconds,
+            }
+            if not _applies(spec, variant, inversion, "pie") or (spec.name == "p2p-blend" and not words):
+                records.append({**record, "skipped": "does not apply", "seconds": 0.0})
+                continue
+            negative = " ".join(sample.edited_words[0]) or None if spec.negative else None
+            started = time.perf_counter()
+            result = api.edit(pipe, inversion, sample.target_prompt, mode="replace" if same else "refine",
+                              local_blend=words if spec.name == "p2p-blend" else None, negative_prompt=negative,
+                              output_type="pt", **spec.settings)  # fmt: skip
+            edited = result.edit.cpu()
+            records.append({
+                **record,
+                "seconds": time.perf_counter() - started,
+                **_background(edited, source, mask, lpips),
+                "clip_similarity": clip if isinstance(clip, str) else clip.clip_t(edited, [sample.target_prompt]),
+                "structure_distance": STRUCTURE_UNAVAILABLE,
+            })  # fmt: skip
+            if index < config.examples:
+                save_image(images.pixels_to_output(edited, "pil")[0],
+                           out / "examples" / f"{sample.id}_{variant.label}_{spec.name}.png")  # fmt: skip
+        return records
+
+    return run
+
+
 def run_edit_bench(
     pipe: StableDiffusionPipeline,
-    samples: list[Sample],
+    samples: list[Sample] | list[PieSample],
     config: EditBenchConfig,
     out: Path,
     *,
@@ -300,5 +384,8 @@ def run_edit_bench(
     progress: bool = True,
 ) -> int:
     """Run this process's share of the edit jobs not yet recorded in ``out``; returns jobs run."""
-    jobs = edit_bench_jobs(pipe, samples, config, out)
+    if samples and isinstance(samples[0], PieSample):
+        jobs = pie_jobs(pipe, samples, config, out)
+    else:
+        jobs = edit_bench_jobs(pipe, samples, config, out)
     return run_jobs(jobs, out, rank=rank, world_size=world_size, num_threads=config.num_threads, progress=progress)

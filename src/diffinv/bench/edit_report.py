@@ -19,6 +19,7 @@ from diffinv.io import atomic_write
 
 OBJECT_EDITS = ("recolor", "reshape", "resize", "background")
 METRICS = ("success", "preservation", "bg_psnr", "bg_ssim", "target_psnr", "target_ssim")
+PIE_METRICS = ("bg_psnr", "bg_ssim", "bg_mse", "bg_lpips", "clip_similarity", "structure_distance")
 
 
 def _average(records: list[dict[str, Any]], key: str) -> float | str | None:
@@ -35,11 +36,11 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups[(record["inversion"], record["editor"], record["edit"])].append(record)
         if record["edit"] in OBJECT_EDITS:
             groups[(record["inversion"], record["editor"], "objects")].append(record)
-    order = {kind: i for i, kind in enumerate(("objects", *EDIT_KINDS))}
+    order = {kind: i for i, kind in enumerate(("objects", *EDIT_KINDS, "pie"))}
     rows = []
     for (inversion, editor, edit), recs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])):
         row: dict[str, Any] = {"inversion": inversion, "editor": editor, "edit": edit, "n": len(recs)}
-        row.update({key: _average(recs, key) for key in METRICS})
+        row.update({key: _average(recs, key) for key in (PIE_METRICS if edit == "pie" else METRICS)})
         row["seconds_per_edit"] = _average(recs, "seconds")
         rows.append(row)
     return rows
@@ -56,7 +57,18 @@ def _cell(value: Any, percent: bool = False) -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The main table (object edits averaged), then success per edit kind."""
+    """The main table (object edits averaged), then success per edit kind; PIE-Bench rows get their own table."""
+    pie = [r for r in rows if r["edit"] == "pie"]
+    if pie:
+        lines = [
+            "| inversion | editor | bg PSNR ↑ | bg SSIM ↑ | bg MSE ↓ | bg LPIPS ↓ | CLIP sim. ↑ | structure ↓ "
+            "| s/edit | n |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in pie:
+            cells = " | ".join(_cell(r[k]) for k in PIE_METRICS)
+            lines.append(f"| {r['inversion']} | {r['editor']} | {cells} | {_cell(r['seconds_per_edit'])} | {r['n']} |")
+        return "\n".join(lines) + "\n"
     lines = [
         "| inversion | editor | success ↑ | preservation ↑ | bg PSNR ↑ | target PSNR ↑ | s/edit | n |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
