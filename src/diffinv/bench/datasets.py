@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -29,6 +30,7 @@ from diffinv.images import open_image
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SHAPES_SEED = 2024  # seed of the Shapes benchmark split (fixed so every run scores the same scenes)
 SHAPES_IMAGE_SIZE = 64
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ class Sample:
     scene: object | None = None
 
 
-def _deterministic_subset(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
+def deterministic_subset(samples: list[T], limit: int | None, seed: int) -> list[T]:
+    """``limit`` items of ``samples`` (a seeded choice, in their order), or all of them when ``limit`` is ``None``."""
     if limit is None or limit >= len(samples):
         return samples
     if limit < 1:
@@ -141,4 +144,4 @@ def load_dataset(spec: str, *, limit: int | None = None, seed: int = 0) -> list[
         samples = folder_samples(Path(spec))
     else:
         raise DiffinvError(f"unknown dataset {spec!r}: use shapes:N, photos, coco:ROOT or folder:PATH")
-    return _deterministic_subset(samples, limit, seed)
+    return deterministic_subset(samples, limit, seed)

@@ -37,7 +37,7 @@ from PIL import Image
 from torch import Tensor
 
 from diffinv import metrics
-from diffinv.bench.datasets import _deterministic_subset
+from diffinv.bench.datasets import deterministic_subset
 from diffinv.errors import DiffinvError
 from diffinv.images import open_image
 
@@ -218,7 +218,7 @@ def load_pie(root: str | Path, limit: int | None = None, seed: int = 0) -> list[
             samples.append(_sample(key, data[key], image_dir))
         except DiffinvError as exc:
             raise DiffinvError(f"{mapping}: entry {key!r}: {exc}") from None
-    return _deterministic_subset(samples, limit, seed)
+    return deterministic_subset(samples, limit, seed)
 
 
 def _pixels(image: np.ndarray | Tensor | Image.Image, name: str) -> Tensor:
