@@ -8,7 +8,7 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from diffinv import Inversion, InversionConfig, OptimizationConfig, invert, reconstruct
+from diffinv import Inversion, InversionConfig, OptimizationConfig, edit, invert, reconstruct, sdedit
 from diffinv.testing import SD_SCHEDULER_CONFIG, clip_tokenizer
 
 pytestmark = pytest.mark.slow
@@ -71,4 +71,15 @@ def test_real_size_inversion_in_bf16(sd15_sized, photo, tmp_path, method):
     assert inversion.stats.optimized_params == width * 2
     loaded = Inversion.load(inversion.save(tmp_path / "x.inv.safetensors"), sd15_sized)
     image = reconstruct(sd15_sized, loaded, output_type="pt")
+    assert image.shape == (1, 3, 256, 256) and torch.isfinite(image).all()
+
+
+def test_real_size_edit_and_sdedit_in_bf16(sd15_sized, photo):
+    config = InversionConfig(num_inference_steps=2)
+    inversion = invert(sd15_sized, photo, "a woman in a space suit", "ddim", config=config, height=256, width=256)
+    result = edit(sd15_sized, inversion, "a man in a space suit", local_blend=["woman", "man"], output_type="pt")
+    assert result.edit.shape == (1, 3, 256, 256) and torch.isfinite(result.edit).all()
+    assert result.mask is not None and result.mask.shape == (1, 1, 32, 32)
+    image = sdedit(sd15_sized, photo, "a man", strength=1.0, num_inference_steps=2, height=256, width=256,
+                   output_type="pt")  # fmt: skip
     assert image.shape == (1, 3, 256, 256) and torch.isfinite(image).all()

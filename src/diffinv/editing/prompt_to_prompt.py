@@ -183,6 +183,8 @@ def prompt_to_prompt(
     levels = cross_attention_sizes(
         pipe.unet, inversion.latents.to(device), denoiser.schedule.timesteps[:1].to(device), cond[0, :1].to(device)
     )
+    if not levels:
+        raise DiffinvError("the UNet has no cross-attention layers, and prompt-to-prompt edits through them")
     level = levels[min(config.attention_level, len(levels) - 1)]
     blend = _local_blend(tokenizer, settings.prompt, target_prompt, config, num_steps, level)
     offsets = inversion.latent_offsets
