@@ -59,6 +59,10 @@ def test_edit_bench_records_resume_and_summary(pipe, tmp_path):
     assert by_key["shapes-00000|none|sdedit|strokes"]["preservation"] is None
     assert (tmp_path / "examples").is_dir()
     assert run_edit_bench(pipe, samples, config, tmp_path, progress=False) == 0  # resumed: nothing left
+    more = EditBenchConfig(inversions=config.inversions, editors=("p2p", "prompt"), edits=config.edits, examples=0)
+    assert run_edit_bench(pipe, samples, more, tmp_path, progress=False) == 2  # a new editor: only its records
+    added = read_records(tmp_path)
+    assert len(added) == len(records) + 4 and added[: len(records)] == records
     rows = write_edit_summary(records, tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary == json.loads(json.dumps(rows))

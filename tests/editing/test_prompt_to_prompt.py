@@ -40,6 +40,27 @@ def test_identity_edit_reproduces_the_reconstruction(pipe, inversions, method, m
     assert torch.allclose(result.edit, expected, atol=1e-5 * scale, rtol=0)
 
 
+@pytest.mark.parametrize("transfer", ["delta", "prefix"])
+def test_identity_edit_with_learned_offsets(pipe, inversions, transfer):
+    inversion = inversions["prompt-tokens"]
+    expected = reconstruct(pipe, inversion, output_type="latent")
+    result = edit(pipe, inversion, PROMPT, embedding_transfer=transfer, output_type="latent")
+    assert torch.allclose(result.edit, expected, atol=1e-5 * expected.abs().max(), rtol=0)
+
+
+def test_prefix_transfer_keeps_offsets_only_before_the_first_change(pipe, inversions):
+    inversion = inversions["prompt-tokens"]
+    late = "a woman in a space dress"  # the change is the last word: the prefix covers almost every token
+    early = "a man in a space suit"  # the change is the second word: the prefix is BOS and "a"
+    for target, close in ((late, True), (early, False)):
+        delta = edit(pipe, inversion, target, embedding_transfer="delta", output_type="latent").edit
+        prefix = edit(pipe, inversion, target, embedding_transfer="prefix", output_type="latent").edit
+        plain = edit(pipe, inversion, target, embedding_transfer="plain", output_type="latent").edit
+        assert not torch.equal(delta, prefix) and not torch.equal(prefix, plain)
+        nearer_delta = (prefix - delta).abs().mean() < (prefix - plain).abs().mean()
+        assert nearer_delta == close
+
+
 @pytest.mark.parametrize("method", ["ddim", "null-text", "prompt-tokens", "negative-prompt", "direct"])
 def test_the_source_branch_is_the_reconstruction_in_a_real_edit(pipe, inversions, method):
     inversion = inversions[method]

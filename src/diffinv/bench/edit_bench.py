@@ -77,6 +77,12 @@ EDITORS: dict[str, EditorSpec] = {
             only=("prompt-tokens",),
         ),  # fmt: skip
         EditorSpec(
+            "p2p-prefix",
+            "prompt-to-prompt, learned offsets of the tokens before the first change only (prompt-token recipe c)",
+            {"embedding_transfer": "prefix"},
+            only=("prompt-tokens",),
+        ),
+        EditorSpec(
             "p2p-both",
             "prompt-to-prompt, DirectInversion corrections on both branches",
             {"latent_offsets": "both"},
@@ -264,8 +270,8 @@ def _job(
     config: EditBenchConfig,
     probe: Any,
     out: Path,
-) -> Callable[[], list[dict[str, Any]]]:
-    def run() -> list[dict[str, Any]]:
+) -> Callable[[set[str]], list[dict[str, Any]]]:
+    def run(done: set[str]) -> list[dict[str, Any]]:
         inversion, invert_seconds = None, 0.0
         if variant is not None:
             started = time.perf_counter()
@@ -276,7 +282,7 @@ def _job(
         label = "none" if variant is None else variant.label
         records = []
         for spec in specs:
-            for task in tasks:
+            for task in (t for t in tasks if _key(sample, label, spec.name, t.kind) not in done):
                 record: dict[str, Any] = {
                     "key": _key(sample, label, spec.name, task.kind),
                     "sample": sample.id,
@@ -324,8 +330,8 @@ def _pie_job(
     lpips: Any,
     clip: Any,
     out: Path,
-) -> Callable[[], list[dict[str, Any]]]:
-    def run() -> list[dict[str, Any]]:
+) -> Callable[[set[str]], list[dict[str, Any]]]:
+    def run(done: set[str]) -> list[dict[str, Any]]:
         image = sample.load_image()
         started = time.perf_counter()
         inversion = api.invert(pipe, image, sample.source_prompt, variant.method, config=variant.config,
@@ -339,7 +345,7 @@ def _pie_job(
         )
         words = [w for w in sample.blended_words if f" {w} " in f" {sample.source_prompt} {sample.target_prompt} "]
         records = []
-        for spec in specs:
+        for spec in (s for s in specs if _key(sample, variant.label, s.name, "pie") not in done):
             record: dict[str, Any] = {
                 "key": _key(sample, variant.label, spec.name, "pie"),
                 "sample": sample.id,

@@ -215,13 +215,14 @@ class Job:
         shard: which process takes it: the one with ``rank == shard % world_size`` (the image's index, so one
             image's jobs stay in one process).
         label: groups jobs for the ETA.
-        run: computes the job's records (dicts with ``key`` and ``seconds``), in the order of ``keys``.
+        run: ``run(done)`` computes the records of the job's keys not in ``done`` (the keys already recorded;
+            dicts with ``key`` and ``seconds``), so a bench that gains an editor or a metric runs only what is new.
     """
 
     keys: tuple[str, ...]
     shard: int
     label: str
-    run: Callable[[], list[dict[str, Any]]]
+    run: Callable[[set[str]], list[dict[str, Any]]]
 
 
 def run_jobs(
@@ -252,7 +253,7 @@ def run_jobs(
         torch.set_num_threads(num_threads)
         try:
             for job in todo:
-                records = job.run()
+                records = job.run(done)
                 for record in records:
                     if record["key"] not in done:
                         writer.write(record)
@@ -280,8 +281,8 @@ def run_bench(
     jobs run (see :func:`run_jobs`)."""
     scorers = Scorers(config)
 
-    def job(sample: Sample, variant: Variant) -> Callable[[], list[dict[str, Any]]]:
-        return lambda: [run_job(pipe, sample, variant, config, scorers)]
+    def job(sample: Sample, variant: Variant) -> Callable[[set[str]], list[dict[str, Any]]]:
+        return lambda done: [run_job(pipe, sample, variant, config, scorers)]
 
     jobs = [
         Job((job_key(s, v),), index, v.label, job(s, v)) for index, s in enumerate(samples) for v in config.variants

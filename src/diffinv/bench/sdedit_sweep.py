@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,10 @@ def parse_strengths(text: str) -> tuple[float, ...]:
     return values
 
 
-def _job(pipe: StableDiffusionPipeline, sample: Sample, strengths: tuple[float, ...], seed: int, out: Path, keep: bool):
-    def run() -> list[dict[str, Any]]:
+def _job(
+    pipe: StableDiffusionPipeline, sample: Sample, strengths: tuple[float, ...], seed: int, out: Path, keep: bool
+) -> Callable[[set[str]], list[dict[str, Any]]]:
+    def run(done: set[str]) -> list[dict[str, Any]]:
         guide = Image.fromarray(stroke_painting(sample.scene, 64, seed))
         guide_pixels = np.asarray(guide, dtype=np.float32) / 255
         records, outputs = [], []

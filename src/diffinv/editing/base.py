@@ -21,7 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from diffinv.editing.alignment import TokenMapping
 from diffinv.errors import DiffinvError
 
-EMBEDDING_TRANSFERS = ("delta", "plain")
+EMBEDDING_TRANSFERS = ("delta", "prefix", "plain")
 OFFSET_BRANCHES = ("source", "both")
 
 
@@ -47,8 +47,10 @@ class EditConfig:
             official 16×16 of SD (levels 8, 16, 32, 64); the built-in model's levels are 4 and 8.
         embedding_transfer: how a learned conditional embedding (prompt-token inversion) reaches the target
             branch: ``delta`` adds each source token's learned offset (learned − encoder output) to the same
-            token of the target prompt, ``plain`` uses the target prompt's encoder output alone. Methods that learn
-            no conditional embedding have zero offsets, so both give the same result for them.
+            token of the target prompt; ``prefix`` does so only for the tokens before the first changed one (the
+            text encoder is causal, so only those encode alike in both prompts); ``plain`` uses the target prompt's
+            encoder output alone. Methods that learn no conditional embedding have zero offsets, so all three give
+            the same result for them; for an unchanged prompt ``delta`` and ``prefix`` reproduce the reconstruction.
         latent_offsets: which branches get an inversion's per-step latent corrections (DirectInversion):
             ``source`` (Ju et al.'s DirectInversion + P2P: the target branch is uncorrected) or ``both`` (the target
             gets the same corrections, as null-text's per-step null embeddings serve both branches; only then does

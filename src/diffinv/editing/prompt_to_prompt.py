@@ -11,7 +11,8 @@ method is special-cased:
 - per-step latent corrections (DirectInversion, Ju et al. 2023) go to the source branch only, as in their
   "DirectInversion + P2P" (or to both branches, ``EditConfig.latent_offsets``);
 - a learned conditional embedding (prompt-token inversion) reaches the target as ``EditConfig.embedding_transfer``
-  says: ``delta`` adds each unchanged token's learned offset to the target prompt's encoding, ``plain`` does not.
+  says: ``delta`` adds each unchanged token's learned offset to the target prompt's encoding, ``prefix`` only those
+  of the unchanged tokens before the first changed one, ``plain`` none.
 """
 
 from __future__ import annotations
@@ -139,10 +140,14 @@ def branch_embeddings(
     """Conditional and unconditional embeddings ``(S, 2, L, D)`` of ``[source, target]``."""
     source = inversion.prompt_embeds
     target = encode_prompt(pipe, target_prompt).embeds.to(source)
-    if config.embedding_transfer == "delta":
+    if config.embedding_transfer != "plain":
         offsets = source - encode_prompt(pipe, inversion.settings.prompt).embeds.to(source)
         index = mapping.source_index.to(source.device)
-        target = target + offsets.index_select(1, index) * mapping.same_token.to(source)[None, :, None]
+        keep = mapping.same_token.clone()
+        changed = (~keep).nonzero()
+        if config.embedding_transfer == "prefix" and len(changed):
+            keep[int(changed[0]) :] = False  # CLIP is causal: only tokens before the first change encode alike
+        target = target + offsets.index_select(1, index) * keep.to(source)[None, :, None]
     if inversion.negative_prompt_embeds is not None:
         uncond = _pair(inversion.negative_prompt_embeds, inversion.negative_prompt_embeds)
     else:
