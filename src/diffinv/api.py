@@ -223,8 +223,8 @@ def edit(
             (default 0.8 / 0.4).
         reweight: ``{"word": scale}``, the target's attention to each word scaled.
         local_blend: words whose attention masks the editable region.
-        embedding_transfer: ``delta`` (default), ``prefix`` or ``plain``: how a learned conditional embedding reaches
-            the target (:class:`~diffinv.editing.EditConfig`).
+        embedding_transfer: ``plain`` (default), ``prefix`` or ``delta``: how a learned conditional embedding
+            reaches the target (:class:`~diffinv.editing.EditConfig`).
         latent_offsets: ``source`` (default) or ``both``: which branches get DirectInversion's latent corrections.
         negative_prompt: the target branch's negative prompt (refused after null-text / negative-prompt
             inversions, whose unconditional slot is taken).

@@ -40,7 +40,7 @@ def test_identity_edit_reproduces_the_reconstruction(pipe, inversions, method, m
     assert torch.allclose(result.edit, expected, atol=1e-5 * scale, rtol=0)
 
 
-@pytest.mark.parametrize("transfer", ["delta", "prefix"])
+@pytest.mark.parametrize("transfer", ["delta", "prefix", "plain"])
 def test_identity_edit_with_learned_offsets(pipe, inversions, transfer):
     inversion = inversions["prompt-tokens"]
     expected = reconstruct(pipe, inversion, output_type="latent")
@@ -78,15 +78,15 @@ def test_direct_inversion_p2p_leaves_the_target_uncorrected(pipe, inversions):
     assert not torch.allclose(source_only.edit, both.edit, atol=1e-3)
 
 
-def test_plain_embedding_transfer_ignores_the_learned_embedding(pipe, inversions):
+def test_plain_embedding_transfer_ignores_the_learned_embedding_once_the_prompt_changes(pipe, inversions):
     inversion = inversions["prompt-tokens"]
-    delta = edit(pipe, inversion, PROMPT, output_type="latent")
-    plain = edit(pipe, inversion, PROMPT, embedding_transfer="plain", output_type="latent")
+    delta = edit(pipe, inversion, TARGET, embedding_transfer="delta", output_type="latent")
+    plain = edit(pipe, inversion, TARGET, output_type="latent")  # the default
     assert (delta.edit - plain.edit).abs().max() > 1e-3
-    ddim = inversions["ddim"]  # nothing learned: both transfers agree
+    ddim = inversions["ddim"]  # nothing learned: every transfer agrees
     assert torch.equal(
         edit(pipe, ddim, TARGET, output_type="latent").edit,
-        edit(pipe, ddim, TARGET, embedding_transfer="plain", output_type="latent").edit,
+        edit(pipe, ddim, TARGET, embedding_transfer="delta", output_type="latent").edit,
     )
 
 

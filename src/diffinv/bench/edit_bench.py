@@ -71,9 +71,9 @@ EDITORS: dict[str, EditorSpec] = {
             "negative", "the source prompt with the removed words as negative prompt", negative=True, keeps_prompt=True
         ),  # fmt: skip
         EditorSpec(
-            "p2p-plain",
-            "prompt-to-prompt, plain target embedding (prompt-token recipe a)",
-            {"embedding_transfer": "plain"},
+            "p2p-delta",
+            "prompt-to-prompt, learned offsets of every unchanged token (prompt-token recipe b)",
+            {"embedding_transfer": "delta"},
             only=("prompt-tokens",),
         ),  # fmt: skip
         EditorSpec(

@@ -49,8 +49,9 @@ class EditConfig:
             branch: ``delta`` adds each source token's learned offset (learned − encoder output) to the same
             token of the target prompt; ``prefix`` does so only for the tokens before the first changed one (the
             text encoder is causal, so only those encode alike in both prompts); ``plain`` uses the target prompt's
-            encoder output alone. Methods that learn no conditional embedding have zero offsets, so all three give
-            the same result for them; for an unchanged prompt ``delta`` and ``prefix`` reproduce the reconstruction.
+            encoder output alone (the default: the best edits on the editing bench, docs/editing.md). Under every
+            recipe an unchanged prompt keeps the learned embedding, so an identity edit reproduces the
+            reconstruction. Methods that learn no conditional embedding have zero offsets: all three agree for them.
         latent_offsets: which branches get an inversion's per-step latent corrections (DirectInversion):
             ``source`` (Ju et al.'s DirectInversion + P2P: the target branch is uncorrected) or ``both`` (the target
             gets the same corrections, as null-text's per-step null embeddings serve both branches; only then does
@@ -65,7 +66,7 @@ class EditConfig:
     blend_threshold: float = 0.3
     blend_start: float = 0.2
     attention_level: int = 1
-    embedding_transfer: str = "delta"
+    embedding_transfer: str = "plain"
     latent_offsets: str = "source"
 
     def __post_init__(self) -> None:

@@ -11,8 +11,9 @@ method is special-cased:
 - per-step latent corrections (DirectInversion, Ju et al. 2023) go to the source branch only, as in their
   "DirectInversion + P2P" (or to both branches, ``EditConfig.latent_offsets``);
 - a learned conditional embedding (prompt-token inversion) reaches the target as ``EditConfig.embedding_transfer``
-  says: ``delta`` adds each unchanged token's learned offset to the target prompt's encoding, ``prefix`` only those
-  of the unchanged tokens before the first changed one, ``plain`` none.
+  says: ``plain`` (default) encodes the target prompt alone, ``delta`` adds each unchanged token's learned offset,
+  ``prefix`` only those of the unchanged tokens before the first changed one; an unchanged prompt keeps the learned
+  embedding under every recipe, so reweight- and negative-prompt-only edits start from the reconstruction.
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ def branch_embeddings(
     """Conditional and unconditional embeddings ``(S, 2, L, D)`` of ``[source, target]``."""
     source = inversion.prompt_embeds
     target = encode_prompt(pipe, target_prompt).embeds.to(source)
-    if config.embedding_transfer != "plain":
+    if bool(mapping.same_token.all()):
+        target = source  # the prompt is unchanged: the target is conditioned exactly as the reconstruction
+    elif config.embedding_transfer != "plain":
         offsets = source - encode_prompt(pipe, inversion.settings.prompt).embeds.to(source)
         index = mapping.source_index.to(source.device)
         keep = mapping.same_token.clone()
