@@ -24,7 +24,7 @@ def test_edit_tasks_change_one_attribute_exactly(kind):
         pairs = list(zip(task.source_prompt.split(), task.target_prompt.split(), strict=True))
         changed = [(a, b) for a, b in pairs if a != b]
         assert changed == [(task.old_words[0], task.new_words[0])]  # captions differ in the edited word alone
-        source, target = task.render_source(), task.render_target()
+        source, target = task.source_image, task.target_image
         assert (source != target).any(axis=-1)[~task.region].sum() == 0  # every changed pixel is in the region
         assert task.region.mean() < (1.0 if kind == "background" else 0.5)
         assert make_task(sample.scene, kind, (0, index)).target == task.target  # seeded

@@ -27,9 +27,9 @@ from PIL import Image
 
 from diffinv import api, images, metrics
 from diffinv.bench.datasets import Sample
-from diffinv.bench.edit_tasks import EDIT_KINDS, EditTask, make_task
+from diffinv.bench.edit_tasks import EDIT_KINDS, IMAGE_SIZE, EditTask, make_task
 from diffinv.bench.pie import PieSample, background_scores
-from diffinv.bench.runner import Job, run_jobs
+from diffinv.bench.runner import Job, json_float, run_jobs
 from diffinv.bench.variants import Variant, parse_variant
 from diffinv.editing.alignment import token_ids
 from diffinv.errors import DiffinvError
@@ -146,7 +146,7 @@ def _to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
 
 def score(edited: Image.Image, task: EditTask, negative_only: bool, probe: Any) -> dict[str, Any]:
     """The edit's scores (see the module docstring)."""
-    pixels, source, target = _to_tensor(edited), _to_tensor(task.render_source()), _to_tensor(task.render_target())
+    pixels, source, target = _to_tensor(edited), _to_tensor(task.source_image), _to_tensor(task.target_image)
     read = shapes_probe.read_scenes(pixels, probe=probe)[0]
     agreement = shapes_probe.scene_agreement(read, task.target)
     if task.kind == "strokes":
@@ -168,7 +168,7 @@ def score(edited: Image.Image, task: EditTask, negative_only: bool, probe: Any) 
         "preservation": preserved,
         "bg_psnr": None,
         "bg_ssim": None,
-        "target_psnr": None if negative_only else _finite(metrics.psnr(pixels, target)),
+        "target_psnr": None if negative_only else json_float(metrics.psnr(pixels, target)),
         "target_ssim": None if negative_only else metrics.ssim(pixels, target),
     }
     if task.kind != "strokes":
@@ -180,14 +180,10 @@ def _background(edited: torch.Tensor, source: torch.Tensor, region: np.ndarray, 
     """PIE-Bench's background preservation outside ``region`` as ``bg_*`` record fields (``lpips``: a scorer, or
     the string saying why it is unavailable)."""
     scores = background_scores(edited, source, region, lpips=None if isinstance(lpips, str) else lpips)
-    fields: dict[str, Any] = {f"bg_{k}": _finite(v) for k, v in scores.items()}
+    fields: dict[str, Any] = {f"bg_{k}": json_float(v) for k, v in scores.items()}
     if isinstance(lpips, str):
         fields["bg_lpips"] = lpips
     return fields
-
-
-def _finite(value: float) -> float | str:
-    return value if np.isfinite(value) else ("inf" if value > 0 else "nan")
 
 
 def _p2p_mode(pipe: StableDiffusionPipeline, task: EditTask) -> str:
@@ -206,10 +202,10 @@ def run_editor(
     started = time.perf_counter()
     if not spec.needs_inversion:
         if task.kind == "strokes":
-            guide, mask = Image.fromarray(stroke_painting(task.source, 64, config.seed)), None
+            guide, mask = Image.fromarray(stroke_painting(task.source, IMAGE_SIZE, config.seed)), None
         else:
-            strokes = Image.fromarray(stroke_painting(task.target, 64, config.seed))
-            guide = Image.fromarray(np.where(task.region[..., None], np.asarray(strokes), task.render_source()))
+            strokes = Image.fromarray(stroke_painting(task.target, IMAGE_SIZE, config.seed))
+            guide = Image.fromarray(np.where(task.region[..., None], np.asarray(strokes), task.source_image))
             mask = Image.fromarray((task.region * 255).astype(np.uint8))
         image = api.sdedit(pipe, guide, task.target_prompt, strength=config.sdedit_strength, mask=mask,
                            generator=torch.Generator().manual_seed(config.seed))[0]  # fmt: skip
@@ -275,7 +271,7 @@ def _job(
         inversion, invert_seconds = None, 0.0
         if variant is not None:
             started = time.perf_counter()
-            inversion = api.invert(pipe, Image.fromarray(tasks[0].render_source()), tasks[0].source_prompt,
+            inversion = api.invert(pipe, Image.fromarray(tasks[0].source_image), tasks[0].source_prompt,
                                    variant.method, config=variant.config,
                                    generator=torch.Generator().manual_seed(config.seed))  # fmt: skip
             invert_seconds = time.perf_counter() - started

@@ -15,12 +15,13 @@ import numpy as np
 from scipy import ndimage
 
 from diffinv import shapes
+from diffinv.bench.datasets import SHAPES_IMAGE_SIZE
 from diffinv.errors import DiffinvError
 from diffinv.shapes import ALLOWED_COLORS, BACKGROUNDS, NOVEL_COMBOS, SIZES, TRAIN_SHAPES, Scene
 
 EDIT_KINDS = ("recolor", "reshape", "resize", "background", "strokes")
 ATTRIBUTE = {"recolor": "color", "reshape": "shape", "resize": "size", "background": "background", "strokes": "all"}
-IMAGE_SIZE = 64
+IMAGE_SIZE = SHAPES_IMAGE_SIZE  # the bench renders scenes at the dataset's size
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class EditTask:
         source_prompt / target_prompt: canonical captions.
         old_words / new_words: the caption words the edit replaces (local-blend and negative-prompt words).
         region: ``(H, W)`` bool, where the source and target renders differ (dilated by 2 px).
+        source_image / target_image: the renders, uint8 ``(H, W, 3)``.
     """
 
     kind: str
@@ -44,6 +46,8 @@ class EditTask:
     old_words: tuple[str, ...]
     new_words: tuple[str, ...]
     region: np.ndarray
+    source_image: np.ndarray
+    target_image: np.ndarray
 
     @property
     def attribute(self) -> str:
@@ -60,12 +64,6 @@ class EditTask:
         words = self.source_prompt.replace(",", " ").split() + self.target_prompt.replace(",", " ").split()
         unique = tuple(w for w in candidates if words.count(w) <= 2)
         return unique or (target_shape,)
-
-    def render_source(self) -> np.ndarray:
-        return shapes.render(self.source, IMAGE_SIZE)
-
-    def render_target(self) -> np.ndarray:
-        return shapes.render(self.target, IMAGE_SIZE)
 
 
 def _choose(rng: np.random.Generator, options: list[str], what: str) -> str:
@@ -108,4 +106,16 @@ def make_task(scene: Scene, kind: str, rng: np.random.Generator | int) -> EditTa
     source_image, target_image = shapes.render(scene, IMAGE_SIZE), shapes.render(target, IMAGE_SIZE)
     changed = (source_image != target_image).any(axis=-1)
     region = ndimage.binary_dilation(changed, iterations=2) if changed.any() else changed
-    return EditTask(kind, scene, target, index, shapes.caption(scene), shapes.caption(target), old, new, region)
+    return EditTask(
+        kind,
+        scene,
+        target,
+        index,
+        shapes.caption(scene),
+        shapes.caption(target),
+        old,
+        new,
+        region,
+        source_image,
+        target_image,
+    )

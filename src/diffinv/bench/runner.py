@@ -124,7 +124,8 @@ def job_key(sample: Sample, variant: Variant) -> str:
     return f"{sample.id}|{variant.label}"
 
 
-def _json_float(value: float) -> float | str:
+def json_float(value: float) -> float | str:
+    """``value``, or ``"inf"``/``"nan"`` (JSON has no infinities)."""
     return value if math.isfinite(value) else ("inf" if value > 0 else "nan")
 
 
@@ -145,7 +146,7 @@ class Scorers:
 
     def score(self, pixels: torch.Tensor, target: torch.Tensor, sample: Sample) -> dict[str, Any]:
         result: dict[str, Any] = {
-            "psnr": _json_float(metrics.psnr(pixels, target)),
+            "psnr": json_float(metrics.psnr(pixels, target)),
             "ssim": metrics.ssim(pixels, target),
             "lpips": self.lpips if isinstance(self.lpips, str) else self.lpips(pixels, target),
             "clip_i": self.clip if isinstance(self.clip, str) else self.clip.clip_i(pixels, target),
@@ -191,7 +192,7 @@ def run_job(
         "unet_passes": inversion.stats.unet_passes,
         "seconds": seconds,
         "latent_mse": metrics.latent_mse(latents, inversion.source_latents),
-        "vae_psnr": _json_float(metrics.psnr(ceiling, target)),
+        "vae_psnr": json_float(metrics.psnr(ceiling, target)),
         "negative_prompt_effect": negative_effect,
         **scorers.score(pixels, target, sample),
     }

@@ -24,7 +24,7 @@ from diffusers.utils import make_image_grid
 from PIL import Image
 
 from diffinv import api
-from diffinv.bench.datasets import Sample
+from diffinv.bench.datasets import SHAPES_IMAGE_SIZE, Sample
 from diffinv.bench.report import save_figure
 from diffinv.bench.runner import Job, run_jobs
 from diffinv.errors import DiffinvError
@@ -50,7 +50,7 @@ def _job(
     pipe: StableDiffusionPipeline, sample: Sample, strengths: tuple[float, ...], seed: int, out: Path, keep: bool
 ) -> Callable[[set[str]], list[dict[str, Any]]]:
     def run(done: set[str]) -> list[dict[str, Any]]:
-        guide = Image.fromarray(stroke_painting(sample.scene, 64, seed))
+        guide = Image.fromarray(stroke_painting(sample.scene, SHAPES_IMAGE_SIZE, seed))
         guide_pixels = np.asarray(guide, dtype=np.float32) / 255
         records, outputs = [], []
         for strength in strengths:
