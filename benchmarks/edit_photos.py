@@ -18,7 +18,6 @@ from pathlib import Path
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
-import torch  # noqa: E402
 from diffusers.utils import make_image_grid  # noqa: E402
 
 from diffinv import edit, invert, load_pipeline  # noqa: E402
@@ -54,7 +53,7 @@ def main() -> None:
         pixels = prepare_image(photo, *size)
         tiles += [pixels_to_output((pixels + 1) / 2, "pil")[0], to_output(pipe.vae, encode(pipe.vae, pixels), "pil")[0]]
         for method in methods:
-            inversion = invert(pipe, photo, sample.caption, method, generator=torch.Generator().manual_seed(0))
+            inversion = invert(pipe, photo, sample.caption, method)
             result = edit(
                 pipe, inversion, target, mode="replace" if len(word.split()) == len(new.split()) else "refine"
             )

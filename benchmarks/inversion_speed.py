@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> list[dict]:
             args.prompt,
             method,
             num_inference_steps=args.steps,
-            generator=torch.Generator().manual_seed(args.seed),
         )
         seconds = time.perf_counter() - started
         settings = inversion.settings
@@ -153,7 +152,6 @@ def main() -> None:
     parser.add_argument("--prompt", default=None, help="caption (default: the dataset's; required for a file)")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: each method's)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--out",
         default=None,

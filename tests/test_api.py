@@ -51,3 +51,28 @@ def test_generate_is_seeded(pipe):
     assert generate(pipe, "x", num_inference_steps=2, height=32, width=48, output_type="np").shape == (1, 32, 48, 3)
     with pytest.raises(DiffinvError, match="num_inference_steps"):
         generate(pipe, "x", num_inference_steps=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"guidance_scale": float("nan")}, "guidance_scale must be a finite number"),
+        ({"guidance_scale": -1.0}, "guidance_scale must be a finite number ≥ 0"),
+        ({"height": 0}, "positive multiples"),
+        ({"width": 100000}, "pixel budget"),
+        ({"num_inference_steps": 1001}, "exceeds the scheduler's 1000 training steps"),
+        ({"num_inference_steps": True}, "num_inference_steps must be an integer"),
+    ],
+)
+def test_generate_refuses_bad_numbers(pipe, kwargs, match):
+    with pytest.raises(DiffinvError, match=match):
+        generate(pipe, "x", **{"num_inference_steps": 2, **kwargs})
+
+
+def test_optimiser_settings_must_be_finite():
+    from diffinv.inversion import OptimizationConfig
+
+    for field in ("learning_rate", "lr_decay", "early_stop_epsilon", "early_stop_growth"):
+        for value in (float("inf"), float("nan"), "0.1"):
+            with pytest.raises(DiffinvError, match=field):
+                OptimizationConfig(**{field: value})

@@ -56,6 +56,20 @@ def test_invert_json_reconstruct_and_negative_prompt(capsys, tmp_path, model_dir
     assert code == 0 and (tmp_path / "neg.png").is_file(), err
 
 
+def test_invert_reconstructs_only_when_scores_are_asked_for(capsys, tmp_path, model_dir, photo_path, monkeypatch):
+    from diffinv import api
+
+    calls = []
+    reconstruct = api.reconstruct
+    monkeypatch.setattr(api, "reconstruct", lambda *a, **k: calls.append(1) or reconstruct(*a, **k))
+    argv = ("invert", photo_path, "--prompt", PROMPT, "--model", model_dir, "--method", "ddim", "--steps", 3)
+    code, out, err = run(capsys, *argv, "-o", tmp_path / "a.inv.safetensors")
+    assert code == 0 and calls == [] and out.strip() == f"wrote {tmp_path / 'a.inv.safetensors'}", err
+    code, out, err = run(capsys, *argv, "-o", tmp_path / "b.inv.safetensors", "--report")
+    assert code == 0 and calls == [1], err
+    assert "ddim:" in out and "PSNR" in out and "latent MSE" in out
+
+
 def test_generate(capsys, tmp_path, model_dir):
     code, out, err = run(
         capsys, "generate", "--prompt", "a red circle", "--model", model_dir, "--steps", 3, "-o", tmp_path / "gen.png"
@@ -124,7 +138,7 @@ def test_negative_prompt_after_null_text_is_refused(capsys, tmp_path, model_dir,
         ("photo", ["--prompt", "cat " * 90, "--strict"], "tokens are dropped"),
         ("photo", ["--prompt", PROMPT, "--tokens", "all-of-them"], "tokens must be"),
         ("photo", ["--prompt", PROMPT, "--height", "50"], "multiples of 8"),
-        ("photo", ["--prompt", PROMPT, "--steps", "0"], "num_inference_steps must be ≥ 1"),
+        ("photo", ["--prompt", PROMPT, "--steps", "0"], "--steps: must be an integer ≥ 1"),
     ],
 )
 def test_bad_invert_inputs(capsys, tmp_path, model_dir, photo_path, setup, extra, match):
@@ -191,6 +205,25 @@ def test_console_script_help():
     assert result.returncode == 0 and "--num-inner-steps" in result.stdout and "--tokens" in result.stdout
     result = subprocess.run([sys.executable, "-m", "diffinv.cli", "invert"], capture_output=True, text=True)
     assert result.returncode == 2
+
+
+HEAVY_MODULES = ("torch", "diffusers", "transformers", "numpy", "PIL")
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], *([name, "--help"] for name in ("invert", "edit", "sdedit", "edit-bench"))]
+)
+def test_help_loads_no_tensor_library(argv):
+    """`diffinv [COMMAND] --help` builds every parser and prints help without importing torch & co (it is fast)."""
+    code = (
+        "import sys\n"
+        "from diffinv.cli import main\n"
+        f"assert main({argv!r}) == 0\n"
+        f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_long_prompt_warns_in_one_line_and_proceeds(capsys, tmp_path, model_dir, photo_path):
@@ -419,9 +452,9 @@ def test_sdedit_command(capsys, tmp_path, model_dir, photo_path):
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
-        (["--strength", "0"], "strength (t0) must be in (0, 1]"),
-        (["--strength", "1.01"], "strength (t0) must be in (0, 1]"),
-        (["--repeats", "0"], "repeats must be"),
+        (["--strength", "0"], "strength (t0) must be a finite number > 0 and ≤ 1"),
+        (["--strength", "1.01"], "strength (t0) must be a finite number > 0 and ≤ 1"),
+        (["--repeats", "0"], "--repeats: must be an integer ≥ 1"),
         (["--mask", "SMALL"], "give a mask of the guide's size"),
         (["--mask", "GARBAGE"], "not a readable image"),
         (["--paste", "SMALL", "--at", "1;2"], "--at takes X,Y"),
@@ -454,3 +487,23 @@ def test_edit_bench_and_sdedit_sweep_commands(capsys, tmp_path, model_dir):
     )
     _refused(capsys, tmp_path / "e", "edit-bench", "--editors", "magic", "--out", tmp_path / "e" / "x",
              match="unknown editor")  # fmt: skip
+
+
+def test_doctor(capsys, tmp_path):
+    from diffinv.doctor import folder_sha256
+    from diffinv.pipelines import builtin_model_path
+
+    code, out, err = run(capsys, "doctor", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["packages"]["torch"] and data["devices"]["cpu"]["available"]
+    mini = data["builtin_models"]["mini"]
+    assert len(mini["sha256"]) == 64 and mini["sha256"] == folder_sha256(builtin_model_path("mini"))
+    assert set(data["weights"]) == {"hub cache", "LPIPS AlexNet", "CLIP"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "w.bin").write_bytes(b"1")
+    before = folder_sha256(tmp_path)
+    (tmp_path / "a" / "w.bin").write_bytes(b"2")
+    assert folder_sha256(tmp_path) != before
+    code, out, err = run(capsys, "doctor")
+    assert code == 0 and out.splitlines()[0].startswith("diffinv ") and "model mini:" in out

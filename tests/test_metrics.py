@@ -43,6 +43,39 @@ def test_missing_weights_are_reported_not_invented(tmp_path):
     assert metrics.load_clip(tmp_path / "no-clip").startswith("unavailable: ")
 
 
+def _alexnet_weights(folder, seed=0):
+    """A random AlexNet saved as torchvision saves it (``features.*`` and ``classifier.*`` keys)."""
+    torch.manual_seed(seed)
+    features = metrics.LPIPSAlex().features.state_dict()
+    state = {f"features.{k}": v for k, v in features.items()} | {"classifier.1.weight": torch.randn(8, 9216)}
+    torch.save(state, folder / metrics.ALEXNET_WEIGHTS)
+
+
+def test_lpips_with_alexnet_weights_on_disk(tmp_path):
+    _alexnet_weights(tmp_path)
+    lpips = metrics.load_lpips(tmp_path)
+    assert callable(lpips), lpips
+    x = _images(0)[:1].expand(2, -1, -1, -1).clone()
+    x[1] = _images(5)[0]
+    noisy = [
+        (x + torch.randn(x.shape, generator=torch.Generator().manual_seed(1)) * s).clamp(0, 1) for s in (0.05, 0.2)
+    ]
+    assert lpips(x, x) == 0.0
+    assert 0 < lpips(noisy[0], x) < lpips(noisy[1], x)
+    assert lpips(noisy[1], x) == pytest.approx(lpips(x, noisy[1]), rel=1e-5)  # symmetric
+    single = [lpips(noisy[1][i : i + 1], x[i : i + 1]) for i in range(2)]
+    assert lpips(noisy[1], x) == pytest.approx(sum(single) / 2, rel=1e-5)  # the batch mean of per-image scores
+    _alexnet_weights(tmp_path, seed=1)  # other backbone weights: other distances (the file is really read)
+    assert metrics.load_lpips(tmp_path)(noisy[1], x) != pytest.approx(lpips(noisy[1], x), rel=1e-3)
+
+
+def test_lpips_refuses_a_file_that_is_not_alexnet_weights(tmp_path):
+    torch.save({"features.0.weight": torch.zeros(2, 2)}, tmp_path / metrics.ALEXNET_WEIGHTS)
+    assert metrics.load_lpips(tmp_path).startswith("unavailable: ")
+    torch.save({"weights": object()}, tmp_path / metrics.ALEXNET_WEIGHTS)  # a pickle of code objects: refused
+    assert metrics.load_lpips(tmp_path).startswith("unavailable: ")
+
+
 def test_clip_scores_with_a_local_model(tmp_path):
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 

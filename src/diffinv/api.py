@@ -18,9 +18,10 @@ from PIL import Image
 from diffinv import images
 from diffinv.denoiser import Denoiser, Schedule
 from diffinv.editing import EditConfig, EditResult
+from diffinv.editing.config import SDEditConfig
 from diffinv.editing.prompt_to_prompt import prompt_to_prompt
-from diffinv.editing.sdedit import SDEditConfig, sdedit_latents
-from diffinv.errors import DiffinvError
+from diffinv.editing.sdedit import sdedit_latents
+from diffinv.errors import DiffinvError, check_number
 from diffinv.inversion import Inversion, InversionConfig, InversionProblem, InversionSettings, resolve_method
 from diffinv.pipelines import default_size, fingerprint
 from diffinv.sampling import denoise
@@ -32,7 +33,7 @@ ImageOutput = list[Image.Image] | np.ndarray | torch.Tensor
 
 def _resolve_size(pipe: StableDiffusionPipeline, height: int | None, width: int | None) -> tuple[int, int]:
     native_h, native_w = default_size(pipe)
-    size = (height or native_h, width or native_w)
+    size = (native_h if height is None else height, native_w if width is None else width)
     images.check_size(*size, multiple=pipe.vae_scale_factor)
     return size
 
@@ -45,7 +46,6 @@ def invert(
     *,
     num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
-    generator: torch.Generator | None = None,
     height: int | None = None,
     width: int | None = None,
     config: InversionConfig | None = None,
@@ -63,7 +63,6 @@ def invert(
             ``<method>@<preset>``, e.g. ``prompt-tokens@paper`` (the reference paper's setting).
         num_inference_steps: DDIM steps (default: the method's, e.g. 50 for null-text, 25 for prompt-tokens).
         guidance_scale: classifier-free guidance at reconstruction (default: ``config``'s, 7.5).
-        generator: randomness for methods that sample (the built-in methods are deterministic).
         config: full settings (default: the method's ``default_config``, or the named preset);
             ``num_inference_steps`` and ``guidance_scale`` given here override it.
         strict: refuse prompts longer than the text encoder's limit instead of truncating them.
@@ -108,7 +107,6 @@ def invert(
         prompt_embeds=encoded.embeds.to(dtype),
         null_embeds=encode_prompt(pipe, "").embeds.to(dtype),
         settings=settings,
-        generator=generator,
         progress=progress,
     )
     result = inverter.invert(problem)
@@ -174,8 +172,7 @@ def generate(
     """
     if (prompt is None) == (prompt_embeds is None):
         raise DiffinvError("give exactly one of prompt and prompt_embeds")
-    if num_inference_steps < 1:
-        raise DiffinvError(f"num_inference_steps must be ≥ 1, got {num_inference_steps}")
+    check_number("guidance_scale", guidance_scale, minimum=0)
     height, width = _resolve_size(pipe, height, width)
     denoiser = Denoiser(pipe.unet, Schedule.from_config(pipe.scheduler.config, num_inference_steps))
     factor = pipe.vae_scale_factor

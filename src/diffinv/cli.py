@@ -8,14 +8,59 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_USAGE = 2
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds; one range for every command
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``diffinv: error: ...``, exit 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("diffinv").strip()
+        self.exit(EXIT_USAGE, f"diffinv: error: {command + ': ' if command else ''}{message}\n")
+
+
+def _count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[minimum, maximum]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            bound = f"in [{minimum}, {maximum}]" if maximum is not None else f"≥ {minimum}"
+            raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _number(minimum: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a finite number (≥ ``minimum``); NaN and infinities never reach the numeric core."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or (minimum is not None and value < minimum):
+            bound = f" ≥ {minimum:g}" if minimum is not None else ""
+            raise argparse.ArgumentTypeError(f"must be a finite number{bound}, got {text!r}")
+        return value
+
+    return parse
+
+
+SEED = _count(0, MAX_SEED)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +78,7 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: st
     """One ``--option`` per dataclass field (typed, help from the field's metadata; default: the dataclass's)."""
     group = parser.add_argument_group(title)
     for f in dataclasses.fields(cls):
-        kind = {"int": int, "float": float}.get(str(f.type), str)
+        kind = {"int": _count(0), "float": _number()}.get(str(f.type), str)
         group.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
@@ -49,17 +94,21 @@ def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from diffinv import __version__
-    from diffinv.bench.edit_bench import DEFAULT_INVERSIONS, EDITORS, EditBenchConfig
-    from diffinv.bench.edit_tasks import EDIT_KINDS
-    from diffinv.bench.runner import DEFAULT_METHODS, BenchConfig
-    from diffinv.bench.sdedit_sweep import DEFAULT_STRENGTHS
-    from diffinv.editing.base import EMBEDDING_TRANSFERS, OFFSET_BRANCHES, EditConfig
+    from diffinv.bench.config import (
+        DEFAULT_INVERSIONS,
+        DEFAULT_METHODS,
+        DEFAULT_STRENGTHS,
+        EDIT_KINDS,
+        EDITORS,
+        BenchConfig,
+        EditBenchConfig,
+    )
+    from diffinv.editing.config import EMBEDDING_TRANSFERS, OFFSET_BRANCHES, EditConfig, SDEditConfig
     from diffinv.editing.registry import MODES
-    from diffinv.editing.sdedit import SDEditConfig
-    from diffinv.inversion.base import OptimizationConfig
+    from diffinv.inversion.config import OptimizationConfig
     from diffinv.inversion.registry import method_names
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="diffinv", description="Invert, reconstruct and edit real photos with Stable Diffusion models."
     )
     parser.add_argument("--version", action="version", version=f"diffinv {__version__}")
@@ -77,25 +126,27 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument(
         "--steps",
         dest="num_inference_steps",
-        type=int,
+        type=_count(1),
         default=None,
         help="DDIM steps (default: the method's; 25 for prompt-tokens, 50 otherwise)",
     )
-    inv.add_argument("--guidance-scale", type=float, default=7.5, help="classifier-free guidance (default: 7.5)")
+    inv.add_argument("--guidance-scale", type=_number(0), default=7.5, help="classifier-free guidance (default: 7.5)")
     inv.add_argument(
         "--tokens",
         default=None,
         help="prompt-tokens: optimise the 'semantic' slice (BOS+prompt+EOS; default), 'all' positions, or the first N",
     )
-    inv.add_argument("--height", type=int, default=None, help="pixels (default: the model's native size)")
-    inv.add_argument("--width", type=int, default=None, help="pixels (default: the model's native size)")
+    inv.add_argument("--height", type=_count(1), default=None, help="pixels (default: the model's native size)")
+    inv.add_argument("--width", type=_count(1), default=None, help="pixels (default: the model's native size)")
     inv.add_argument("--strict", action="store_true", help="refuse prompts longer than the text encoder's limit")
-    inv.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     inv.add_argument(
         "-o", "--output", type=Path, default=None, help="default: IMAGE_STEM.inv.safetensors in the current folder"
     )
     _add_overwrite_option(inv)
-    inv.add_argument("--json", action="store_true", help="print one JSON object with the results")
+    inv.add_argument("--json", action="store_true", help="print one JSON object with the results and scores")
+    inv.add_argument(
+        "--report", action="store_true", help="reconstruct once and print its PSNR against the photo and latent MSE"
+    )
     _add_dataclass_options(inv, OptimizationConfig, "optimisation (null-text, prompt-tokens)")
     _add_model_options(inv)
 
@@ -109,11 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="text-to-image")
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--negative-prompt", default=None)
-    gen.add_argument("--steps", dest="num_inference_steps", type=int, default=50, help="default: 50")
-    gen.add_argument("--guidance-scale", type=float, default=7.5, help="default: 7.5")
-    gen.add_argument("--height", type=int, default=None)
-    gen.add_argument("--width", type=int, default=None)
-    gen.add_argument("--seed", type=int, default=0, help="default: 0")
+    gen.add_argument("--steps", dest="num_inference_steps", type=_count(1), default=50, help="default: 50")
+    gen.add_argument("--guidance-scale", type=_number(0), default=7.5, help="default: 7.5")
+    gen.add_argument("--height", type=_count(1), default=None)
+    gen.add_argument("--width", type=_count(1), default=None)
+    gen.add_argument("--seed", type=SEED, default=0, help="default: 0")
     gen.add_argument("-o", "--output", type=Path, required=True, help="output image (.png)")
     _add_overwrite_option(gen)
     _add_model_options(gen)
@@ -132,14 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated METHOD[:key=value,...] variants or presets (prompt-tokens@paper, null-text@paper)",
     )
     bench.add_argument("--out", type=Path, required=True, help="output folder (records, summary, plots)")
-    bench.add_argument("--limit", type=int, default=None, help="deterministic sample of N images")
-    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--limit", type=_count(1), default=None, help="deterministic sample of N images")
+    bench.add_argument("--seed", type=SEED, default=0, help="seed of the --limit sample (default: 0)")
     bench.add_argument("--negative-prompt", default=BenchConfig.negative_prompt, help="for the negative-prompt check")
     bench.add_argument("--clip-model", default=None, help="local CLIP folder for CLIP-I (default: cached ViT-B/32)")
     bench.add_argument("--lpips-weights", default=None, help="folder with AlexNet weights for LPIPS")
     bench.add_argument(
         "--threads",
-        type=int,
+        type=_count(1),
         default=BenchConfig.num_threads,
         help="torch CPU threads per process (default: 1); results are identical for any process count at a fixed value",
     )
@@ -165,14 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument(
         "--cross-steps",
         dest="cross_replace_steps",
-        type=float,
+        type=_number(),
         default=None,
         help=f"fraction of steps with cross-attention injection (default: {EditConfig.cross_replace_steps})",
     )
     edit.add_argument(
         "--self-steps",
         dest="self_replace_steps",
-        type=float,
+        type=_number(),
         default=None,
         help=f"fraction of steps with self-attention injection (default: {EditConfig.self_replace_steps})",
     )
@@ -205,19 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
     sde.add_argument("--prompt", required=True, help="what the result should show")
     sde.add_argument(
         "--strength",
-        type=float,
+        type=_number(),
         default=SDEditConfig.strength,
         help=f"t0 in (0, 1]: small keeps the guide, large follows the prompt (default: {SDEditConfig.strength})",
     )
     sde.add_argument("--mask", type=Path, default=None, help="image of the guide's size, white where it may change")
     sde.add_argument("--paste", type=Path, default=None, help="image compositing: paste this image onto the guide")
     sde.add_argument("--at", default="0,0", metavar="X,Y", help="--paste position of the patch's top-left corner")
-    sde.add_argument("--repeats", type=int, default=SDEditConfig.repeats, help="perturb-and-denoise rounds K")
-    sde.add_argument("--steps", dest="num_inference_steps", type=int, default=SDEditConfig.num_inference_steps)
-    sde.add_argument("--guidance-scale", type=float, default=SDEditConfig.guidance_scale)
-    sde.add_argument("--eta", type=float, default=SDEditConfig.eta, help="1: stochastic (the paper), 0: DDIM ODE")
+    sde.add_argument("--repeats", type=_count(1), default=SDEditConfig.repeats, help="perturb-and-denoise rounds K")
+    sde.add_argument("--steps", dest="num_inference_steps", type=_count(1), default=SDEditConfig.num_inference_steps)
+    sde.add_argument("--guidance-scale", type=_number(0), default=SDEditConfig.guidance_scale)
+    sde.add_argument("--eta", type=_number(), default=SDEditConfig.eta, help="1: stochastic (the paper), 0: DDIM ODE")
     sde.add_argument("--negative-prompt", default=None)
-    sde.add_argument("--seed", type=int, default=0, help="default: 0")
+    sde.add_argument("--seed", type=SEED, default=0, help="default: 0")
     sde.add_argument("-o", "--output", type=Path, required=True, help="output image (.png)")
     _add_overwrite_option(sde)
     _add_model_options(sde)
@@ -233,12 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     ebench.add_argument("--inversions", default=",".join(DEFAULT_INVERSIONS), help="inversion variants, as bench")
     ebench.add_argument("--editors", default=",".join(EDITORS), help=f"from {', '.join(EDITORS)}")
     ebench.add_argument("--edits", default=",".join(EDIT_KINDS), help=f"from {', '.join(EDIT_KINDS)}")
-    ebench.add_argument("--sdedit-strength", type=float, default=EditBenchConfig.sdedit_strength)
+    ebench.add_argument("--sdedit-strength", type=_number(), default=EditBenchConfig.sdedit_strength)
     ebench.add_argument("--out", type=Path, required=True, help="output folder")
-    ebench.add_argument("--limit", type=int, default=None, help="deterministic sample of N scenes")
-    ebench.add_argument("--seed", type=int, default=0)
-    ebench.add_argument("--threads", type=int, default=EditBenchConfig.num_threads, help="torch threads per process")
-    ebench.add_argument("--examples", type=int, default=EditBenchConfig.examples, help="save images of N scenes")
+    ebench.add_argument("--limit", type=_count(1), default=None, help="deterministic sample of N scenes")
+    ebench.add_argument("--seed", type=SEED, default=0)
+    ebench.add_argument(
+        "--threads", type=_count(1), default=EditBenchConfig.num_threads, help="torch threads per process"
+    )
+    ebench.add_argument("--examples", type=_count(0), default=EditBenchConfig.examples, help="save images of N scenes")
     ebench.add_argument("--clip-model", default=None, help="PIE-Bench: local CLIP folder for CLIP similarity")
     ebench.add_argument("--lpips-weights", default=None, help="PIE-Bench: folder with AlexNet weights for LPIPS")
     _add_model_options(ebench)
@@ -250,9 +303,28 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dataset", default="shapes:50", help="shapes:N (held-out scenes)")
     sweep.add_argument("--strengths", default=",".join(f"{t:g}" for t in DEFAULT_STRENGTHS), help="t0 values")
     sweep.add_argument("--out", type=Path, required=True, help="output folder")
-    sweep.add_argument("--seed", type=int, default=0)
-    sweep.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    sweep.add_argument("--seed", type=SEED, default=0)
+    sweep.add_argument("--threads", type=_count(1), default=1, help="torch threads per process")
     _add_model_options(sweep)
+
+    ui = sub.add_parser(
+        "ui",
+        help="start the web app (Gradio) on this machine: invert, edit and SDEdit in the browser",
+        description="Serves the app on --host:--port (loopback by default), offline. Needs the ui extra: "
+        "pip install 'diffinv[ui]'.",
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    ui.add_argument("--port", type=_count(1, 65535), default=7860, help="default: 7860")
+    ui.add_argument("--max-upload-mb", type=_number(0), default=20.0, help="largest upload (default: 20)")
+    ui.add_argument(
+        "--concurrency", type=_count(1), default=None, help="jobs that run at once (default: one per CPU core)"
+    )
+    _add_model_options(ui)
+
+    doctor = sub.add_parser(
+        "doctor", help="versions, devices and dtypes, built-in model checksums, where weights are looked up"
+    )
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
 
     probe = sub.add_parser("probe", help="read the Shapes scene (background, objects) from images with the probe")
     probe.add_argument("images", nargs="+", help="image files")
@@ -264,9 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tokens.add_argument("--prompt", action="append", required=True, help="repeat for several prompts")
     tokens.add_argument("--mode", default="zero", choices=("zero", "pad", "both"), help="replace by zeros/padding")
-    tokens.add_argument("--steps", dest="num_inference_steps", type=int, default=50, help="default: 50")
-    tokens.add_argument("--guidance-scale", type=float, default=7.5)
-    tokens.add_argument("--seed", type=int, default=0)
+    tokens.add_argument("--steps", dest="num_inference_steps", type=_count(1), default=50, help="default: 50")
+    tokens.add_argument("--guidance-scale", type=_number(0), default=7.5)
+    tokens.add_argument("--seed", type=SEED, default=0)
     tokens.add_argument("--out", type=Path, required=True, help="folder for token_influence.png/.json")
     _add_overwrite_option(tokens)
     _add_model_options(tokens)
@@ -299,10 +371,9 @@ def _check_output(
 
 
 def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
 
     from diffinv import api, images, metrics
-    from diffinv.inversion.base import OptimizationConfig
+    from diffinv.inversion.config import OptimizationConfig
     from diffinv.inversion.registry import resolve_method
     from diffinv.pipelines import load_pipeline
 
@@ -325,26 +396,32 @@ def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
         args.method,
         config=config,
         strict=args.strict,
-        generator=torch.Generator().manual_seed(args.seed),
         height=args.height,
         width=args.width,
         progress=not args.json,
     )
-    settings = inversion.settings
-    target = (images.prepare_image(image, settings.height, settings.width) + 1) / 2
-    latents = api.reconstruct(pipe, inversion, output_type="latent")
-    reconstruction = images.decode(pipe.vae, latents).cpu()
     inversion.save(output)
-    return {
+    result: dict[str, Any] = {
         "method": inversion.method,
         "seconds": round(inversion.stats.seconds, 3),
         "optimized_params": inversion.stats.optimized_params,
-        "psnr_vs_input": round(metrics.psnr(reconstruction, target), 3),
-        "latent_mse": metrics.latent_mse(latents, inversion.source_latents),
-        "num_inference_steps": settings.num_inference_steps,
+        "num_inference_steps": inversion.settings.num_inference_steps,
         "unet_passes": inversion.stats.unet_passes,
         "output": str(output),
     }
+    if args.json or args.report:  # the reconstruction costs a sampling run: only when its scores are asked for
+        settings = inversion.settings
+        target = (images.prepare_image(image, settings.height, settings.width) + 1) / 2
+        latents = api.reconstruct(pipe, inversion, output_type="latent")
+        reconstruction = images.decode(pipe.vae, latents).cpu()
+        result["psnr_vs_input"] = round(metrics.psnr(reconstruction, target), 3)
+        result["latent_mse"] = metrics.latent_mse(latents, inversion.source_latents)
+    if args.report and not args.json:
+        print(
+            f"{result['method']}: {result['seconds']} s, {result['unet_passes']} UNet passes; reconstruction "
+            f"PSNR {result['psnr_vs_input']} dB vs the photo, latent MSE {result['latent_mse']:.3g}"
+        )
+    return result
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> dict[str, Any]:
@@ -491,14 +568,14 @@ def split_methods(text: str) -> tuple[str, ...]:
 
 
 def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from diffinv.bench.config import BenchConfig
     from diffinv.bench.datasets import load_dataset
     from diffinv.bench.report import write_summary
-    from diffinv.bench.runner import BenchConfig, run_bench
+    from diffinv.bench.runner import run_bench
 
     config = BenchConfig(
         methods=split_methods(args.methods),
         negative_prompt=args.negative_prompt,
-        seed=args.seed,
         clip_model=args.clip_model,
         lpips_weights=args.lpips_weights,
         num_threads=args.threads,
@@ -534,8 +611,9 @@ def _run_sharded(
 
 
 def _cmd_edit_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from diffinv.bench.config import EditBenchConfig
     from diffinv.bench.datasets import load_dataset
-    from diffinv.bench.edit_bench import EditBenchConfig, run_edit_bench
+    from diffinv.bench.edit_bench import run_edit_bench
     from diffinv.bench.edit_report import write_edit_summary
     from diffinv.bench.pie import load_pie
 
@@ -567,11 +645,8 @@ def _cmd_edit_bench(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_sdedit_sweep(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv.bench.datasets import load_dataset
     from diffinv.bench.sdedit_sweep import parse_strengths, run_sweep, write_sweep_summary
-    from diffinv.errors import DiffinvError
 
     strengths = parse_strengths(args.strengths)
-    if args.threads < 1:
-        raise DiffinvError(f"--threads must be ≥ 1, got {args.threads}")
     samples = load_dataset(args.dataset, seed=args.seed)
 
     def run(pipe: Any, rank: int, world_size: int) -> int:
@@ -592,10 +667,6 @@ def _cmd_token_influence(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv.io import atomic_write
     from diffinv.pipelines import load_pipeline
 
-    if args.num_inference_steps < 1:
-        from diffinv.errors import DiffinvError
-
-        raise DiffinvError(f"--steps must be ≥ 1, got {args.num_inference_steps}")
     for name in ("token_influence.png", "token_influence.json"):
         _check_output(args, args.out / name)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
@@ -627,6 +698,35 @@ def _cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
+def _cmd_ui(args: argparse.Namespace) -> dict[str, Any]:
+    from diffinv.errors import DiffinvError
+    from diffinv.pipelines import load_pipeline
+
+    try:
+        from diffinv.ui.app import launch
+        from diffinv.ui.context import ServerLimits, UIContext
+    except ImportError as exc:
+        raise DiffinvError(f"the web app needs the ui extra (pip install 'diffinv[ui]'): {exc}") from None
+
+    limits = ServerLimits(max_upload_mb=args.max_upload_mb, concurrency=args.concurrency or os.cpu_count() or 1)
+    ctx = UIContext(load_pipeline(args.model, device=args.device, dtype=args.dtype), limits)
+    print(f"diffinv ui: serving on http://{args.host}:{args.port} (Ctrl-C stops it)")
+    try:
+        launch(ctx, host=args.host, port=args.port)
+    finally:
+        ctx.cleanup()
+    return {}
+
+
+def _cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
+    from diffinv.doctor import format_report, report
+
+    data = report()
+    if not args.json:
+        print(format_report(data))
+    return data
+
+
 def _process_group() -> tuple[int, int, Callable[[], None]]:
     """``(rank, world_size, barrier)``: from accelerate when launched with several processes, else one process."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -649,13 +749,18 @@ COMMANDS = {
     "sdedit-sweep": _cmd_sdedit_sweep,
     "token-influence": _cmd_token_influence,
     "probe": _cmd_probe,
+    "doctor": _cmd_doctor,
+    "ui": _cmd_ui,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``diffinv`` console script; returns the exit status."""
     _quiet_libraries()
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed as one line
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 

@@ -17,6 +17,16 @@ from diffusers import DDIMScheduler, UNet2DConditionModel
 from torch import Tensor
 
 from diffinv import steps
+from diffinv.errors import DiffinvError, check_integer
+
+
+def check_training_steps(num_inference_steps: int, num_train_timesteps: int) -> None:
+    """Refuse a schedule with more inference steps than the scheduler has training steps (DDIM's timesteps would
+    repeat)."""
+    if num_inference_steps > num_train_timesteps:
+        raise DiffinvError(
+            f"num_inference_steps={num_inference_steps} exceeds the scheduler's {num_train_timesteps} training steps"
+        )
 
 
 @dataclass(frozen=True)
@@ -38,9 +48,9 @@ class Schedule:
     @classmethod
     def from_config(cls, scheduler_config: Mapping[str, Any], num_inference_steps: int) -> Schedule:
         """DDIM timesteps for ``num_inference_steps`` from a diffusers scheduler config (any scheduler class)."""
-        if num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be ≥ 1, got {num_inference_steps}")
+        check_integer("num_inference_steps", num_inference_steps, minimum=1)
         scheduler = DDIMScheduler.from_config(dict(scheduler_config))
+        check_training_steps(num_inference_steps, scheduler.config.num_train_timesteps)
         scheduler.set_timesteps(num_inference_steps)
         timesteps = scheduler.timesteps.to(torch.int64)
         return cls(

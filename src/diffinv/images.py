@@ -18,6 +18,9 @@ from torch import Tensor
 
 from diffinv.errors import DiffinvError
 
+MAX_SIDE = 8192
+MAX_PIXELS = 2048 * 2048
+
 OutputType = Literal["pil", "np", "pt", "latent"]
 OUTPUT_TYPES: tuple[str, ...] = ("pil", "np", "pt", "latent")
 # Pillow's decompression-bomb guard, made strict: an image above this many pixels is refused.
@@ -95,8 +98,14 @@ def prepare_image(image: Image.Image, height: int, width: int) -> Tensor:
 
 
 def check_size(height: int, width: int, multiple: int) -> None:
+    """Refuse sizes that are not positive multiples of ``multiple`` or exceed the pixel budget (``MAX_SIDE`` per
+    side, ``MAX_PIXELS`` in all: 2048×2048, four times SDXL's native size — beyond it a typo runs until killed)."""
     if height <= 0 or width <= 0 or height % multiple or width % multiple:
         raise DiffinvError(f"height and width must be positive multiples of {multiple}, got {height}×{width}")
+    if max(height, width) > MAX_SIDE or height * width > MAX_PIXELS:
+        raise DiffinvError(
+            f"{height}×{width} exceeds the pixel budget ({MAX_SIDE} per side, {MAX_PIXELS / 1e6:.1f} MP in all)"
+        )
 
 
 @torch.no_grad()

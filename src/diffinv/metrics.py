@@ -9,7 +9,7 @@ for.
 from __future__ import annotations
 
 import math
-import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from torch import Tensor
+from torch import Tensor, nn
 
 # The default CLIP checkpoint looked up in the local Hugging Face cache (CLIP ViT-B/32, as used for CLIP-I/CLIP-T).
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
@@ -65,35 +65,86 @@ def latent_mse(latents: Tensor, reference: Tensor) -> float:
     return torch.mean((latents.double() - reference.double().to(latents.device)) ** 2).item()
 
 
-def load_lpips(weights_dir: str | Path | None = None) -> Callable[[Tensor, Tensor], float] | str:
-    """An LPIPS-AlexNet scorer ``f(image, reference) -> float`` or ``"unavailable: <reason>"``.
+class LPIPSAlex(nn.Module):
+    """LPIPS v0.1 with the AlexNet backbone (Zhang et al. 2018), in plain torch.
 
-    Needs torchmetrics and torchvision, and AlexNet's weights in ``weights_dir`` or the torch hub cache; nothing is
-    downloaded.
+    The backbone is torchvision's AlexNet ``features`` stack, laid out as torchvision lays it out so that its weight
+    file (``ALEXNET_WEIGHTS``) loads as is, without torchvision; the per-layer linear heads and the input scaling are
+    torchmetrics' (``ScalingLayer``, ``NetLinLayer`` and its packaged ``lpips_models/alex.pth``). The distance is
+    ``Σ_l mean_hw ‖w_l ⊙ (f̂_l(x) − f̂_l(y))‖²`` over the five ReLU outputs, ``f̂`` unit-normalised over channels.
     """
-    cache = Path(weights_dir) if weights_dir else Path(torch.hub.get_dir()) / "checkpoints"
-    if not (cache / ALEXNET_WEIGHTS).is_file():
-        return f"unavailable: LPIPS needs AlexNet weights ({ALEXNET_WEIGHTS}) in {cache}"
-    try:
-        from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-    except Exception as exc:  # noqa: BLE001 - torchvision/torchmetrics import failures take many forms
-        return f"unavailable: LPIPS needs torchmetrics and torchvision ({type(exc).__name__}: {exc})"
-    previous = os.environ.get("TORCH_HOME")
-    os.environ["TORCH_HOME"] = str(cache.parent.parent) if weights_dir is None else str(cache)
-    try:
-        model = LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True).eval()
-    except Exception as exc:  # noqa: BLE001
-        return f"unavailable: LPIPS could not be built offline ({type(exc).__name__})"
-    finally:
-        if previous is None:
-            os.environ.pop("TORCH_HOME", None)
-        else:
-            os.environ["TORCH_HOME"] = previous
+
+    TAPS = (1, 4, 7, 9, 11)  # indices of the ReLUs whose outputs are compared
+    CHANNELS = (64, 192, 384, 256, 256)
+
+    def __init__(self) -> None:
+        from torchmetrics.functional.image.lpips import NetLinLayer, ScalingLayer
+
+        super().__init__()
+        self.scaling_layer = ScalingLayer()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+        )
+        self.lins = nn.ModuleList(NetLinLayer(c, use_dropout=True) for c in self.CHANNELS)
+
+    def _taps(self, x: Tensor) -> list[Tensor]:
+        taps = []
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in self.TAPS:
+                taps.append(x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
+        return taps
 
     @torch.no_grad()
+    def forward(self, image: Tensor, reference: Tensor) -> Tensor:
+        """Per-image distances ``(B,)`` of ``(B, 3, H, W)`` images in [0, 1]."""
+        a, b = (self._taps(self.scaling_layer(2 * x.float() - 1)) for x in (image, reference))
+        return sum(lin((fa - fb) ** 2).mean(dim=(1, 2, 3)) for lin, fa, fb in zip(self.lins, a, b, strict=True))
+
+
+def load_lpips(weights_dir: str | Path | None = None) -> Callable[[Tensor, Tensor], float] | str:
+    """An LPIPS-AlexNet scorer ``f(image, reference) -> float`` (the batch mean) or ``"unavailable: <reason>"``.
+
+    Needs AlexNet's ImageNet weights (torchvision's ``alexnet-owt-7be5be79.pth``) in ``weights_dir`` or the torch
+    hub cache, and torchmetrics (a dependency) for the LPIPS heads; nothing is downloaded, and torchvision is not
+    needed (see :class:`LPIPSAlex`). Weight files are read with ``torch.load(weights_only=True)``.
+    """
+    cache = Path(weights_dir) if weights_dir else Path(torch.hub.get_dir()) / "checkpoints"
+    path = cache / ALEXNET_WEIGHTS
+    if not path.is_file():
+        return f"unavailable: LPIPS needs AlexNet weights ({ALEXNET_WEIGHTS}) in {cache}"
+    try:
+        from torchmetrics.functional.image import lpips as torchmetrics_lpips
+
+        model = LPIPSAlex()
+        heads = Path(torchmetrics_lpips.__file__).parent / "lpips_models" / "alex.pth"
+        model.lins.load_state_dict(
+            {k.replace("lin", "", 1): v for k, v in torch.load(heads, map_location="cpu", weights_only=True).items()}
+        )
+        backbone = torch.load(path, map_location="cpu", weights_only=True)
+        model.features.load_state_dict(
+            {k.removeprefix("features."): v for k, v in backbone.items() if k.startswith("features.")}
+        )
+    except ImportError as exc:
+        return f"unavailable: LPIPS needs torchmetrics ({exc})"
+    except (RuntimeError, OSError, ValueError, AttributeError, pickle.UnpicklingError) as exc:
+        return f"unavailable: {path} is not torchvision's AlexNet weights ({type(exc).__name__})"
+    model.eval()
+
     def score(image: Tensor, reference: Tensor) -> float:
         _check(image, reference)
-        return float(model(image.float().clamp(0, 1), reference.float().clamp(0, 1)))
+        return float(model(image.cpu().clamp(0, 1), reference.cpu().clamp(0, 1)).mean())
 
     return score
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from diffinv import shapes
+from diffinv.bench.config import EDIT_KINDS, EditBenchConfig
 from diffinv.bench.datasets import load_dataset
-from diffinv.bench.edit_bench import EditBenchConfig, run_edit_bench
+from diffinv.bench.edit_bench import run_edit_bench
 from diffinv.bench.edit_report import write_edit_summary
-from diffinv.bench.edit_tasks import EDIT_KINDS, make_task
+from diffinv.bench.edit_tasks import make_task
 from diffinv.bench.runner import read_records
 from diffinv.errors import DiffinvError
 

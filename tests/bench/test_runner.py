@@ -4,9 +4,10 @@ import json
 
 import pytest
 
+from diffinv.bench.config import BenchConfig
 from diffinv.bench.datasets import load_dataset
 from diffinv.bench.report import summarize, write_summary
-from diffinv.bench.runner import BenchConfig, read_records, run_bench
+from diffinv.bench.runner import read_records, run_bench
 
 METHODS = ("ddim:steps=4", "prompt-tokens:steps=4,inner=2", "null-text:steps=4,inner=2")
 NUMERIC = ("psnr", "ssim", "latent_mse", "vae_psnr", "params", "steps", "negative_prompt_effect")

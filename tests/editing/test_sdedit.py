@@ -9,7 +9,8 @@ from PIL import Image
 
 from conftest import PROMPT
 from diffinv import images, sdedit
-from diffinv.editing.sdedit import SDEditConfig, paste
+from diffinv.editing.config import SDEditConfig
+from diffinv.editing.sdedit import paste
 from diffinv.errors import DiffinvError
 
 
@@ -71,12 +72,12 @@ def test_paste_builds_a_composite_and_its_mask(photo):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"strength": 0.0}, r"strength \(t0\) must be in \(0, 1\]"),
-        ({"strength": 1.5}, r"strength \(t0\) must be in \(0, 1\]"),
+        ({"strength": 0.0}, r"strength \(t0\) must be a finite number > 0 and ≤ 1"),
+        ({"strength": 1.5}, r"strength \(t0\) must be a finite number > 0 and ≤ 1"),
         ({"repeats": 0}, "repeats must be an integer ≥ 1"),
-        ({"num_inference_steps": 0}, "num_inference_steps must be ≥ 1"),
+        ({"num_inference_steps": 0}, "num_inference_steps must be an integer ≥ 1"),
         ({"guidance_scale": float("nan")}, "guidance_scale"),
-        ({"eta": 2.0}, "eta must be in"),
+        ({"eta": 2.0}, "eta must be a finite number ≥ 0 and ≤ 1"),
         ({"mask": Image.new("L", (10, 10))}, "give a mask of the guide's size"),
         ({"output_type": "jpeg"}, "unknown output_type"),
     ],

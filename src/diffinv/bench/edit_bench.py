@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,12 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from diffinv import api, images, metrics
+from diffinv.bench.config import EDITORS, EditBenchConfig, EditorSpec
 from diffinv.bench.datasets import Sample
-from diffinv.bench.edit_tasks import EDIT_KINDS, IMAGE_SIZE, EditTask, make_task
+from diffinv.bench.edit_tasks import IMAGE_SIZE, EditTask, make_task
 from diffinv.bench.pie import PieSample, background_scores
 from diffinv.bench.runner import Job, json_float, run_jobs
-from diffinv.bench.variants import Variant, parse_variant
+from diffinv.bench.variants import Variant
 from diffinv.editing.alignment import token_ids
 from diffinv.errors import DiffinvError
 from diffinv.inversion import Inversion
@@ -39,100 +39,6 @@ from diffinv.shapes import probe as shapes_probe
 from diffinv.shapes import stroke_painting
 
 STRUCTURE_UNAVAILABLE = "unavailable: structure distance needs DINO ViT weights, which are not available here"
-DEFAULT_INVERSIONS = ("ddim", "null-text", "prompt-tokens", "negative-prompt", "direct")
-OBJECT_EDITS = ("recolor", "reshape", "resize", "background")
-
-
-@dataclass(frozen=True)
-class EditorSpec:
-    """How an editor edits: from an inversion (prompt-to-prompt variants) or from the image (SDEdit)."""
-
-    name: str
-    help: str
-    settings: dict[str, Any] = field(default_factory=dict)
-    needs_inversion: bool = True
-    negative: bool = False  # uses the negative-prompt slot (free-slot inversions only)
-    keeps_prompt: bool = False  # target prompt = source prompt (the edit is the negative prompt alone)
-    only: tuple[str, ...] = ()  # inversion methods it applies to (empty: all)
-
-
-EDITORS: dict[str, EditorSpec] = {
-    e.name: e
-    for e in (
-        EditorSpec("p2p", "prompt-to-prompt (replace; refine when token counts differ)"),
-        EditorSpec("p2p-blend", "prompt-to-prompt with local blend on the edited words"),
-        EditorSpec(
-            "prompt",
-            "the target prompt from the inverted latent, no attention control",
-            {"cross_replace_steps": 0.0, "self_replace_steps": 0.0},
-        ),  # fmt: skip
-        EditorSpec("p2p-neg", "prompt-to-prompt with the removed words as negative prompt", negative=True),
-        EditorSpec(
-            "negative", "the source prompt with the removed words as negative prompt", negative=True, keeps_prompt=True
-        ),  # fmt: skip
-        EditorSpec(
-            "p2p-delta",
-            "prompt-to-prompt, learned offsets of every unchanged token (prompt-token recipe b)",
-            {"embedding_transfer": "delta"},
-            only=("prompt-tokens",),
-        ),  # fmt: skip
-        EditorSpec(
-            "p2p-prefix",
-            "prompt-to-prompt, learned offsets of the tokens before the first change only (prompt-token recipe c)",
-            {"embedding_transfer": "prefix"},
-            only=("prompt-tokens",),
-        ),
-        EditorSpec(
-            "p2p-both",
-            "prompt-to-prompt, DirectInversion corrections on both branches",
-            {"latent_offsets": "both"},
-            only=("direct",),
-        ),  # fmt: skip
-        EditorSpec("sdedit", "SDEdit: target strokes painted into the edited region, masked", needs_inversion=False),
-    )
-}
-DEFAULT_EDITORS = tuple(EDITORS)
-
-
-@dataclass(frozen=True)
-class EditBenchConfig:
-    """What ``diffinv edit-bench`` runs.
-
-    Attributes:
-        inversions: inversion variant specs (as ``diffinv bench --methods``).
-        editors: names from :data:`EDITORS`.
-        edits: names from :data:`~diffinv.bench.edit_tasks.EDIT_KINDS`.
-        sdedit_strength: t0 of the SDEdit editor.
-        seed: the inversions' and SDEdit's generator seed, and the edit choices'.
-        num_threads: torch CPU threads per process (as the reconstruction bench).
-        examples: images of the first this-many scenes are saved under ``OUT/examples``.
-        lpips_weights / clip_model: where LPIPS's AlexNet and CLIP weights are (PIE-Bench scores; see
-            :mod:`diffinv.metrics`); without them those scores are "unavailable: reason".
-    """
-
-    inversions: tuple[str, ...] = DEFAULT_INVERSIONS
-    editors: tuple[str, ...] = DEFAULT_EDITORS
-    edits: tuple[str, ...] = EDIT_KINDS
-    sdedit_strength: float = 0.5
-    seed: int = 0
-    num_threads: int = 1
-    examples: int = 4
-    lpips_weights: str | None = None
-    clip_model: str | None = None
-    variants: tuple[Variant, ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        unknown = [e for e in self.editors if e not in EDITORS]
-        if unknown:
-            raise DiffinvError(f"unknown editor(s) {', '.join(unknown)}; choose from {', '.join(EDITORS)}")
-        unknown = [e for e in self.edits if e not in EDIT_KINDS]
-        if unknown:
-            raise DiffinvError(f"unknown edit(s) {', '.join(unknown)}; choose from {', '.join(EDIT_KINDS)}")
-        if not (0.0 < self.sdedit_strength <= 1.0):
-            raise DiffinvError(f"sdedit strength must be in (0, 1], got {self.sdedit_strength}")
-        if self.num_threads < 1 or self.examples < 0:
-            raise DiffinvError("threads must be ≥ 1 and examples ≥ 0")
-        object.__setattr__(self, "variants", tuple(parse_variant(v) for v in self.inversions))
 
 
 def _key(sample: Sample, inversion: str, editor: str, edit: str) -> str:
@@ -272,8 +178,7 @@ def _job(
         if variant is not None:
             started = time.perf_counter()
             inversion = api.invert(pipe, Image.fromarray(tasks[0].source_image), tasks[0].source_prompt,
-                                   variant.method, config=variant.config,
-                                   generator=torch.Generator().manual_seed(config.seed))  # fmt: skip
+                                   variant.method, config=variant.config)  # fmt: skip
             invert_seconds = time.perf_counter() - started
         label = "none" if variant is None else variant.label
         records = []
@@ -330,8 +235,7 @@ def _pie_job(
     def run(done: set[str]) -> list[dict[str, Any]]:
         image = sample.load_image()
         started = time.perf_counter()
-        inversion = api.invert(pipe, image, sample.source_prompt, variant.method, config=variant.config,
-                               generator=torch.Generator().manual_seed(config.seed))  # fmt: skip
+        inversion = api.invert(pipe, image, sample.source_prompt, variant.method, config=variant.config)
         invert_seconds = time.perf_counter() - started
         height, width = inversion.settings.height, inversion.settings.width
         source = (images.prepare_image(image, height, width) + 1) / 2

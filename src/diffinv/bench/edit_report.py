@@ -13,11 +13,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from diffinv.bench.edit_tasks import EDIT_KINDS
+from diffinv.bench.config import EDIT_KINDS, OBJECT_EDITS
 from diffinv.bench.report import mean_or_reason, save_figure
 from diffinv.io import atomic_write
 
-OBJECT_EDITS = ("recolor", "reshape", "resize", "background")
 METRICS = ("success", "preservation", "bg_psnr", "bg_ssim", "target_psnr", "target_ssim")
 PIE_METRICS = ("bg_psnr", "bg_ssim", "bg_mse", "bg_lpips", "clip_similarity", "structure_distance")
 

@@ -15,11 +15,11 @@ import numpy as np
 from scipy import ndimage
 
 from diffinv import shapes
+from diffinv.bench.config import EDIT_KINDS
 from diffinv.bench.datasets import SHAPES_IMAGE_SIZE
 from diffinv.errors import DiffinvError
 from diffinv.shapes import ALLOWED_COLORS, BACKGROUNDS, NOVEL_COMBOS, SIZES, TRAIN_SHAPES, Scene
 
-EDIT_KINDS = ("recolor", "reshape", "resize", "background", "strokes")
 ATTRIBUTE = {"recolor": "color", "reshape": "shape", "resize": "size", "background": "background", "strokes": "all"}
 IMAGE_SIZE = SHAPES_IMAGE_SIZE  # the bench renders scenes at the dataset's size
 

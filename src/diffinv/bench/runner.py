@@ -19,7 +19,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,41 +28,12 @@ from diffusers import StableDiffusionPipeline
 from tqdm.auto import tqdm
 
 from diffinv import api, images, metrics
+from diffinv.bench.config import BenchConfig
 from diffinv.bench.datasets import Sample
-from diffinv.bench.variants import Variant, parse_variant
+from diffinv.bench.variants import Variant
 from diffinv.errors import DiffinvError
 
-DEFAULT_METHODS = ("ddim", "null-text", "prompt-tokens", "negative-prompt", "direct")
 RECORDS_GLOB = "records-*.jsonl"
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """What ``diffinv bench`` runs.
-
-    Attributes:
-        methods: variant specs (``METHOD[:key=value,...]`` or preset names; see :mod:`diffinv.bench.variants`).
-        negative_prompt: used to test whether a negative prompt still changes the reconstruction.
-        seed: passed to every inversion's generator.
-        clip_model: local CLIP folder or cached hub id for CLIP-I (``None``: the default, if cached).
-        lpips_weights: folder holding AlexNet's weights for LPIPS (``None``: the torch hub cache).
-        num_threads: torch CPU threads per process while jobs run; fixed so that results do not depend on how many
-            processes share the machine (see the module docstring). On this project's 2-core CPU the built-in
-            model's UNet is as fast with 1 thread as with 2, so 2 processes × 1 thread is the fast setting.
-    """
-
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    negative_prompt: str = "blurry, low quality, distorted"
-    seed: int = 0
-    clip_model: str | None = None
-    lpips_weights: str | None = None
-    num_threads: int = 1
-    variants: tuple[Variant, ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        if self.num_threads < 1:
-            raise DiffinvError(f"num_threads (--threads) must be >= 1, got {self.num_threads}")
-        object.__setattr__(self, "variants", tuple(parse_variant(m) for m in self.methods))
 
 
 def read_records(out: Path) -> list[dict[str, Any]]:
@@ -169,7 +140,6 @@ def run_job(
         sample.caption,
         variant.method,
         config=variant.config,
-        generator=torch.Generator().manual_seed(config.seed),
     )
     seconds = time.perf_counter() - started
     settings = inversion.settings

@@ -32,7 +32,6 @@ from diffinv.io import atomic_write, save_image
 from diffinv.shapes import probe as shapes_probe
 from diffinv.shapes import stroke_painting
 
-DEFAULT_STRENGTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 STRIP_SCENES = 4
 
 

@@ -11,30 +11,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import torch
-from torch import Tensor
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
 from diffinv.errors import DiffinvError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 MATCH, MISMATCH, GAP = 1, -1, 0
 
 
 @dataclass(frozen=True)
 class TokenMapping:
-    """How the ``L`` positions of a target embedding inherit from the source's.
+    """How the ``L`` positions of a target embedding inherit from the source's (plain tuples of length ``L``; the
+    attention controller turns them into tensors on its device).
 
     Attributes:
-        source_index: ``(L,)`` int64, the source position each target position inherits from.
-        inherits: ``(L,)`` float, 1 where the target position has a source counterpart, 0 for new tokens.
-        same_token: ``(L,)`` bool, True where the inherited source token is the very same token (not a
-            replacement): an unchanged word, BOS, EOS or padding.
+        source_index: the source position each target position inherits from.
+        inherits: 1.0 where the target position has a source counterpart, 0.0 for new tokens.
+        same_token: True where the inherited source token is the very same token (not a replacement): an unchanged
+            word, BOS, EOS or padding.
     """
 
-    source_index: Tensor
-    inherits: Tensor
-    same_token: Tensor
+    source_index: tuple[int, ...]
+    inherits: tuple[float, ...]
+    same_token: tuple[bool, ...]
 
 
 def token_ids(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
@@ -92,8 +93,8 @@ def replace_mapping(tokenizer: PreTrainedTokenizerBase, source: str, target: str
         )
     length = int(tokenizer.model_max_length)
     pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-    same = torch.tensor([a == b for a, b in zip(_pad(src, length, pad), _pad(tgt, length, pad), strict=True)])
-    return TokenMapping(torch.arange(length), torch.ones(length), same)
+    same = tuple(a == b for a, b in zip(_pad(src, length, pad), _pad(tgt, length, pad), strict=True))
+    return TokenMapping(tuple(range(length)), (1.0,) * length, same)
 
 
 def refine_mapping(tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
@@ -102,14 +103,9 @@ def refine_mapping(tokenizer: PreTrainedTokenizerBase, source: str, target: str)
     src, tgt = token_ids(tokenizer, source), token_ids(tokenizer, target)
     length = int(tokenizer.model_max_length)
     aligned = global_alignment(src, tgt)
-    index = torch.zeros(length, dtype=torch.int64)
-    inherits = torch.ones(length)
-    for j, i in enumerate(aligned):
-        index[j] = max(i, 0)
-        inherits[j] = float(i >= 0)
-    tail = torch.arange(length - len(tgt))
-    index[len(tgt) :] = (len(src) + tail).clamp(max=length - 1)
-    return TokenMapping(index, inherits, inherits.bool())
+    index = [max(i, 0) for i in aligned] + [min(len(src) + k, length - 1) for k in range(length - len(tgt))]
+    inherits = [float(i >= 0) for i in aligned] + [1.0] * (length - len(tgt))
+    return TokenMapping(tuple(index), tuple(inherits), tuple(w > 0 for w in inherits))
 
 
 def word_positions(tokenizer: PreTrainedTokenizerBase, prompt: str, word: str) -> list[int]:

@@ -28,7 +28,7 @@ from transformers import PreTrainedTokenizerBase
 from diffinv.denoiser import Denoiser, Schedule
 from diffinv.editing.alignment import TokenMapping, word_positions
 from diffinv.editing.attention import Layer, attention_control, cross_attention_sizes
-from diffinv.editing.base import EditConfig
+from diffinv.editing.config import EditConfig
 from diffinv.editing.local_blend import LocalBlend
 from diffinv.editing.registry import MODES
 from diffinv.errors import DiffinvError
@@ -82,8 +82,8 @@ class PromptToPromptController:
 
     def cross_attention(self, source: Tensor, target: Tensor) -> Tensor:
         """``(heads, Q, L)`` maps of the source and target → the target's edited maps."""
-        index = self.mapping.source_index.to(source.device)
-        inherits = self.mapping.inherits.to(source)
+        index = torch.tensor(self.mapping.source_index, device=source.device)
+        inherits = torch.tensor(self.mapping.inherits).to(source)
         edited = source.index_select(-1, index) * inherits + target * (1 - inherits)
         return edited if self.equalizer is None else edited * self.equalizer.to(source)
 
@@ -141,12 +141,12 @@ def branch_embeddings(
     """Conditional and unconditional embeddings ``(S, 2, L, D)`` of ``[source, target]``."""
     source = inversion.prompt_embeds
     target = encode_prompt(pipe, target_prompt).embeds.to(source)
-    if bool(mapping.same_token.all()):
+    if all(mapping.same_token):
         target = source  # the prompt is unchanged: the target is conditioned exactly as the reconstruction
     elif config.embedding_transfer != "plain":
         offsets = source - encode_prompt(pipe, inversion.settings.prompt).embeds.to(source)
-        index = mapping.source_index.to(source.device)
-        keep = mapping.same_token.clone()
+        index = torch.tensor(mapping.source_index, device=source.device)
+        keep = torch.tensor(mapping.same_token)
         changed = (~keep).nonzero()
         if config.embedding_transfer == "prefix" and len(changed):
             keep[int(changed[0]) :] = False  # CLIP is causal: only tokens before the first change encode alike

@@ -7,10 +7,12 @@ With ``A(j)`` the source token aligned to target token ``j`` (or none):
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
 from diffinv.editing.alignment import TokenMapping, refine_mapping
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)

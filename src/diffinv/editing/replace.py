@@ -7,10 +7,12 @@ The target's cross-attention map of every token is the source's map at the same 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
 from diffinv.editing.alignment import TokenMapping, replace_mapping
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)

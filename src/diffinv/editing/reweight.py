@@ -8,10 +8,12 @@ word can also be added and reweighted at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
 from diffinv.editing.alignment import TokenMapping, refine_mapping
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,6 @@ as in its img2img pipeline (``strength · T`` of the ``T`` steps run; ``DDIMSche
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, StableDiffusionPipeline
@@ -23,46 +20,10 @@ from torch import Tensor
 
 from diffinv import images
 from diffinv.denoiser import Denoiser, Schedule
+from diffinv.editing.config import SDEditConfig
 from diffinv.errors import DiffinvError
 from diffinv.sampling import denoise
 from diffinv.text import encode_prompt
-
-
-@dataclass(frozen=True)
-class SDEditConfig:
-    """SDEdit settings.
-
-    Attributes:
-        strength: t0 as a fraction of the schedule, in (0, 1]; ``round-down(strength · T)`` steps run.
-        repeats: K, how many times to perturb and denoise (the paper's Alg. 2); ≥ 1.
-        num_inference_steps: T, the steps of the full schedule.
-        guidance_scale: classifier-free guidance weight.
-        eta: DDIM's η for the reverse process (1: the paper's stochastic sampler; 0: deterministic).
-    """
-
-    strength: float = 0.5
-    repeats: int = 1
-    num_inference_steps: int = 50
-    guidance_scale: float = 7.5
-    eta: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.strength, int | float) and 0.0 < self.strength <= 1.0):
-            raise DiffinvError(f"strength (t0) must be in (0, 1], got {self.strength!r}")
-        if not (isinstance(self.repeats, int) and self.repeats >= 1):
-            raise DiffinvError(f"repeats must be an integer ≥ 1, got {self.repeats!r}")
-        if not (isinstance(self.num_inference_steps, int) and self.num_inference_steps >= 1):
-            raise DiffinvError(f"num_inference_steps must be ≥ 1, got {self.num_inference_steps!r}")
-        if not (math.isfinite(self.guidance_scale) and self.guidance_scale >= 0):
-            raise DiffinvError(f"guidance_scale must be a finite number ≥ 0, got {self.guidance_scale!r}")
-        if not (math.isfinite(self.eta) and 0.0 <= self.eta <= 1.0):
-            raise DiffinvError(f"eta must be in [0, 1], got {self.eta!r}")
-
-    @property
-    def start_step(self) -> int:
-        """The first of the ``T`` steps that runs (diffusers' img2img ``get_timesteps``)."""
-        steps = self.num_inference_steps
-        return steps - min(int(steps * self.strength), steps)
 
 
 def sdedit_latents(

@@ -1,26 +1,31 @@
-"""Inversion methods: one file each, one signature (``invert(problem) -> Inversion``), one result dataclass."""
+"""Inversion methods: one file each, one signature (``invert(problem) -> Inversion``), one result dataclass.
 
-from diffinv.inversion.base import (
-    Inversion,
-    InversionConfig,
-    InversionMethod,
-    InversionProblem,
-    InversionSettings,
-    InversionStats,
-    OptimizationConfig,
-)
-from diffinv.inversion.registry import METHODS, get_method, method_names, resolve_method
+Names are imported lazily (PEP 562): the registry and the configuration load without torch, so ``diffinv --help``
+is fast; :class:`Inversion` and :class:`InversionProblem` bring in the tensor libraries when first used.
+"""
 
-__all__ = [
-    "METHODS",
-    "Inversion",
-    "InversionConfig",
-    "InversionMethod",
-    "InversionProblem",
-    "InversionSettings",
-    "InversionStats",
-    "OptimizationConfig",
-    "get_method",
-    "method_names",
-    "resolve_method",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Inversion": "diffinv.inversion.base",
+    "InversionProblem": "diffinv.inversion.base",
+    "InversionSettings": "diffinv.inversion.base",
+    "InversionStats": "diffinv.inversion.base",
+    "InversionConfig": "diffinv.inversion.config",
+    "OptimizationConfig": "diffinv.inversion.config",
+    "InversionMethod": "diffinv.inversion.registry",
+    "METHODS": "diffinv.inversion.registry",
+    "get_method": "diffinv.inversion.registry",
+    "method_names": "diffinv.inversion.registry",
+    "resolve_method": "diffinv.inversion.registry",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'diffinv.inversion' has no attribute {name!r}")

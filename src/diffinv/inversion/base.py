@@ -1,19 +1,17 @@
-"""What every inversion method shares: its configuration, its input (:class:`InversionProblem`) and its result
-(:class:`Inversion`), and the protocol a method implements.
+"""What every inversion method shares: its input (:class:`InversionProblem`, which also hands a method its building
+blocks: the DDIM trajectory, the embedding fit, DirectInversion's offsets) and its result (:class:`Inversion`).
 
-A method is one file exposing one object with ``name``, ``default_config``, ``requires_prompt`` and
-``invert(problem) -> Inversion``; :mod:`diffinv.inversion.registry` lists them.
+A method is one file exposing one object that follows :class:`~diffinv.inversion.registry.InversionMethod`; its
+configuration lives in :mod:`diffinv.inversion.config`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal
 
 import torch
 from diffusers import StableDiffusionPipeline
@@ -21,96 +19,19 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from diffinv.denoiser import Denoiser
-from diffinv.errors import DiffinvError
-from diffinv.inversion.trajectory import ddim_trajectory
+from diffinv import images
+from diffinv.denoiser import Denoiser, check_training_steps
+from diffinv.errors import DiffinvError, check_integer, check_number
+from diffinv.inversion.config import InversionConfig, known_fields
+from diffinv.inversion.embedding_fit import FitResult, fit_embeddings
+from diffinv.inversion.trajectory import ddim_trajectory, direct_offsets
 from diffinv.io import atomic_write
 from diffinv.pipelines import ModelFingerprint, fingerprint
 from diffinv.text import EncodedPrompt
 
 FORMAT_NAME = "diffinv.inversion"
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class OptimizationConfig:
-    """Per-timestep embedding optimisation shared by ``null-text`` and ``prompt-tokens``.
-
-    Defaults are those of Mokady et al. 2022 ("Null-text Inversion", Alg. 1; official notebook): Adam with
-    ``lr_i = learning_rate · (1 − i · lr_decay)`` = 1e-2·(1 − i/100) at step i, at most 10 inner iterations, stop early
-    once the latent MSE < ``early_stop_epsilon + i · early_stop_growth`` = 1e-5 + i·2e-5.
-    """
-
-    num_inner_steps: int = field(default=10, metadata={"help": "maximum optimiser iterations per timestep"})
-    learning_rate: float = field(default=1e-2, metadata={"help": "Adam learning rate at the first step"})
-    lr_decay: float = field(default=1e-2, metadata={"help": "learning rate at step i = lr * (1 - i * lr_decay)"})
-    early_stop_epsilon: float = field(default=1e-5, metadata={"help": "stop when latent MSE < epsilon + i*growth"})
-    early_stop_growth: float = field(default=2e-5, metadata={"help": "per-step growth of the early-stop threshold"})
-
-    def __post_init__(self) -> None:
-        if self.num_inner_steps < 1:
-            raise DiffinvError(f"num_inner_steps must be ≥ 1, got {self.num_inner_steps}")
-        if not self.learning_rate > 0:
-            raise DiffinvError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.lr_decay < 0 or self.early_stop_epsilon < 0 or self.early_stop_growth < 0:
-            raise DiffinvError("lr_decay and the early-stop thresholds must be ≥ 0")
-
-    def learning_rate_at(self, step: int) -> float:
-        """The learning rate at denoising step ``step`` (floored at 1 % of the initial rate for long schedules)."""
-        return self.learning_rate * max(1.0 - step * self.lr_decay, 1e-2)
-
-    def stop_threshold(self, step: int) -> float:
-        return self.early_stop_epsilon + step * self.early_stop_growth
-
-
-TOKEN_SLICES = ("semantic", "all")
-
-
-@dataclass(frozen=True)
-class InversionConfig:
-    """Settings common to all methods.
-
-    Attributes:
-        num_inference_steps: DDIM steps; ``None`` takes the method's default (paper-given, see each method).
-        guidance_scale: classifier-free guidance used when reconstructing/editing (7.5, as in Mokady et al. 2022
-            and the reference paper).
-        optimization: for the optimising methods.
-        tokens: for ``prompt-tokens``, which positions of the conditional embedding are optimised: ``"semantic"``
-            (BOS + prompt tokens + first EOS; the reference paper), ``"all"`` (every position) or a count ``"N"``.
-    """
-
-    num_inference_steps: int | None = None
-    guidance_scale: float = 7.5
-    optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
-    tokens: str = "semantic"
-
-    def __post_init__(self) -> None:
-        if self.num_inference_steps is not None and self.num_inference_steps < 1:
-            raise DiffinvError(f"num_inference_steps must be ≥ 1, got {self.num_inference_steps}")
-        if not math.isfinite(self.guidance_scale) or self.guidance_scale < 0:
-            raise DiffinvError(f"guidance_scale must be a finite number ≥ 0, got {self.guidance_scale}")
-        if self.tokens not in TOKEN_SLICES and not (str(self.tokens).isdigit() and int(self.tokens) > 0):
-            raise DiffinvError(f"tokens must be 'semantic', 'all' or a positive count, got {self.tokens!r}")
-
-    def token_count(self, prompt: EncodedPrompt) -> int:
-        """Number of leading positions of the conditional embedding that ``prompt-tokens`` optimises."""
-        if self.tokens == "semantic":
-            return prompt.n_tokens
-        if self.tokens == "all":
-            return prompt.max_length
-        count = int(self.tokens)
-        if count > prompt.max_length:
-            raise DiffinvError(f"tokens={count} exceeds the text encoder's {prompt.max_length} positions")
-        return count
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InversionConfig:
-        data = dict(data)
-        data["optimization"] = OptimizationConfig(**data.get("optimization", {}))
-        return cls(**data)
+MAX_ABS_VALUE = 1e4  # latents and text embeddings are O(1)-O(10); larger values in a file are garbage
 
 
 @dataclass(frozen=True)
@@ -128,6 +49,24 @@ class InversionSettings:
     config: InversionConfig
     optimized_positions: int = 0
 
+    def __post_init__(self) -> None:
+        from diffinv.inversion.registry import METHODS
+
+        if self.method not in METHODS:
+            raise DiffinvError(f"unknown inversion method {self.method!r}")
+        if not isinstance(self.prompt, str):
+            raise DiffinvError(f"prompt must be a string, got {type(self.prompt).__name__}")
+        steps = check_integer("num_inference_steps", self.num_inference_steps, minimum=1)
+        check_number("guidance_scale", self.guidance_scale, minimum=0)
+        images.check_size(
+            check_integer("height", self.height, minimum=1), check_integer("width", self.width, minimum=1), multiple=1
+        )
+        check_integer("optimized_positions", self.optimized_positions, minimum=0)
+        if not isinstance(self.scheduler_config, dict):
+            raise DiffinvError("scheduler_config must be a mapping")
+        train_steps = self.scheduler_config.get("num_train_timesteps", 1000)  # diffusers' default
+        check_training_steps(steps, check_integer("num_train_timesteps", train_steps, minimum=1))
+
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["model_fingerprint"] = self.model_fingerprint.to_dict()
@@ -135,8 +74,9 @@ class InversionSettings:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InversionSettings:
-        data = dict(data)
+    def from_dict(cls, data: Any) -> InversionSettings:
+        """Read back :meth:`to_dict`'s output (e.g. from a file), every field checked."""
+        data = known_fields(cls, data, "settings")
         data["model_fingerprint"] = ModelFingerprint.from_dict(data["model_fingerprint"])
         data["config"] = InversionConfig.from_dict(data["config"])
         return cls(**data)
@@ -156,11 +96,23 @@ class InversionStats:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def __post_init__(self) -> None:
+        check_number("seconds", self.seconds, minimum=0)
+        check_integer("unet_passes", self.unet_passes, minimum=0)
+        check_integer("optimized_params", self.optimized_params, minimum=0)
+        for value in self.inner_steps:
+            check_integer("inner_steps", value, minimum=0)
+        for value in self.final_losses:
+            check_number("final_losses", value, minimum=0)
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InversionStats:
-        data = dict(data)
-        data["inner_steps"] = tuple(data.get("inner_steps", ()))
-        data["final_losses"] = tuple(data.get("final_losses", ()))
+    def from_dict(cls, data: Any) -> InversionStats:
+        """Read back :meth:`to_dict`'s output (e.g. from a file), every field checked."""
+        data = known_fields(cls, data, "stats")
+        for key in ("inner_steps", "final_losses"):
+            if not isinstance(data.get(key, ()), list | tuple):
+                raise DiffinvError(f"stats field {key} must be a list")
+            data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
 
@@ -259,11 +211,16 @@ class Inversion:
         return inversion
 
     def validate(self, name: str = "inversion") -> None:
-        """Check shapes agree with the settings and that every value is finite."""
+        """Check the tensors are floating point, finite and of sane magnitude, and their shapes agree with the
+        settings."""
         steps = self.settings.num_inference_steps
         for key, tensor in self._tensors().items():
+            if not tensor.is_floating_point():
+                raise DiffinvError(f"{name}: tensor '{key}' has dtype {tensor.dtype}, expected floating point")
             if not torch.isfinite(tensor).all():
                 raise DiffinvError(f"{name}: tensor '{key}' contains NaN or Inf values")
+            if tensor.numel() and tensor.abs().max() > MAX_ABS_VALUE:
+                raise DiffinvError(f"{name}: tensor '{key}' has values beyond ±{MAX_ABS_VALUE:g}")
         if self.latents.ndim != 4 or self.latents.shape != self.source_latents.shape:
             raise DiffinvError(f"{name}: latents have shape {tuple(self.latents.shape)}, expected (1, C, h, w)")
         for key in ("prompt_embeds", "negative_prompt_embeds"):
@@ -282,13 +239,25 @@ class Inversion:
             )
 
     def check_model(self, pipe: StableDiffusionPipeline) -> None:
-        """Raise :class:`DiffinvError` unless ``pipe`` is the model this inversion was made with."""
+        """Raise :class:`DiffinvError` unless ``pipe`` is the model this inversion was made with and the tensors
+        have the shapes that model takes (a file may claim the right model and carry others)."""
         current = fingerprint(pipe)
         if not self.settings.model_fingerprint.matches(current):
             raise DiffinvError(
                 f"this inversion was made with model {self.settings.model_fingerprint}, "
                 f"but the loaded model is {current}"
             )
+        factor, settings = pipe.vae_scale_factor, self.settings
+        latent = (pipe.unet.config.in_channels, settings.height // factor, settings.width // factor)
+        if tuple(self.latents.shape[1:]) != latent:
+            raise DiffinvError(f"latents have shape {tuple(self.latents.shape)}, but this model takes (1, *{latent})")
+        embedding = (int(pipe.tokenizer.model_max_length), int(pipe.unet.config.cross_attention_dim))
+        for key in ("prompt_embeds", "negative_prompt_embeds"):
+            embeds = getattr(self, key)
+            if embeds is not None and tuple(embeds.shape[1:]) != embedding:
+                raise DiffinvError(
+                    f"{key} have shape {tuple(embeds.shape)}, but this model's text embeddings are (L, D) = {embedding}"
+                )
 
 
 @dataclass
@@ -302,7 +271,6 @@ class InversionProblem:
         prompt_embeds: ``(1, L, D)`` conditional embedding, compute dtype.
         null_embeds: ``(1, L, D)`` embedding of the empty prompt, compute dtype.
         settings: what the result will record (method name, prompt, steps, model fingerprint, config...).
-        generator: randomness for methods that sample (the five built-in methods are deterministic).
         progress: show a progress bar.
     """
 
@@ -312,7 +280,6 @@ class InversionProblem:
     prompt_embeds: Tensor
     null_embeds: Tensor
     settings: InversionSettings
-    generator: torch.Generator | None = None
     progress: bool = False
 
     @property
@@ -327,6 +294,25 @@ class InversionProblem:
         """The DDIM-inversion trajectory of the source latent under the prompt (see
         :func:`~diffinv.inversion.trajectory.ddim_trajectory`): ``T + 1`` latents, noisiest first."""
         return ddim_trajectory(self.denoiser, self.source_latents, self.prompt_embeds, progress=self.progress)
+
+    def fit_embeddings(
+        self, trajectory: list[Tensor], *, slot: Literal["cond", "uncond"], n_positions: int
+    ) -> FitResult:
+        """Per-step optimisation of the first ``n_positions`` of one embedding slot along ``trajectory`` (see
+        :func:`~diffinv.inversion.embedding_fit.fit_embeddings`)."""
+        return fit_embeddings(self, trajectory, slot=slot, n_positions=n_positions)
+
+    def direct_offsets(self, trajectory: list[Tensor]) -> Tensor:
+        """DirectInversion's per-step corrections ``(T, C, h, w)`` of the guided sampler toward ``trajectory`` (see
+        :func:`~diffinv.inversion.trajectory.direct_offsets`)."""
+        return direct_offsets(
+            self.denoiser,
+            trajectory,
+            self.prompt_embeds,
+            self.null_embeds,
+            self.config.guidance_scale,
+            progress=self.progress,
+        )
 
     def result(
         self,
@@ -355,22 +341,3 @@ class InversionProblem:
                 final_losses=final_losses,
             ),
         )
-
-
-class InversionMethod(Protocol):
-    """What a method file provides."""
-
-    name: str
-    requires_prompt: bool
-
-    @property
-    def default_config(self) -> InversionConfig:
-        """The method's defaults (each method file says where they come from: a paper's table or our measurement)."""
-        ...
-
-    @property
-    def presets(self) -> Mapping[str, InversionConfig]:
-        """Named alternative settings, selected as ``"<name>@<preset>"`` (e.g. ``prompt-tokens@paper``)."""
-        ...
-
-    def invert(self, problem: InversionProblem) -> Inversion: ...

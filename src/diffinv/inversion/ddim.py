@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from diffinv.inversion.base import Inversion, InversionConfig, InversionProblem
+from diffinv.inversion.config import InversionConfig
+
+if TYPE_CHECKING:
+    from diffinv.inversion.base import Inversion, InversionProblem
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from tqdm.auto import tqdm
+from diffinv.inversion.config import InversionConfig
 
-from diffinv.inversion.base import Inversion, InversionConfig, InversionProblem
+if TYPE_CHECKING:
+    from diffinv.inversion.base import Inversion, InversionProblem
 
 
 @dataclass(frozen=True)
@@ -30,21 +31,10 @@ class DirectInversion:
     def presets(self) -> Mapping[str, InversionConfig]:
         return {}
 
-    @torch.no_grad()
     def invert(self, problem: InversionProblem) -> Inversion:
-        denoiser = problem.denoiser
         trajectory = problem.ddim_trajectory()
-        latent, offsets = trajectory[0], []
-        for i in tqdm(range(len(denoiser.schedule)), disable=not problem.progress, desc="direct", leave=False):
-            eps = denoiser.guided_epsilon(
-                latent, i, problem.prompt_embeds, problem.null_embeds, problem.config.guidance_scale
-            )
-            stepped = denoiser.step(latent, eps, i)
-            offsets.append(trajectory[i + 1] - stepped)
-            latent = stepped + offsets[-1]
-        return problem.result(
-            latents=trajectory[0], prompt_embeds=problem.prompt_embeds, latent_offsets=torch.cat(offsets)
-        )
+        offsets = problem.direct_offsets(trajectory)
+        return problem.result(latents=trajectory[0], prompt_embeds=problem.prompt_embeds, latent_offsets=offsets)
 
 
 METHOD = DirectInversion()

@@ -14,14 +14,15 @@ previous step's solution; after the inner loop, x̄_{i+1} is the guided step wit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from diffinv.inversion.base import InversionProblem
+if TYPE_CHECKING:
+    from diffinv.inversion.base import InversionProblem
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from diffinv.inversion.base import Inversion, InversionConfig, InversionProblem, OptimizationConfig
-from diffinv.inversion.embedding_fit import fit_embeddings
+from diffinv.inversion.config import InversionConfig, OptimizationConfig
+
+if TYPE_CHECKING:
+    from diffinv.inversion.base import Inversion, InversionProblem
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class NullTextInversion:
     def invert(self, problem: InversionProblem) -> Inversion:
         trajectory = problem.ddim_trajectory()
         n_positions = problem.null_embeds.shape[1]
-        fit = fit_embeddings(problem, trajectory, slot="uncond", n_positions=n_positions)
+        fit = problem.fit_embeddings(trajectory, slot="uncond", n_positions=n_positions)
         return problem.result(
             latents=trajectory[0],
             prompt_embeds=problem.prompt_embeds,

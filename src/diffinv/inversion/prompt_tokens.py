@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from diffinv.inversion.base import Inversion, InversionConfig, InversionProblem, OptimizationConfig
-from diffinv.inversion.embedding_fit import fit_embeddings
+from diffinv.inversion.config import InversionConfig, OptimizationConfig
+
+if TYPE_CHECKING:
+    from diffinv.inversion.base import Inversion, InversionProblem
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class PromptTokenInversion:
     def invert(self, problem: InversionProblem) -> Inversion:
         trajectory = problem.ddim_trajectory()
         n_positions = problem.config.token_count(problem.prompt)
-        fit = fit_embeddings(problem, trajectory, slot="cond", n_positions=n_positions)
+        fit = problem.fit_embeddings(trajectory, slot="cond", n_positions=n_positions)
         return problem.result(
             latents=trajectory[0],
             prompt_embeds=fit.embeds,

@@ -1,10 +1,40 @@
-"""The inversion methods diffinv knows, by name. Adding a method: one new file and one line here."""
+"""The inversion methods diffinv knows, by name, and the protocol they follow. Adding a method: one new file and
+one line here.
+
+Method files import no tensor library at module level (their tensor work goes through
+:class:`~diffinv.inversion.base.InversionProblem`), so listing the methods and presets is cheap."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
 from diffinv.errors import DiffinvError
 from diffinv.inversion import ddim, direct, negative_prompt, null_text, prompt_tokens
-from diffinv.inversion.base import InversionConfig, InversionMethod
+from diffinv.inversion.config import InversionConfig
+
+if TYPE_CHECKING:
+    from diffinv.inversion.base import Inversion, InversionProblem
+
+
+class InversionMethod(Protocol):
+    """What a method file provides."""
+
+    name: str
+    requires_prompt: bool
+
+    @property
+    def default_config(self) -> InversionConfig:
+        """The method's defaults (each method file says where they come from: a paper's table or our measurement)."""
+        ...
+
+    @property
+    def presets(self) -> Mapping[str, InversionConfig]:
+        """Named alternative settings, selected as ``"<name>@<preset>"`` (e.g. ``prompt-tokens@paper``)."""
+        ...
+
+    def invert(self, problem: InversionProblem) -> Inversion: ...
+
 
 METHODS: dict[str, InversionMethod] = {
     m.METHOD.name: m.METHOD for m in (ddim, null_text, prompt_tokens, negative_prompt, direct)

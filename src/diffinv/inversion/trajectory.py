@@ -1,4 +1,5 @@
-"""DDIM inversion trajectory shared by the methods built on it (Mokady et al. 2022, Sec. 3.1: "pivot")."""
+"""DDIM inversion trajectory shared by the methods built on it (Mokady et al. 2022, Sec. 3.1: "pivot"), and
+DirectInversion's corrections toward it."""
 
 from __future__ import annotations
 
@@ -36,3 +37,29 @@ def ddim_trajectory(
         latent = denoiser.inverse_step(latent, denoiser.epsilon(latent, i, prompt_embeds), i)
         reversed_path.append(latent)
     return reversed_path[::-1]
+
+
+@torch.no_grad()
+def direct_offsets(
+    denoiser: Denoiser,
+    trajectory: list[Tensor],
+    prompt_embeds: Tensor,
+    null_embeds: Tensor,
+    guidance_scale: float,
+    *,
+    progress: bool = False,
+) -> Tensor:
+    """DirectInversion (Ju et al. 2023, Alg. 1): run the guided sampler from ``trajectory[0]`` and, after every step,
+    keep the difference between the trajectory latent x*_{i+1} and where the guided step landed, then continue from
+    x*_{i+1}.
+
+    Returns:
+        ``(T, C, h, w)`` offsets; adding offset ``i`` after guided step ``i`` reproduces the trajectory.
+    """
+    latent, offsets = trajectory[0], []
+    for i in tqdm(range(len(denoiser.schedule)), disable=not progress, desc="direct", leave=False):
+        eps = denoiser.guided_epsilon(latent, i, prompt_embeds, null_embeds, guidance_scale)
+        stepped = denoiser.step(latent, eps, i)
+        offsets.append(trajectory[i + 1] - stepped)
+        latent = stepped + offsets[-1]
+    return torch.cat(offsets)
