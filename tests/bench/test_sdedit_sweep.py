@@ -8,7 +8,7 @@ import pytest
 
 from diffinv.bench.datasets import load_dataset
 from diffinv.bench.runner import read_records
-from diffinv.bench.sdedit_sweep import parse_strengths, run_sweep, write_sweep_summary
+from diffinv.bench.sdedit_sweep import parse_strengths, render_distance, run_sweep, write_sweep_summary
 from diffinv.errors import DiffinvError
 
 
@@ -18,7 +18,7 @@ def test_sweep_records_resume_and_summary(pipe, tmp_path):
     assert run_sweep(pipe, samples, (0.3, 1.0), tmp_path, progress=False) == 0
     records = read_records(tmp_path)
     assert [r["strength"] for r in records] == [0.3, 1.0]
-    assert all(r["faithfulness"] > 0 and 0 < r["realism"] <= 1 for r in records)
+    assert all(r["faithfulness"] > 0 and r["render_distance"] > 0 and 0 < r["realism"] <= 1 for r in records)
     rows = write_sweep_summary(records, tmp_path)
     assert json.loads((tmp_path / "sweep.json").read_text()) == rows
     assert (tmp_path / "sdedit_tradeoff.png").is_file() and (tmp_path / "strips" / "shapes-00000.png").is_file()
@@ -28,3 +28,15 @@ def test_sweep_records_resume_and_summary(pipe, tmp_path):
 def test_bad_strengths(text):
     with pytest.raises(DiffinvError, match="--strengths"):
         parse_strengths(text)
+
+
+def test_render_distance_is_zero_for_the_clean_scene_and_not_for_strokes():
+    from PIL import Image
+
+    from diffinv import shapes
+
+    sample = load_dataset("shapes:1")[0]
+    clean = sample.load()
+    assert render_distance(clean, sample.scene) == 0.0
+    strokes = Image.fromarray(shapes.stroke_painting(sample.scene, clean.width, 0))
+    assert render_distance(strokes, sample.scene) > 0.05

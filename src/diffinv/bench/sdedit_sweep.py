@@ -2,10 +2,12 @@
 
 Each scene's stroke painting is the guide; SDEdit runs at every strength with the scene's caption. Per result:
 ``faithfulness`` — the L2 distance to the guide (root mean square over pixels in [0, 1], lower is more faithful, the
-paper's measure); ``realism`` — the probe's confidence that the result is a clean scene
-(:func:`diffinv.shapes.probe.scene_confidence`); ``scene_right`` — the probe reads the painted scene exactly. One job
-per scene through the shared job loop (resumable, shardable); the plot is realism against faithfulness, one point
-per t0.
+paper's measure); ``render_distance`` — the L2 distance from the result to the exact clean render of the painted
+scene (what a perfectly realistic and correct result would be; the strokes themselves are far from it: lower is
+better); ``realism`` — the probe's confidence that the result is a clean scene
+(:func:`diffinv.shapes.probe.scene_confidence`; it saturates, the probe reading stroke paintings confidently too);
+``scene_right`` — the probe reads the painted scene exactly. One job per scene through the shared job loop
+(resumable, shardable); the plot is render distance against faithfulness, one point per t0.
 """
 
 from __future__ import annotations
@@ -23,16 +25,17 @@ from diffusers import StableDiffusionPipeline
 from diffusers.utils import make_image_grid
 from PIL import Image
 
-from diffinv import api
+from diffinv import api, shapes
 from diffinv.bench.datasets import SHAPES_IMAGE_SIZE, Sample
 from diffinv.bench.report import save_figure
 from diffinv.bench.runner import Job, run_jobs
 from diffinv.errors import DiffinvError
 from diffinv.io import atomic_write, save_image
+from diffinv.shapes import Scene, stroke_painting
 from diffinv.shapes import probe as shapes_probe
-from diffinv.shapes import stroke_painting
 
 STRIP_SCENES = 4
+SUMMARY_KEYS = ("faithfulness", "render_distance", "realism", "scene_right", "seconds")
 
 
 def parse_strengths(text: str) -> tuple[float, ...]:
@@ -43,6 +46,18 @@ def parse_strengths(text: str) -> tuple[float, ...]:
     if not values or any(not (0.0 < v <= 1.0) for v in values):
         raise DiffinvError(f"--strengths takes numbers in (0, 1] separated by commas, got {text!r}")
     return values
+
+
+def _rms(a: np.ndarray, b: np.ndarray) -> float:
+    """Root-mean-square difference of two images in [0, 1]."""
+    return float(np.sqrt(((a - b) ** 2).mean()))
+
+
+def render_distance(image: Image.Image, scene: Scene) -> float:
+    """The L2 distance (root mean square, pixels in [0, 1]) from ``image`` to the exact clean render of ``scene``
+    at the image's size: 0 for that render, large for a stroke painting of it."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+    return _rms(pixels, shapes.render(scene, image.width).astype(np.float32) / 255)
 
 
 def _job(
@@ -63,7 +78,8 @@ def _job(
                 "key": f"{sample.id}|{strength}",
                 "sample": sample.id,
                 "strength": strength,
-                "faithfulness": float(np.sqrt(((pixels - guide_pixels) ** 2).mean())),
+                "faithfulness": _rms(pixels, guide_pixels),
+                "render_distance": render_distance(image.resize(guide.size), sample.scene),
                 "realism": float(shapes_probe.scene_confidence([image])[0]),
                 "scene_right": shapes_probe.scene_agreement(read, sample.scene)["all"],
                 "seconds": seconds,
@@ -107,7 +123,7 @@ def summarize_sweep(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {
             "strength": t,
             "n": len(rs),
-            **{k: float(np.mean([r[k] for r in rs])) for k in ("faithfulness", "realism", "scene_right", "seconds")},
+            **{k: float(np.mean([r[k] for r in rs])) for k in SUMMARY_KEYS},
         }
         for t, rs in sorted(by_strength.items())
     ]
@@ -123,21 +139,21 @@ def write_sweep_summary(records: list[dict[str, Any]], out: Path) -> list[dict[s
     rows = summarize_sweep(records)
     atomic_write(out / "sweep.json", lambda tmp: tmp.write_text(json.dumps(rows, indent=2) + "\n"))
     lines = [
-        "| t0 | L2 to guide ↓ | probe confidence ↑ | scene read right ↑ | s/image | n |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| t0 | L2 to guide ↓ | L2 to the clean scene ↓ | probe confidence ↑ | scene read right ↑ | s/image | n |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['strength']:.2f} | {r['faithfulness']:.4f} | {r['realism']:.4f} | "
+            f"| {r['strength']:.2f} | {r['faithfulness']:.4f} | {r['render_distance']:.4f} | {r['realism']:.4f} | "
             f"{100 * r['scene_right']:.1f} % | {r['seconds']:.2f} | {r['n']} |"
         )
     atomic_write(out / "sweep.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.plot([r["faithfulness"] for r in rows], [r["realism"] for r in rows], "o-")
+    ax.plot([r["faithfulness"] for r in rows], [r["render_distance"] for r in rows], "o-")
     for r in rows:
-        ax.annotate(f"t0={r['strength']:g}", (r["faithfulness"], r["realism"]), fontsize=8)
+        ax.annotate(f"t0={r['strength']:g}", (r["faithfulness"], r["render_distance"]), fontsize=8)
     ax.set_xlabel("L2 distance to the stroke guide (lower: more faithful)")
-    ax.set_ylabel("probe confidence in a clean scene (higher: more realistic)")
+    ax.set_ylabel("L2 distance to the exact clean scene (lower: more realistic)")
     ax.set_title("SDEdit: faithfulness vs realism over t0")
     ax.grid(alpha=0.3)
     save_figure(fig, out / "sdedit_tradeoff.png")
