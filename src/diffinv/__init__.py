@@ -13,8 +13,7 @@ Names are imported lazily (PEP 562) so that ``diffinv.cli`` can configure loggin
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from diffinv.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -36,8 +35,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'diffinv' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

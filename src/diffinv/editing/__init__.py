@@ -5,8 +5,7 @@ Names are imported lazily (PEP 562): the settings and the mode registry load wit
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from diffinv.lazy import lazy_exports
 
 _EXPORTS = {
     "EditConfig": "diffinv.editing.config",
@@ -16,8 +15,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'diffinv.editing' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

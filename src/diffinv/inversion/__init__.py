@@ -6,8 +6,7 @@ is fast; :class:`Inversion` and :class:`InversionProblem` bring in the tensor li
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from diffinv.lazy import lazy_exports
 
 _EXPORTS = {
     "Inversion": "diffinv.inversion.base",
@@ -24,8 +23,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'diffinv.inversion' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
