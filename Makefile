@@ -5,13 +5,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint bench ui ui-screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,ui]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,6 +26,14 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
+
+# the web app on the built-in model: http://127.0.0.1:7860
+ui: $(STAMP)
+	$(BIN)/diffinv ui
+
+# refresh docs/images/ui/ from the browser tests (needs chromium)
+ui-screenshots: $(STAMP)
+	DIFFINV_UI_SCREENSHOTS=docs/images/ui DIFFINV_UI_MODEL=mini DIFFINV_UI_STEPS=0 $(BIN)/pytest -q tests/ui/test_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/inversion_speed.py --out results/bench

@@ -76,3 +76,16 @@ def test_optimiser_settings_must_be_finite():
         for value in (float("inf"), float("nan"), "0.1"):
             with pytest.raises(DiffinvError, match=field):
                 OptimizationConfig(**{field: value})
+
+
+def test_time_limit_stops_a_job_at_its_next_unet_call(pipe):
+    from diffinv.denoiser import time_limit
+
+    with time_limit(1e-9), pytest.raises(DiffinvError, match="ran past its time limit of 1e-09 s"):
+        generate(pipe, "x", num_inference_steps=2)
+    with time_limit(600):
+        generate(pipe, "x", num_inference_steps=2)  # well within the limit
+    generate(pipe, "x", num_inference_steps=2)  # the limit ends with its context
+    with pytest.raises(DiffinvError, match="time limit"):
+        with time_limit(0):
+            pass

@@ -43,6 +43,7 @@ BAD_VALUES = {
     "--port": ["0", "70000", "x"],
     "--max-upload-mb": ["nan", "-1"],
     "--concurrency": ["0"],
+    "--timeout": ["0", "inf"],
 }
 
 

@@ -316,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     ui.add_argument("--port", type=_count(1, 65535), default=7860, help="default: 7860")
     ui.add_argument("--max-upload-mb", type=_number(0), default=20.0, help="largest upload (default: 20)")
+    ui.add_argument("--timeout", type=_number(0), default=600.0, help="seconds before a job is stopped (default: 600)")
     ui.add_argument(
         "--concurrency", type=_count(1), default=None, help="jobs that run at once (default: one per CPU core)"
     )
@@ -708,7 +709,9 @@ def _cmd_ui(args: argparse.Namespace) -> dict[str, Any]:
     except ImportError as exc:
         raise DiffinvError(f"the web app needs the ui extra (pip install 'diffinv[ui]'): {exc}") from None
 
-    limits = ServerLimits(max_upload_mb=args.max_upload_mb, concurrency=args.concurrency or os.cpu_count() or 1)
+    limits = ServerLimits(
+        max_upload_mb=args.max_upload_mb, timeout_s=args.timeout, concurrency=args.concurrency or os.cpu_count() or 1
+    )
     ctx = UIContext(load_pipeline(args.model, device=args.device, dtype=args.dtype), limits)
     print(f"diffinv ui: serving on http://{args.host}:{args.port} (Ctrl-C stops it)")
     try:

@@ -8,7 +8,10 @@ model's ``prediction_type``; it also counts UNet evaluations for benchmarks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import contextvars
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +20,7 @@ from diffusers import DDIMScheduler, UNet2DConditionModel
 from torch import Tensor
 
 from diffinv import steps
-from diffinv.errors import DiffinvError, check_integer
+from diffinv.errors import DiffinvError, check_integer, check_number
 
 
 def check_training_steps(num_inference_steps: int, num_train_timesteps: int) -> None:
@@ -72,6 +75,28 @@ class Schedule:
         return float(self.alphas[i + 1]) if i + 1 < len(self) else self.final_alpha
 
 
+_DEADLINE: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar("diffinv_deadline", default=None)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Inside this context, a UNet call that starts more than ``seconds`` after entering raises
+    :class:`DiffinvError`: any inversion, reconstruction, edit or SDEdit stops at its next step (a server's job
+    timeout; the limit follows the context, so each thread or task has its own)."""
+    check_number("time limit (seconds)", seconds, minimum=0, above=True)
+    token = _DEADLINE.set((time.monotonic() + seconds, seconds))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _check_deadline() -> None:
+    deadline = _DEADLINE.get()
+    if deadline is not None and time.monotonic() > deadline[0]:
+        raise DiffinvError(f"stopped: the job ran past its time limit of {deadline[1]:g} s")
+
+
 class Denoiser:
     """A UNet bound to a :class:`Schedule`: ε̂ predictions, guided predictions and DDIM steps.
 
@@ -92,8 +117,10 @@ class Denoiser:
     def epsilon(self, latents: Tensor, i: int, embeds: Tensor) -> Tensor:
         """ε̂ for ``latents`` ``(B, C, h, w)`` at step ``i``'s timestep, conditioned on ``embeds`` ``(B, L, D)``.
 
-        Counts ``B`` UNet evaluations. Differentiable with respect to ``latents`` and ``embeds``.
+        Counts ``B`` UNet evaluations. Differentiable with respect to ``latents`` and ``embeds``. Raises
+        :class:`DiffinvError` past a :func:`time_limit`.
         """
+        _check_deadline()
         output = self.unet(
             latents.to(self.unet_dtype), self._timesteps[i], encoder_hidden_states=embeds.to(self.unet_dtype)
         ).sample.to(latents.dtype)

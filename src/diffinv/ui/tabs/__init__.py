@@ -1,0 +1,1 @@
+"""The app's tabs: one file each, each exposing ``TAB``."""

@@ -1,0 +1,44 @@
+"""Bench tab: a small reconstruction bench (the CLI's ``diffinv bench``, through the same runner) on a few Shapes
+scenes or bundled photos, with progress; shows the summary table and the quality-vs-time plot."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from diffinv.bench.config import DEFAULT_METHODS, BenchConfig
+from diffinv.bench.datasets import load_dataset
+from diffinv.bench.report import write_summary
+from diffinv.bench.runner import read_records, run_bench
+from diffinv.inversion.registry import method_names
+from diffinv.ui.context import SharedState, Tab, UIContext
+
+MAX_IMAGES = 10
+
+
+def build(ctx: UIContext, shared: SharedState) -> None:
+    with gr.Row():
+        with gr.Column(scale=1):
+            dataset = gr.Radio(choices=["shapes", "photos"], value="shapes", label="dataset")
+            count = gr.Slider(1, MAX_IMAGES, value=2, step=1, label="images")
+            methods = gr.CheckboxGroup(choices=list(method_names()), value=list(DEFAULT_METHODS), label="methods")
+            run = gr.Button("Run bench", variant="primary", elem_id="bench-run")
+        with gr.Column(scale=2):
+            table = gr.Markdown(elem_id="bench-table")
+            plot = gr.Image(label="quality vs time", interactive=False, elem_id="bench-plot")
+
+    def bench(name, n, chosen, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        if not chosen:
+            raise gr.Error("pick at least one method")
+        n = int(n)
+        spec = f"shapes:{n}" if name == "shapes" else "photos"
+        samples = ctx.run(load_dataset, spec, limit=n)
+        config = ctx.run(BenchConfig, methods=tuple(chosen))
+        out = ctx.new_path(request, "bench", "")
+        ctx.run(run_bench, ctx.pipe, samples, config, out)
+        ctx.run(write_summary, read_records(out), out)
+        return (out / "summary.md").read_text(encoding="utf-8"), str(out / "quality_vs_time.png")
+
+    run.click(bench, inputs=[dataset, count, methods], outputs=[table, plot])
+
+
+TAB = Tab("Bench", build)

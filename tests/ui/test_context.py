@@ -1,0 +1,85 @@
+"""The web app's shared context and widget parsing, without a browser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+gr = pytest.importorskip("gradio", reason="the web app needs the ui extra (pip install 'diffinv[ui]')")
+
+from diffinv import api  # noqa: E402
+from diffinv.errors import DiffinvError  # noqa: E402
+from diffinv.ui.context import ServerLimits, UIContext  # noqa: E402
+from diffinv.ui.tabs.edit import parse_weights  # noqa: E402
+from diffinv.ui.tabs.sdedit import painted_region, painting, union  # noqa: E402
+
+
+class Request:
+    def __init__(self, session_hash):
+        self.session_hash = session_hash
+
+
+def test_limits_are_validated():
+    for bad in ({"max_upload_mb": 0}, {"max_pixels": 0}, {"timeout_s": float("inf")}, {"concurrency": 0}):
+        with pytest.raises(DiffinvError):
+            ServerLimits(**bad)
+
+
+def test_sessions_get_their_own_folders_and_cleanup_removes_them(pipe):
+    ctx = UIContext(pipe)
+    a, b = ctx.new_path(Request("aaa"), "x", ".png"), ctx.new_path(Request("bbb"), "x", ".png")
+    assert a.parent != b.parent and a.parent.parent == b.parent.parent == ctx.root
+    assert ctx.new_path(Request("aaa"), "x", ".png") != a  # never reused
+    with pytest.raises(gr.Error):
+        ctx.session_dir(Request("../../etc"))
+    ctx.cleanup()
+    assert not ctx.root.exists()
+
+
+def test_library_errors_and_timeouts_become_page_messages(pipe):
+    ctx = UIContext(pipe, ServerLimits(timeout_s=1e-9))
+    with pytest.raises(gr.Error, match="time limit"):
+        ctx.run(api.generate, pipe, "x", num_inference_steps=2)
+    ctx = UIContext(pipe)
+    with pytest.raises(gr.Error, match="num_inference_steps"):
+        ctx.run(api.generate, pipe, "x", num_inference_steps=0)
+    assert ctx.run(api.generate, pipe, "x", num_inference_steps=2, output_type="np").shape == (1, 64, 64, 3)
+    ctx.cleanup()
+
+
+def test_images_over_the_pixel_limit_are_refused(pipe):
+    ctx = UIContext(pipe, ServerLimits(max_pixels=100))
+    with pytest.raises(gr.Error, match="at most 100 pixels"):
+        ctx.check_image(Image.new("RGB", (11, 10)))
+    with pytest.raises(gr.Error, match="upload a photo"):
+        ctx.check_image(None)
+    assert ctx.check_image(Image.new("L", (10, 10))).mode == "RGB"
+    ctx.cleanup()
+
+
+def test_word_weights():
+    assert parse_weights("red=2, circle = 0.5") == {"red": 2.0, "circle": 0.5}
+    assert parse_weights("  ") == {}
+    for bad in ("red", "red=x", "=2"):
+        with pytest.raises(gr.Error, match="WORD=SCALE"):
+            parse_weights(bad)
+
+
+def test_painting_and_masks_from_the_editor_values():
+    background = Image.new("RGB", (8, 8), "white")
+    layer = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    layer.putpixel((2, 3), (255, 0, 0, 255))
+    composite = background.copy()
+    composite.putpixel((2, 3), (255, 0, 0))
+    value = {"background": background, "layers": [layer], "composite": composite}
+    assert painting(value).getpixel((2, 3)) == (255, 0, 0)
+    strokes = painted_region(value)
+    assert np.argwhere(np.asarray(strokes) > 0).tolist() == [[3, 2]]
+    assert painted_region({"background": background, "layers": [], "composite": background}) is None
+    other = Image.new("L", (8, 8))
+    other.putpixel((7, 7), 255)
+    assert np.argwhere(np.asarray(union(strokes, None, other)) > 0).tolist() == [[3, 2], [7, 7]]
+    assert union(None, None) is None
+    with pytest.raises(gr.Error, match="paint"):
+        painting(None)
