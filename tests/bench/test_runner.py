@@ -104,3 +104,12 @@ def test_bad_thread_count_is_refused():
 
     with pytest.raises(DiffinvError, match="num_threads"):
         BenchConfig(num_threads=0)
+
+
+def test_means_leave_out_undefined_scores_and_keep_exact_ones():
+    from diffinv.bench.report import mean_or_reason
+
+    assert mean_or_reason([1.0, "nan", 3.0]) == 2.0
+    assert mean_or_reason(["inf", "nan", "inf"]) == "inf"  # every defined value exact: still exact
+    assert mean_or_reason(["nan", "nan"]) == "nan"
+    assert mean_or_reason([1.0, "unavailable: no weights"]) == "unavailable: no weights"

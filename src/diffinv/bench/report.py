@@ -32,14 +32,17 @@ COLUMNS = (
 
 
 def mean_or_reason(values: list[Any]) -> float | str:
-    """Mean of the numbers; if any value is a string (unavailable/refused), that string."""
+    """Mean of the finite numbers; if any value is a string (unavailable/refused), that string. NaN values (a score
+    undefined for that item, e.g. PSNR over an empty region) are left out; "inf" when every defined value is
+    infinite (e.g. pixels kept exactly), "nan" when none is defined."""
     for value in values:
         if isinstance(value, str) and value not in ("inf", "nan"):
             return value
     numbers = [math.inf if v == "inf" else math.nan if v == "nan" else float(v) for v in values]
-    finite = [v for v in numbers if math.isfinite(v)]
+    defined = [v for v in numbers if not math.isnan(v)]
+    finite = [v for v in defined if math.isfinite(v)]
     if not finite:
-        return "inf" if numbers and all(v == math.inf for v in numbers) else "nan"
+        return "inf" if defined and all(v == math.inf for v in defined) else "nan"
     return sum(finite) / len(finite)
 
 
