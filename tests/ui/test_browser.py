@@ -165,6 +165,7 @@ def test_sdedit_canvas_strokes_give_an_image(server, browser, screenshots):
     page.fill("#sdedit-prompt textarea", "a large red circle in the center on a white background")
     page.click("#sdedit-run")
     page.wait_for_selector("#sdedit-result img", timeout=TIMEOUT_MS)
+    page.screenshot(path=str(screenshots / "sdedit.png"), full_page=True)
     first = page.get_attribute("#sdedit-result img", "src")
     page.get_by_text("mask (optional)").click()  # now only where the strokes are may change
     page.check("#sdedit-stroke-mask input")
@@ -176,7 +177,6 @@ def test_sdedit_canvas_strokes_give_an_image(server, browser, screenshots):
     page.wait_for_function(
         "() => document.querySelectorAll('#sdedit-strip-gallery img').length >= 4", timeout=TIMEOUT_MS
     )
-    page.screenshot(path=str(screenshots / "sdedit.png"), full_page=True)
     context.close()
 
 
