@@ -92,6 +92,13 @@ def _open(context, url: str):
     return page, outside
 
 
+def _open_tab(browser, url: str, tab: str):
+    context = browser.new_context()
+    page, _ = _open(context, url)
+    page.get_by_role("tab", name=tab, exact=True).click()
+    return context, page
+
+
 def _start_invert(page, photo: Path, caption: str) -> None:
     page.set_input_files("#invert-photo input[type=file]", str(photo))
     page.fill("#invert-caption textarea", caption)
@@ -149,10 +156,7 @@ def test_invert_shows_the_apis_psnr_and_the_file_loads(server, browser, ui_pipe,
 
 
 def test_sdedit_canvas_strokes_give_an_image(server, browser, screenshots):
-    url, _ = server
-    context = browser.new_context()
-    page, _ = _open(context, url)
-    page.get_by_role("tab", name="SDEdit", exact=True).click()
+    context, page = _open_tab(browser, server[0], "SDEdit")
     page.click("#sdedit-canvas button[aria-label='Brush']")
     canvas = page.locator("#sdedit-canvas canvas").first
     canvas.wait_for(timeout=TIMEOUT_MS)
@@ -207,10 +211,7 @@ def test_an_oversized_upload_shows_the_limit(server, browser, tmp_path):
 
 
 def test_bench_tab_runs_a_small_bench(server, browser, screenshots):
-    url, _ = server
-    context = browser.new_context()
-    page, _ = _open(context, url)
-    page.get_by_role("tab", name="Bench", exact=True).click()
+    context, page = _open_tab(browser, server[0], "Bench")
     for method in ("null-text", "prompt-tokens", "negative-prompt", "direct"):
         page.get_by_label(method, exact=True).uncheck()
     page.click("#bench-run")
