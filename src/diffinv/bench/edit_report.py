@@ -89,16 +89,28 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def plot(rows: list[dict[str, Any]], out: Path) -> Path:
-    """Success vs preservation of every (inversion, editor) over the object edits."""
+    """Success vs preservation of every (inversion, editor) over the object edits: colour = inversion, marker =
+    editor, with two legends (text labels overlap where methods cluster)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for r in (r for r in rows if r["edit"] == "objects" and r["preservation"] is not None):
-        ax.scatter(100 * r["preservation"], 100 * r["success"], s=30)
-        ax.annotate(f"{r['inversion']} / {r['editor']}", (100 * r["preservation"], 100 * r["success"]), fontsize=7)
+    points = [r for r in rows if r["edit"] == "objects" and r["preservation"] is not None]
+    inversions = list(dict.fromkeys(r["inversion"] for r in points))
+    editors = list(dict.fromkeys(r["editor"] for r in points))
+    colors = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(inversions)}
+    markers = {name: "osD^v<>pPX*h"[i % 12] for i, name in enumerate(editors)}
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig.subplots_adjust(right=0.74)
+    for r in points:
+        ax.scatter(100 * r["preservation"], 100 * r["success"], s=45, color=colors[r["inversion"]],
+                   marker=markers[r["editor"]], edgecolors="black", linewidths=0.4)  # fmt: skip
+    by_inversion = [Line2D([], [], color=colors[n], marker="o", linestyle="", label=n) for n in inversions]
+    by_editor = [Line2D([], [], color="gray", marker=markers[n], linestyle="", label=n) for n in editors]
+    ax.add_artist(ax.legend(handles=by_inversion, title="inversion", loc="upper left", bbox_to_anchor=(1.01, 1.0)))
+    ax.legend(handles=by_editor, title="editor", loc="lower left", bbox_to_anchor=(1.01, 0.0))
     ax.set_xlabel("preservation: other attributes right (%)")
     ax.set_ylabel("success: edited attribute right (%)")
     ax.set_title("Edits on held-out Shapes scenes (object edits)")
