@@ -151,6 +151,36 @@ def reconstruct(
     return images.to_output(pipe.vae, latents, output_type)
 
 
+@dataclasses.dataclass(frozen=True)
+class ReconstructionCheck:
+    """An inversion's reconstruction beside its photo, all pixels ``(1, 3, H, W)`` in [0, 1] on the CPU.
+
+    Attributes:
+        target: the photo as the inversion saw it (cropped and resized to its size).
+        vae_round_trip: the photo's VAE latent decoded: the best any inversion can do.
+        reconstruction: the reconstruction decoded; ``latents`` is its latent.
+    """
+
+    target: torch.Tensor
+    vae_round_trip: torch.Tensor
+    reconstruction: torch.Tensor
+    latents: torch.Tensor
+
+
+def check_reconstruction(pipe: StableDiffusionPipeline, inversion: Inversion, image: ImageInput) -> ReconstructionCheck:
+    """Reconstruct ``inversion`` once and line it up with ``image`` (the photo it inverted) and the VAE ceiling, for
+    scores such as :func:`diffinv.metrics.psnr`."""
+    settings = inversion.settings
+    target = (images.prepare_image(images.open_image(image), settings.height, settings.width) + 1) / 2
+    latents = reconstruct(pipe, inversion, output_type="latent")
+    return ReconstructionCheck(
+        target=target,
+        vae_round_trip=images.decode(pipe.vae, inversion.source_latents).cpu(),
+        reconstruction=images.decode(pipe.vae, latents).cpu(),
+        latents=latents,
+    )
+
+
 def generate(
     pipe: StableDiffusionPipeline,
     prompt: str | None = None,

@@ -411,12 +411,9 @@ def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
         "output": str(output),
     }
     if args.json or args.report:  # the reconstruction costs a sampling run: only when its scores are asked for
-        settings = inversion.settings
-        target = (images.prepare_image(image, settings.height, settings.width) + 1) / 2
-        latents = api.reconstruct(pipe, inversion, output_type="latent")
-        reconstruction = images.decode(pipe.vae, latents).cpu()
-        result["psnr_vs_input"] = round(metrics.psnr(reconstruction, target), 3)
-        result["latent_mse"] = metrics.latent_mse(latents, inversion.source_latents)
+        check = api.check_reconstruction(pipe, inversion, image)
+        result["psnr_vs_input"] = round(metrics.psnr(check.reconstruction, check.target), 3)
+        result["latent_mse"] = metrics.latent_mse(check.latents, inversion.source_latents)
     if args.report and not args.json:
         print(
             f"{result['method']}: {result['seconds']} s, {result['unet_passes']} UNet passes; reconstruction "

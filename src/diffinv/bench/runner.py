@@ -27,7 +27,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 from tqdm.auto import tqdm
 
-from diffinv import api, images, metrics
+from diffinv import api, metrics
 from diffinv.bench.config import BenchConfig
 from diffinv.bench.datasets import Sample
 from diffinv.bench.variants import Variant
@@ -143,10 +143,8 @@ def run_job(
     )
     seconds = time.perf_counter() - started
     settings = inversion.settings
-    target = (images.prepare_image(photo, settings.height, settings.width) + 1) / 2
-    ceiling = images.decode(pipe.vae, inversion.source_latents).cpu()
-    latents = api.reconstruct(pipe, inversion, output_type="latent")
-    pixels = images.decode(pipe.vae, latents).cpu()
+    check = api.check_reconstruction(pipe, inversion, photo)
+    target, ceiling, latents, pixels = check.target, check.vae_round_trip, check.latents, check.reconstruction
     if inversion.negative_slot_free:
         negative = api.reconstruct(pipe, inversion, negative_prompt=config.negative_prompt, output_type="pt").cpu()
         negative_effect: float | str = float((negative - pixels).abs().mean())

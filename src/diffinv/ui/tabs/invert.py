@@ -92,17 +92,14 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         )
 
     def _scores(inversion: Inversion, source: Image.Image) -> tuple[Image.Image, Image.Image, Image.Image, str]:
-        settings = inversion.settings
-        target = (images.prepare_image(source, settings.height, settings.width) + 1) / 2
-        ceiling = images.decode(ctx.pipe.vae, inversion.source_latents).cpu()
-        latents = ctx.run(api.reconstruct, ctx.pipe, inversion, output_type="latent")
-        reconstruction = images.decode(ctx.pipe.vae, latents).cpu()
-        psnr, vae_psnr = metrics.psnr(reconstruction, target), metrics.psnr(ceiling, target)
+        check = ctx.run(api.check_reconstruction, ctx.pipe, inversion, source)
+        psnr = metrics.psnr(check.reconstruction, check.target)
+        vae_psnr = metrics.psnr(check.vae_round_trip, check.target)
         text = (
             f"**PSNR {psnr:.2f} dB** vs the photo (VAE round trip {vae_psnr:.2f} dB) · "
-            f"{inversion.stats.seconds:.1f} s · {inversion.method}, {settings.num_inference_steps} steps"
+            f"{inversion.stats.seconds:.1f} s · {inversion.method}, {inversion.settings.num_inference_steps} steps"
         )
-        return _pil(target), _pil(ceiling), _pil(reconstruction), text
+        return _pil(check.target), _pil(check.vae_round_trip), _pil(check.reconstruction), text
 
     outputs = [shown_input, shown_vae, shown_reconstruction, stats, download, shared.inversion]
     example.change(pick, inputs=example, outputs=[photo, caption])
