@@ -9,6 +9,7 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from diffinv.editing import EditConfig, EditResult
 from diffinv.editing.config import SDEditConfig
 from diffinv.editing.prompt_to_prompt import prompt_to_prompt
 from diffinv.editing.sdedit import sdedit_latents
-from diffinv.errors import DiffinvError, check_number
+from diffinv.errors import DiffinvError, check_integer, check_number
 from diffinv.inversion import Inversion, InversionConfig, InversionProblem, InversionSettings, resolve_method
 from diffinv.pipelines import default_size, fingerprint
 from diffinv.sampling import denoise
@@ -38,10 +39,46 @@ def _resolve_size(pipe: StableDiffusionPipeline, height: int | None, width: int 
     return size
 
 
+@overload
 def invert(
     pipe: StableDiffusionPipeline,
     image: ImageInput,
     prompt: str,
+    method: str = ...,
+    *,
+    num_inference_steps: int | None = ...,
+    guidance_scale: float | None = ...,
+    height: int | None = ...,
+    width: int | None = ...,
+    config: InversionConfig | None = ...,
+    batch_size: int = ...,
+    strict: bool = ...,
+    progress: bool = ...,
+) -> Inversion: ...
+
+
+@overload
+def invert(
+    pipe: StableDiffusionPipeline,
+    image: Sequence[ImageInput],
+    prompt: str | Sequence[str],
+    method: str = ...,
+    *,
+    num_inference_steps: int | None = ...,
+    guidance_scale: float | None = ...,
+    height: int | None = ...,
+    width: int | None = ...,
+    config: InversionConfig | None = ...,
+    batch_size: int = ...,
+    strict: bool = ...,
+    progress: bool = ...,
+) -> list[Inversion]: ...
+
+
+def invert(
+    pipe: StableDiffusionPipeline,
+    image: ImageInput | Sequence[ImageInput],
+    prompt: str | Sequence[str],
     method: str = "prompt-tokens",
     *,
     num_inference_steps: int | None = None,
@@ -49,29 +86,43 @@ def invert(
     height: int | None = None,
     width: int | None = None,
     config: InversionConfig | None = None,
+    batch_size: int = 8,
     strict: bool = False,
     progress: bool = False,
-) -> Inversion:
-    """Invert a photo: find what makes ``pipe`` regenerate it from ``prompt``.
+) -> Inversion | list[Inversion]:
+    """Invert a photo, or a list of photos: find what makes ``pipe`` regenerate each from its prompt.
 
     Args:
         pipe: any Stable Diffusion pipeline (:func:`diffinv.load_pipeline`).
-        image: a path or PIL image; read with EXIF orientation, converted to RGB, center-cropped and resized to
-            ``height × width`` (default: the model's native size).
-        prompt: the caption.
+        image: a path or PIL image, or a list of them; read with EXIF orientation, converted to RGB,
+            center-cropped and resized to ``height × width`` (default: the model's native size).
+        prompt: the caption; with a list of images, one caption per image (or one for all).
         method: ``ddim``, ``null-text``, ``prompt-tokens`` (default), ``negative-prompt`` or ``direct``; or
             ``<method>@<preset>``, e.g. ``prompt-tokens@paper`` (the reference paper's setting).
         num_inference_steps: DDIM steps (default: the method's, e.g. 50 for null-text, 25 for prompt-tokens).
         guidance_scale: classifier-free guidance at reconstruction (default: ``config``'s, 7.5).
         config: full settings (default: the method's ``default_config``, or the named preset);
             ``num_inference_steps`` and ``guidance_scale`` given here override it.
+        batch_size: how many images of a list share each UNet call (their optimisations stay independent: the
+            results equal one-at-a-time inversions up to floating-point rounding; see
+            :func:`~diffinv.inversion.embedding_fit.fit_embeddings`).
         strict: refuse prompts longer than the text encoder's limit instead of truncating them.
         progress: show progress bars.
 
     Returns:
-        An :class:`~diffinv.inversion.Inversion` (``.save(path)`` writes it).
+        An :class:`~diffinv.inversion.Inversion` (``.save(path)`` writes it), or a list of them for a list of
+        images. A batched inversion's ``stats.seconds`` is its batch's time divided by the batch's size.
+
+    Raises:
+        DiffinvError: before any work, for any bad image, prompt or option.
     """
     started = time.perf_counter()
+    batched = isinstance(image, list | tuple)
+    photos = list(image) if batched else [image]
+    prompts = _prompt_list(prompt, len(photos)) if batched else [prompt]
+    if not photos:
+        raise DiffinvError("no images to invert")
+    check_integer("batch_size", batch_size, minimum=1)
     inverter, defaults = resolve_method(method)
     base = config or defaults
     config = dataclasses.replace(
@@ -81,16 +132,18 @@ def invert(
         ),
         guidance_scale=base.guidance_scale if guidance_scale is None else guidance_scale,
     )
-    if inverter.requires_prompt and not (isinstance(prompt, str) and prompt.strip()):
-        raise DiffinvError(f"method {inverter.name!r} needs a non-empty prompt")
+    for text in prompts:
+        if not isinstance(text, str):
+            raise DiffinvError(f"the prompt must be a string, got {type(text).__name__}")
+        if inverter.requires_prompt and not text.strip():
+            raise DiffinvError(f"method {inverter.name!r} needs a non-empty prompt")
     height, width = _resolve_size(pipe, height, width)
-    pixels = images.prepare_image(images.open_image(image), height, width)
-    denoiser = Denoiser(pipe.unet, Schedule.from_config(pipe.scheduler.config, config.num_inference_steps))
-    dtype = denoiser.compute_dtype
-    encoded = encode_prompt(pipe, prompt, strict=strict)
-    settings = InversionSettings(
+    pixels = [images.prepare_image(images.open_image(photo), height, width) for photo in photos]
+    encoded = [encode_prompt(pipe, text, strict=strict) for text in prompts]
+    null = encode_prompt(pipe, "").embeds
+    template = InversionSettings(
         method=inverter.name,
-        prompt=prompt,
+        prompt="",
         num_inference_steps=config.num_inference_steps,
         guidance_scale=config.guidance_scale,
         height=height,
@@ -100,55 +153,129 @@ def invert(
         model_fingerprint=fingerprint(pipe),
         config=config,
     )
-    problem = InversionProblem(
-        denoiser=denoiser,
-        source_latents=images.encode(pipe.vae, pixels).to(denoiser.device, dtype),
-        prompt=encoded,
-        prompt_embeds=encoded.embeds.to(dtype),
-        null_embeds=encode_prompt(pipe, "").embeds.to(dtype),
-        settings=settings,
-        progress=progress,
-    )
-    result = inverter.invert(problem)
-    result.stats = dataclasses.replace(result.stats, seconds=time.perf_counter() - started)
-    return result
+    shared = (time.perf_counter() - started) / len(photos)
+    results: list[Inversion] = []
+    for first in range(0, len(photos), batch_size):
+        chunk = range(first, min(first + batch_size, len(photos)))
+        chunk_started = time.perf_counter()
+        denoiser = Denoiser(pipe.unet, Schedule.from_config(pipe.scheduler.config, config.num_inference_steps))
+        dtype = denoiser.compute_dtype
+        problem = InversionProblem(
+            denoiser=denoiser,
+            source_latents=images.encode(pipe.vae, torch.cat([pixels[i] for i in chunk])).to(denoiser.device, dtype),
+            prompts=[encoded[i] for i in chunk],
+            prompt_embeds=torch.cat([encoded[i].embeds for i in chunk]).to(dtype),
+            null_embeds=null.expand(len(chunk), -1, -1).to(dtype),
+            settings=[dataclasses.replace(template, prompt=prompts[i]) for i in chunk],
+            progress=progress,
+        )
+        inversions = inverter.invert(problem)
+        seconds = shared + (time.perf_counter() - chunk_started) / len(chunk)
+        results += [dataclasses.replace(r, stats=dataclasses.replace(r.stats, seconds=seconds)) for r in inversions]
+    return results if batched else results[0]
+
+
+def _prompt_list(prompt: str | Sequence[str], count: int) -> list[str]:
+    """One prompt per image: a list of ``count`` prompts, or one prompt for all."""
+    if isinstance(prompt, str):
+        return [prompt] * count
+    if not isinstance(prompt, list | tuple):
+        raise DiffinvError(f"give one prompt or a list of prompts, got {type(prompt).__name__}")
+    if len(prompt) != count:
+        raise DiffinvError(f"{count} images but {len(prompt)} prompts; give one prompt per image (or one for all)")
+    return list(prompt)
 
 
 def reconstruct(
     pipe: StableDiffusionPipeline,
-    inversion: Inversion,
+    inversion: Inversion | Sequence[Inversion],
     *,
-    negative_prompt: str | None = None,
+    negative_prompt: str | Sequence[str | None] | None = None,
+    batch_size: int = 8,
     output_type: str = "pil",
     progress: bool = False,
 ) -> ImageOutput:
-    """Regenerate the inverted photo, optionally with a negative prompt.
+    """Regenerate the inverted photo, or the photos of a list of inversions, optionally with a negative prompt.
 
     A negative prompt replaces the empty prompt in the unconditional slot; it is refused (:class:`DiffinvError`)
     after methods that occupy that slot (``null-text``, ``negative-prompt``) instead of being silently ignored.
+    Inversions of a list are denoised ``batch_size`` at a time (they may come from different methods but must share
+    the number of steps, the guidance scale, the scheduler and the size); ``negative_prompt`` is then one for all
+    or one per inversion (``None`` for none).
 
     Returns:
-        As diffusers: ``pil`` → list of PIL images; ``np`` → ``(1, H, W, 3)``; ``pt`` → ``(1, 3, H, W)`` in [0, 1];
-        ``latent`` → ``(1, C, h, w)``.
+        As diffusers, one image per inversion: ``pil`` → list of PIL images; ``np`` → ``(B, H, W, 3)``; ``pt`` →
+        ``(B, 3, H, W)`` in [0, 1]; ``latent`` → ``(B, C, h, w)``.
     """
-    inversion.check_model(pipe)
-    inversion.check_negative_prompt(negative_prompt)
-    settings = inversion.settings
-    denoiser = Denoiser(pipe.unet, Schedule.from_config(settings.scheduler_config, settings.num_inference_steps))
+    inversions = list(inversion) if isinstance(inversion, list | tuple) else [inversion]
+    if not inversions:
+        raise DiffinvError("no inversions to reconstruct")
+    check_integer("batch_size", batch_size, minimum=1)
+    images.check_output_type(output_type)
+    negatives = _negative_list(negative_prompt, len(inversions))
+    first = inversions[0].settings
+    for item, negative in zip(inversions, negatives, strict=True):
+        item.check_model(pipe)
+        item.check_negative_prompt(negative)
+        settings = item.settings
+        shared = ("num_inference_steps", "guidance_scale", "scheduler_config", "height", "width")
+        if any(getattr(settings, key) != getattr(first, key) for key in shared):
+            raise DiffinvError(
+                "inversions reconstructed together must share the number of steps, the guidance scale, the "
+                "scheduler and the size; reconstruct the others in a call of their own"
+            )
+    denoiser = Denoiser(pipe.unet, Schedule.from_config(first.scheduler_config, first.num_inference_steps))
+    latents = []
+    for start in range(0, len(inversions), batch_size):
+        chunk = range(start, min(start + batch_size, len(inversions)))
+        latents.append(
+            denoise(
+                denoiser,
+                torch.cat([inversions[i].latents for i in chunk]),
+                _per_step([inversions[i].prompt_embeds for i in chunk], denoiser),
+                _per_step([_unconditional(pipe, inversions[i], negatives[i]) for i in chunk], denoiser),
+                first.guidance_scale,
+                latent_offsets=_offsets([inversions[i] for i in chunk], denoiser),
+                progress=progress,
+            )
+        )
+    return images.to_output(pipe.vae, torch.cat(latents), output_type)
+
+
+def _negative_list(negative_prompt: str | Sequence[str | None] | None, count: int) -> list[str | None]:
+    if negative_prompt is None or isinstance(negative_prompt, str):
+        return [negative_prompt] * count
+    if not isinstance(negative_prompt, list | tuple) or len(negative_prompt) != count:
+        raise DiffinvError(f"give one negative prompt, or a list of {count} (one per inversion)")
+    for text in negative_prompt:
+        if text is not None and not isinstance(text, str):
+            raise DiffinvError(f"a negative prompt must be a string, got {type(text).__name__}")
+    return list(negative_prompt)
+
+
+def _unconditional(pipe: StableDiffusionPipeline, inversion: Inversion, negative_prompt: str | None) -> torch.Tensor:
+    """The unconditional slot's ``(S, L, D)``: the inversion's own, else the (empty) negative prompt's."""
+    if inversion.negative_prompt_embeds is not None:
+        return inversion.negative_prompt_embeds
+    return encode_prompt(pipe, negative_prompt or "").embeds
+
+
+def _per_step(embeds: list[torch.Tensor], denoiser: Denoiser) -> torch.Tensor:
+    """Per-image ``(S, L, D)`` (S ∈ {1, T}) → ``(S, B, L, D)`` for the sampling loop (S = T when any is per-step)."""
+    steps = max(e.shape[0] for e in embeds)
+    return torch.stack([e.to(denoiser.device, denoiser.compute_dtype).expand(steps, -1, -1) for e in embeds], 1)
+
+
+def _offsets(inversions: list[Inversion], denoiser: Denoiser) -> torch.Tensor | None:
+    """DirectInversion's ``(T, C, h, w)`` corrections of each inversion as ``(T, B, C, h, w)`` (zeros for the
+    others), or ``None`` when none has any."""
+    if all(i.latent_offsets is None for i in inversions):
+        return None
+    steps = len(denoiser.schedule)
     dtype = denoiser.compute_dtype
-    negative = inversion.negative_prompt_embeds
-    if negative is None:
-        negative = encode_prompt(pipe, negative_prompt or "").embeds
-    latents = denoise(
-        denoiser,
-        inversion.latents,
-        inversion.prompt_embeds.unsqueeze(1).to(denoiser.device, dtype),
-        negative.unsqueeze(1).to(denoiser.device, dtype),
-        settings.guidance_scale,
-        latent_offsets=inversion.latent_offsets,
-        progress=progress,
-    )
-    return images.to_output(pipe.vae, latents, output_type)
+    zeros = torch.zeros(steps, *inversions[0].latents.shape[1:], dtype=dtype)
+    offsets = [zeros if i.latent_offsets is None else i.latent_offsets.to("cpu", dtype) for i in inversions]
+    return torch.stack(offsets, 1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,34 +108,53 @@ class Denoiser:
     def __init__(self, unet: UNet2DConditionModel, schedule: Schedule) -> None:
         self.unet = unet
         self.schedule = schedule
-        self.unet_passes = 0
+        self.row_passes: Counter[int] = Counter()
         # Read once: diffusers' ModelMixin.device/.dtype walk every module on each access.
         self.device: torch.device = unet.device
         self.unet_dtype: torch.dtype = unet.dtype
         self.compute_dtype: torch.dtype = torch.float64 if unet.dtype == torch.float64 else torch.float32
         self._timesteps = schedule.timesteps.to(self.device)
 
-    def epsilon(self, latents: Tensor, i: int, embeds: Tensor) -> Tensor:
+    @property
+    def unet_passes(self) -> int:
+        """UNet evaluations so far (one latent through the UNet counts 1)."""
+        return sum(self.row_passes.values())
+
+    def epsilon(self, latents: Tensor, i: int, embeds: Tensor, rows: Sequence[int] | None = None) -> Tensor:
         """ε̂ for ``latents`` ``(B, C, h, w)`` at step ``i``'s timestep, conditioned on ``embeds`` ``(B, L, D)``.
 
-        Counts ``B`` UNet evaluations. Differentiable with respect to ``latents`` and ``embeds``. Raises
+        Counts one UNet evaluation for each of ``rows`` (which images of a batched problem the ``B`` latents are;
+        default ``0 .. B-1``) in :attr:`row_passes`. Differentiable with respect to ``latents`` and ``embeds``. Raises
         :class:`DiffinvError` past a :func:`time_limit`.
         """
         _check_deadline()
+        rows = range(latents.shape[0]) if rows is None else rows
+        if len(rows) != latents.shape[0]:
+            raise ValueError(f"{len(rows)} rows named for a batch of {latents.shape[0]}")
         output = self.unet(
             latents.to(self.unet_dtype), self._timesteps[i], encoder_hidden_states=embeds.to(self.unet_dtype)
         ).sample.to(latents.dtype)
-        self.unet_passes += latents.shape[0]
+        self.row_passes.update(rows)
         alpha = steps.as_alpha(self.schedule.alpha(i), latents)
         return steps.predict_epsilon(output, latents, alpha, self.schedule.prediction_type)
 
     def guided_epsilon(
-        self, latents: Tensor, i: int, prompt_embeds: Tensor, negative_prompt_embeds: Tensor, guidance_scale: float
+        self,
+        latents: Tensor,
+        i: int,
+        prompt_embeds: Tensor,
+        negative_prompt_embeds: Tensor,
+        guidance_scale: float,
+        rows: Sequence[int] | None = None,
     ) -> Tensor:
-        """Classifier-free-guided ε̂ (one batched UNet call of 2·B; a single call when ``guidance_scale == 1``)."""
+        """Classifier-free-guided ε̂ (one batched UNet call of 2·B; a single call when ``guidance_scale == 1``);
+        ``rows`` as :meth:`epsilon`."""
         if guidance_scale == 1.0:
-            return self.epsilon(latents, i, prompt_embeds)
-        both = self.epsilon(torch.cat([latents, latents]), i, torch.cat([negative_prompt_embeds, prompt_embeds]))
+            return self.epsilon(latents, i, prompt_embeds, rows)
+        rows = list(range(latents.shape[0]) if rows is None else rows)
+        both = self.epsilon(
+            torch.cat([latents, latents]), i, torch.cat([negative_prompt_embeds, prompt_embeds]), rows + rows
+        )
         uncond, cond = both.chunk(2)
         return steps.classifier_free_guidance(uncond, cond, guidance_scale)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -262,49 +263,66 @@ class Inversion:
 
 @dataclass
 class InversionProblem:
-    """Everything a method needs, prepared once by :func:`diffinv.invert`.
+    """Everything a method needs, prepared once by :func:`diffinv.invert`, for a batch of ``B`` images inverted
+    together (one UNet call per step for all of them; each image's optimisation stays its own).
 
     Attributes:
         denoiser: the UNet bound to the DDIM schedule of ``num_inference_steps`` steps.
-        source_latents: ``(1, C, h, w)`` the photo's VAE latent (scaled), compute dtype.
-        prompt: the encoded prompt (token counts).
-        prompt_embeds: ``(1, L, D)`` conditional embedding, compute dtype.
-        null_embeds: ``(1, L, D)`` embedding of the empty prompt, compute dtype.
-        settings: what the result will record (method name, prompt, steps, model fingerprint, config...).
+        source_latents: ``(B, C, h, w)`` the photos' VAE latents (scaled), compute dtype.
+        prompts: the encoded prompts (token counts), one per image.
+        prompt_embeds: ``(B, L, D)`` conditional embeddings, compute dtype.
+        null_embeds: ``(B, L, D)`` embeddings of the empty prompt, compute dtype.
+        settings: what each result will record (method name, prompt, steps, model fingerprint, config...); the
+            images differ only in their prompts.
         progress: show a progress bar.
     """
 
     denoiser: Denoiser
     source_latents: Tensor
-    prompt: EncodedPrompt
+    prompts: Sequence[EncodedPrompt]
     prompt_embeds: Tensor
     null_embeds: Tensor
-    settings: InversionSettings
+    settings: Sequence[InversionSettings]
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        sizes = {len(self.prompts), len(self.settings), *(t.shape[0] for t in self._batched())}
+        if len(sizes) != 1:
+            raise ValueError(f"an inversion problem's images, prompts and settings disagree in number: {sizes}")
+        shared = [dataclasses.replace(s, prompt="") for s in self.settings]
+        if any(s != shared[0] for s in shared):
+            raise ValueError("the images of one inversion problem must share every setting but the prompt")
+
+    def _batched(self) -> tuple[Tensor, ...]:
+        return (self.source_latents, self.prompt_embeds, self.null_embeds)
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.settings)
 
     @property
     def config(self) -> InversionConfig:
-        return self.settings.config
+        return self.settings[0].config
 
     @property
     def num_inference_steps(self) -> int:
         return len(self.denoiser.schedule)
 
     def ddim_trajectory(self) -> list[Tensor]:
-        """The DDIM-inversion trajectory of the source latent under the prompt (see
-        :func:`~diffinv.inversion.trajectory.ddim_trajectory`): ``T + 1`` latents, noisiest first."""
+        """The DDIM-inversion trajectory of the source latents under their prompts (see
+        :func:`~diffinv.inversion.trajectory.ddim_trajectory`): ``T + 1`` latents ``(B, C, h, w)``, noisiest first."""
         return ddim_trajectory(self.denoiser, self.source_latents, self.prompt_embeds, progress=self.progress)
 
     def fit_embeddings(
-        self, trajectory: list[Tensor], *, slot: Literal["cond", "uncond"], n_positions: int
+        self, trajectory: list[Tensor], *, slot: Literal["cond", "uncond"], n_positions: Sequence[int]
     ) -> FitResult:
-        """Per-step optimisation of the first ``n_positions`` of one embedding slot along ``trajectory`` (see
-        :func:`~diffinv.inversion.embedding_fit.fit_embeddings`)."""
+        """Per-step optimisation of the first ``n_positions[b]`` of one embedding slot of each image along
+        ``trajectory`` (see :func:`~diffinv.inversion.embedding_fit.fit_embeddings`)."""
         return fit_embeddings(self, trajectory, slot=slot, n_positions=n_positions)
 
     def direct_offsets(self, trajectory: list[Tensor]) -> Tensor:
-        """DirectInversion's per-step corrections ``(T, C, h, w)`` of the guided sampler toward ``trajectory`` (see
-        :func:`~diffinv.inversion.trajectory.direct_offsets`)."""
+        """DirectInversion's per-step corrections ``(T, B, C, h, w)`` of the guided sampler toward ``trajectory``
+        (see :func:`~diffinv.inversion.trajectory.direct_offsets`)."""
         return direct_offsets(
             self.denoiser,
             trajectory,
@@ -321,23 +339,43 @@ class InversionProblem:
         prompt_embeds: Tensor,
         negative_prompt_embeds: Tensor | None = None,
         latent_offsets: Tensor | None = None,
-        optimized_positions: int = 0,
-        optimized_params: int = 0,
-        inner_steps: tuple[int, ...] = (),
-        final_losses: tuple[float, ...] = (),
-    ) -> Inversion:
-        """Package a method's tensors with the settings and the UNet-pass count (seconds are added by the caller)."""
-        return Inversion(
-            latents=latents.detach(),
-            prompt_embeds=prompt_embeds.detach(),
-            negative_prompt_embeds=None if negative_prompt_embeds is None else negative_prompt_embeds.detach(),
-            latent_offsets=None if latent_offsets is None else latent_offsets.detach(),
-            source_latents=self.source_latents.detach(),
-            settings=dataclasses.replace(self.settings, optimized_positions=optimized_positions),
-            stats=InversionStats(
-                unet_passes=self.denoiser.unet_passes,
-                optimized_params=optimized_params,
-                inner_steps=inner_steps,
-                final_losses=final_losses,
-            ),
-        )
+        fit: FitResult | None = None,
+        optimized_positions: Sequence[int] | None = None,
+    ) -> list[Inversion]:
+        """Split a method's batched tensors into one :class:`Inversion` per image, with its settings, UNet-pass
+        count and, after an embedding fit, its optimisation record (seconds are added by the caller).
+
+        Args:
+            latents: ``(B, C, h, w)`` x_T.
+            prompt_embeds / negative_prompt_embeds: ``(B, L, D)`` shared by all steps or ``(T, B, L, D)`` per step.
+            latent_offsets: ``(T, B, C, h, w)``.
+            fit: the embedding fit that produced one of the embeddings; ``optimized_positions``: its per-image counts.
+        """
+
+        def own(tensor: Tensor) -> Tensor:
+            return tensor.detach().clone()
+
+        def embeds_of(embeds: Tensor, b: int) -> Tensor:  # (B, L, D) → (1, L, D); (T, B, L, D) → (T, L, D)
+            return own(embeds[b : b + 1] if embeds.ndim == 3 else embeds[:, b])
+
+        results = []
+        for b, settings in enumerate(self.settings):
+            positions = 0 if optimized_positions is None else optimized_positions[b]
+            negative = None if negative_prompt_embeds is None else embeds_of(negative_prompt_embeds, b)
+            results.append(
+                Inversion(
+                    latents=own(latents[b : b + 1]),
+                    prompt_embeds=embeds_of(prompt_embeds, b),
+                    negative_prompt_embeds=negative,
+                    latent_offsets=None if latent_offsets is None else own(latent_offsets[:, b]),
+                    source_latents=own(self.source_latents[b : b + 1]),
+                    settings=dataclasses.replace(settings, optimized_positions=positions),
+                    stats=InversionStats(
+                        unet_passes=self.denoiser.row_passes[b],
+                        optimized_params=0 if fit is None else positions * fit.embeds.shape[-1] * fit.embeds.shape[0],
+                        inner_steps=() if fit is None else fit.inner_steps[b],
+                        final_losses=() if fit is None else fit.final_losses[b],
+                    ),
+                )
+            )
+        return results

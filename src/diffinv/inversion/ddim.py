@@ -29,7 +29,7 @@ class DDIMInversion:
     def presets(self) -> Mapping[str, InversionConfig]:
         return {}
 
-    def invert(self, problem: InversionProblem) -> Inversion:
+    def invert(self, problem: InversionProblem) -> list[Inversion]:
         trajectory = problem.ddim_trajectory()
         return problem.result(latents=trajectory[0], prompt_embeds=problem.prompt_embeds)
 

@@ -31,7 +31,7 @@ class DirectInversion:
     def presets(self) -> Mapping[str, InversionConfig]:
         return {}
 
-    def invert(self, problem: InversionProblem) -> Inversion:
+    def invert(self, problem: InversionProblem) -> list[Inversion]:
         trajectory = problem.ddim_trajectory()
         offsets = problem.direct_offsets(trajectory)
         return problem.result(latents=trajectory[0], prompt_embeds=problem.prompt_embeds, latent_offsets=offsets)

@@ -13,11 +13,11 @@ previous step's solution; after the inner loop, x̄_{i+1} is the guided step wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -27,11 +27,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FitResult:
-    """Per-step optimised embeddings ``(T, L, D)`` and, per step, inner iterations taken and final loss."""
+    """Per-step optimised embeddings ``(T, B, L, D)`` and, per image, per step, the inner iterations taken and the
+    final loss."""
 
     embeds: Tensor
-    inner_steps: tuple[int, ...]
-    final_losses: tuple[float, ...]
+    inner_steps: tuple[tuple[int, ...], ...]
+    final_losses: tuple[tuple[float, ...], ...]
 
 
 def fit_embeddings(
@@ -39,22 +40,35 @@ def fit_embeddings(
     trajectory: list[Tensor],
     *,
     slot: Literal["cond", "uncond"],
-    n_positions: int,
+    n_positions: Sequence[int],
 ) -> FitResult:
-    """Optimise the first ``n_positions`` of the ``slot`` embedding at every step (see the module docstring).
+    """Optimise the first ``n_positions[b]`` of the ``slot`` embedding of every image ``b`` at every step (see the
+    module docstring).
+
+    The images of a batch share each UNet call but not their optimisation: the loss is the sum of the per-image
+    losses (so each image gets the gradient it would get alone, and Adam is elementwise), positions past an image's
+    own count are held at their start value, and an image that reached its early-stop threshold leaves the UNet
+    batch and its embedding stays exactly where its last step put it (Adam's momentum would otherwise keep moving
+    it). Batched results therefore equal one-at-a-time results up to floating-point rounding.
 
     Args:
-        problem: the prepared inversion.
-        trajectory: ``T + 1`` latents from :func:`~diffinv.inversion.trajectory.ddim_trajectory`.
+        problem: the prepared inversion (``B`` images).
+        trajectory: ``T + 1`` latents ``(B, C, h, w)`` from :func:`~diffinv.inversion.trajectory.ddim_trajectory`.
         slot: ``"uncond"`` (null-text) or ``"cond"`` (prompt tokens).
-        n_positions: how many leading positions of that embedding are free (1 ≤ n ≤ L).
+        n_positions: per image, how many leading positions of that embedding are free (1 ≤ n ≤ L).
     """
     denoiser, config = problem.denoiser, problem.config
     opt = config.optimization
     guidance = config.guidance_scale
     fixed = problem.null_embeds if slot == "cond" else problem.prompt_embeds
     start = problem.prompt_embeds if slot == "cond" else problem.null_embeds
-    head, tail = start[:, :n_positions].clone(), start[:, n_positions:]
+    batch, width = start.shape[0], max(n_positions)
+    if len(n_positions) != batch:
+        raise ValueError(f"{len(n_positions)} position counts for {batch} images")
+    free = torch.arange(width, device=start.device)[None, :] < torch.tensor(n_positions, device=start.device)[:, None]
+    free = free[..., None]  # (B, width, 1): the positions image b optimises
+    initial, tail = start[:, :width], start[:, width:]
+    head = initial.clone()
     latent = trajectory[0]
     per_step, inner_steps, losses = [], [], []
     bar = tqdm(total=len(denoiser.schedule), disable=not problem.progress, desc=f"optimising {slot}", leave=False)
@@ -63,26 +77,43 @@ def fit_embeddings(
         optimizer = torch.optim.Adam([head], lr=opt.learning_rate_at(i))
         with torch.no_grad():
             fixed_eps = denoiser.epsilon(latent, i, fixed)
-        taken, loss_value = 0, float("nan")
+        active = torch.ones(batch, dtype=torch.bool)
+        frozen = torch.zeros_like(head, requires_grad=False)
+        taken, loss_values = [0] * batch, [float("nan")] * batch
         for _ in range(opt.num_inner_steps):
-            free_eps = denoiser.epsilon(latent, i, torch.cat([head, tail], dim=1))
-            cond_eps, uncond_eps = (free_eps, fixed_eps) if slot == "cond" else (fixed_eps, free_eps)
-            eps = uncond_eps + guidance * (cond_eps - uncond_eps)
-            loss = F.mse_loss(denoiser.step(latent, eps, i), trajectory[i + 1])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward(inputs=[head])
-            optimizer.step()
-            taken, loss_value = taken + 1, loss.item()
-            if loss_value < opt.stop_threshold(i):
+            rows = active.nonzero().flatten()
+            if not len(rows):
                 break
-        embeds = torch.cat([head.detach(), tail], dim=1)
+            index = rows.to(start.device)
+            embeds = torch.cat([torch.where(free[index], head[index], initial[index]), tail[index]], dim=1)
+            free_eps = denoiser.epsilon(latent[index], i, embeds, rows.tolist())
+            cond_eps, uncond_eps = (free_eps, fixed_eps[index]) if slot == "cond" else (fixed_eps[index], free_eps)
+            eps = uncond_eps + guidance * (cond_eps - uncond_eps)
+            errors = (denoiser.step(latent[index], eps, i) - trajectory[i + 1][index]).pow(2).flatten(1).mean(1)
+            optimizer.zero_grad(set_to_none=True)
+            errors.sum().backward(inputs=[head])
+            optimizer.step()
+            with torch.no_grad():
+                stopped = ~active.to(start.device)
+                head[stopped] = frozen[stopped]  # a stopped image does not move again
+                threshold = opt.stop_threshold(i)
+                for row, value in zip(rows.tolist(), errors.detach().tolist(), strict=True):
+                    taken[row], loss_values[row] = taken[row] + 1, value
+                    if value < threshold:
+                        active[row] = False
+                        frozen[row] = head[row]
+        embeds = torch.cat([torch.where(free, head.detach(), initial), tail], dim=1)
         per_step.append(embeds)
         inner_steps.append(taken)
-        losses.append(loss_value)
+        losses.append(loss_values)
         with torch.no_grad():
             cond, uncond = (embeds, fixed) if slot == "cond" else (fixed, embeds)
             latent = denoiser.step(latent, denoiser.guided_epsilon(latent, i, cond, uncond, guidance), i)
         bar.update()
-        bar.set_postfix(loss=f"{loss_value:.2e}")
+        bar.set_postfix(loss=f"{sum(loss_values) / batch:.2e}")
     bar.close()
-    return FitResult(torch.cat(per_step), tuple(inner_steps), tuple(losses))
+    return FitResult(
+        torch.stack(per_step),
+        tuple(zip(*inner_steps, strict=True)),
+        tuple(zip(*losses, strict=True)),
+    )

@@ -31,7 +31,7 @@ class NegativePromptInversion:
     def presets(self) -> Mapping[str, InversionConfig]:
         return {}
 
-    def invert(self, problem: InversionProblem) -> Inversion:
+    def invert(self, problem: InversionProblem) -> list[Inversion]:
         trajectory = problem.ddim_trajectory()
         return problem.result(
             latents=trajectory[0],

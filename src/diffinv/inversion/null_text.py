@@ -32,18 +32,16 @@ class NullTextInversion:
         """``paper``: Mokady et al.'s setting, which is also the default."""
         return {"paper": InversionConfig(num_inference_steps=50, optimization=OptimizationConfig())}
 
-    def invert(self, problem: InversionProblem) -> Inversion:
+    def invert(self, problem: InversionProblem) -> list[Inversion]:
         trajectory = problem.ddim_trajectory()
-        n_positions = problem.null_embeds.shape[1]
+        n_positions = [problem.null_embeds.shape[1]] * problem.batch_size
         fit = problem.fit_embeddings(trajectory, slot="uncond", n_positions=n_positions)
         return problem.result(
             latents=trajectory[0],
             prompt_embeds=problem.prompt_embeds,
             negative_prompt_embeds=fit.embeds,
+            fit=fit,
             optimized_positions=n_positions,
-            optimized_params=fit.embeds.numel(),
-            inner_steps=fit.inner_steps,
-            final_losses=fit.final_losses,
         )
 
 

@@ -41,18 +41,11 @@ class PromptTokenInversion:
         """``paper``: the reference paper's Table 1 setting (25 steps, semantic tokens, Mokady et al.'s optimiser)."""
         return {"paper": InversionConfig(num_inference_steps=25, optimization=OptimizationConfig())}
 
-    def invert(self, problem: InversionProblem) -> Inversion:
+    def invert(self, problem: InversionProblem) -> list[Inversion]:
         trajectory = problem.ddim_trajectory()
-        n_positions = problem.config.token_count(problem.prompt)
+        n_positions = [problem.config.token_count(prompt) for prompt in problem.prompts]
         fit = problem.fit_embeddings(trajectory, slot="cond", n_positions=n_positions)
-        return problem.result(
-            latents=trajectory[0],
-            prompt_embeds=fit.embeds,
-            optimized_positions=n_positions,
-            optimized_params=n_positions * fit.embeds.shape[-1] * fit.embeds.shape[0],
-            inner_steps=fit.inner_steps,
-            final_losses=fit.final_losses,
-        )
+        return problem.result(latents=trajectory[0], prompt_embeds=fit.embeds, fit=fit, optimized_positions=n_positions)
 
 
 METHOD = PromptTokenInversion()

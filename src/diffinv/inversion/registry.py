@@ -33,7 +33,9 @@ class InversionMethod(Protocol):
         """Named alternative settings, selected as ``"<name>@<preset>"`` (e.g. ``prompt-tokens@paper``)."""
         ...
 
-    def invert(self, problem: InversionProblem) -> Inversion: ...
+    def invert(self, problem: InversionProblem) -> list[Inversion]:
+        """Invert the problem's images together; one result per image, in order."""
+        ...
 
 
 METHODS: dict[str, InversionMethod] = {

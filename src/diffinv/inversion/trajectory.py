@@ -18,8 +18,8 @@ def ddim_trajectory(
 
     Args:
         denoiser: the UNet and its T-step schedule.
-        source_latents: ``(1, C, h, w)`` the photo's latent z_0.
-        prompt_embeds: ``(1, L, D)`` conditional embedding.
+        source_latents: ``(B, C, h, w)`` the photos' latents z_0.
+        prompt_embeds: ``(B, L, D)`` conditional embeddings.
 
     Returns:
         ``T + 1`` latents: element ``i`` is the latent at the start of denoising step ``i`` (so element 0 is the
@@ -54,7 +54,7 @@ def direct_offsets(
     x*_{i+1}.
 
     Returns:
-        ``(T, C, h, w)`` offsets; adding offset ``i`` after guided step ``i`` reproduces the trajectory.
+        ``(T, B, C, h, w)`` offsets; adding offset ``i`` after guided step ``i`` reproduces the trajectory.
     """
     latent, offsets = trajectory[0], []
     for i in tqdm(range(len(denoiser.schedule)), disable=not progress, desc="direct", leave=False):
@@ -62,4 +62,4 @@ def direct_offsets(
         stepped = denoiser.step(latent, eps, i)
         offsets.append(trajectory[i + 1] - stepped)
         latent = stepped + offsets[-1]
-    return torch.cat(offsets)
+    return torch.stack(offsets)
