@@ -5,61 +5,18 @@ Slow (about a minute on 2 cores): run with `make test-slow`.
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
 
 from diffinv import Inversion, InversionConfig, OptimizationConfig, edit, invert, reconstruct, sdedit
-from diffinv.testing import SD_SCHEDULER_CONFIG, clip_tokenizer
+from diffinv.testing import sd15_sized_pipeline
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def sd15_sized():
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(  # SD 1.5's UNet config (860M parameters)
-        sample_size=64,
-        block_out_channels=(320, 640, 1280, 1280),
-        layers_per_block=2,
-        cross_attention_dim=768,
-        attention_head_dim=8,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=2,
-        latent_channels=4,
-        sample_size=512,
-    )
-    tokenizer = clip_tokenizer()
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            max_position_embeddings=77,
-            vocab_size=len(tokenizer),
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=DDIMScheduler(**SD_SCHEDULER_CONFIG),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    assert sum(p.numel() for p in unet.parameters()) > 800e6
-    return pipe.to(dtype=torch.bfloat16)
+    pipe = sd15_sized_pipeline(dtype=torch.bfloat16)
+    assert sum(p.numel() for p in pipe.unet.parameters()) > 800e6
+    return pipe
 
 
 @pytest.mark.parametrize("method", ["prompt-tokens", "null-text"])

@@ -9,7 +9,7 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -175,14 +175,14 @@ def invert(
     return results if batched else results[0]
 
 
-def _prompt_list(prompt: str | Sequence[str], count: int) -> list[str]:
-    """One prompt per image: a list of ``count`` prompts, or one prompt for all."""
+def _prompt_list(prompt: str | Sequence[str], count: int, noun: str = "images") -> list[str]:
+    """One prompt per image (or inversion): a list of ``count`` prompts, or one prompt for all."""
     if isinstance(prompt, str):
         return [prompt] * count
     if not isinstance(prompt, list | tuple):
         raise DiffinvError(f"give one prompt or a list of prompts, got {type(prompt).__name__}")
     if len(prompt) != count:
-        raise DiffinvError(f"{count} images but {len(prompt)} prompts; give one prompt per image (or one for all)")
+        raise DiffinvError(f"{count} {noun} but {len(prompt)} prompts; give one prompt each (or one for all)")
     return list(prompt)
 
 
@@ -349,10 +349,20 @@ def generate(
     return images.to_output(pipe.vae, latents, output_type)
 
 
+@overload
+def edit(pipe: StableDiffusionPipeline, inversion: Inversion, target_prompt: str, **kwargs: Any) -> EditResult: ...
+
+
+@overload
+def edit(
+    pipe: StableDiffusionPipeline, inversion: Sequence[Inversion], target_prompt: str | Sequence[str], **kwargs: Any
+) -> list[EditResult]: ...
+
+
 def edit(
     pipe: StableDiffusionPipeline,
-    inversion: Inversion,
-    target_prompt: str,
+    inversion: Inversion | Sequence[Inversion],
+    target_prompt: str | Sequence[str],
     *,
     mode: str | None = None,
     cross_replace_steps: float | None = None,
@@ -361,17 +371,20 @@ def edit(
     local_blend: Sequence[str] | None = None,
     embedding_transfer: str | None = None,
     latent_offsets: str | None = None,
-    negative_prompt: str | None = None,
+    negative_prompt: str | Sequence[str | None] | None = None,
     config: EditConfig | None = None,
     output_type: str = "pil",
     progress: bool = False,
-) -> EditResult:
+) -> EditResult | list[EditResult]:
     """Edit an inverted photo with prompt-to-prompt (Hertz et al. 2022), from any inversion method.
 
     Args:
-        inversion: from :func:`invert` (or :meth:`Inversion.load`); its prompt is the source prompt.
+        inversion: from :func:`invert` (or :meth:`Inversion.load`); its prompt is the source prompt. A list of
+            inversions is edited pair by pair with the same settings (one source/target pair per UNet call: the
+            attention controller pairs one source with one target) and gives a list of results.
         target_prompt: the edited caption (equal to the source prompt for a reweight- or negative-prompt-only
-            edit, which then reproduces the reconstruction apart from those).
+            edit, which then reproduces the reconstruction apart from those); with a list of inversions, one per
+            inversion or one for all.
         mode: ``replace`` (default), ``refine`` or ``reweight``.
         cross_replace_steps / self_replace_steps: fractions of the steps with cross / self-attention injection
             (default 0.8 / 0.4).
@@ -381,14 +394,42 @@ def edit(
             reaches the target (:class:`~diffinv.editing.EditConfig`).
         latent_offsets: ``source`` (default) or ``both``: which branches get DirectInversion's latent corrections.
         negative_prompt: the target branch's negative prompt (refused after null-text / negative-prompt
-            inversions, whose unconditional slot is taken).
+            inversions, whose unconditional slot is taken); with a list, one for all or one per inversion.
         config: all settings at once (the keyword arguments above override it).
         output_type: as :func:`reconstruct`, for both images.
 
     Returns:
-        :class:`~diffinv.editing.EditResult` with the source reconstruction, the edit and the local-blend mask.
+        :class:`~diffinv.editing.EditResult` with the source reconstruction, the edit and the local-blend mask (a
+        list of them for a list of inversions).
     """
     started = time.perf_counter()
+    if isinstance(inversion, list | tuple):
+        inversions = list(inversion)
+        if not inversions:
+            raise DiffinvError("no inversions to edit")
+        targets = _prompt_list(target_prompt, len(inversions), noun="inversions")
+        negatives = _negative_list(negative_prompt, len(inversions))
+        for item, target, negative in zip(inversions, targets, negatives, strict=True):  # refuse before any work
+            item.check_model(pipe)
+            item.check_negative_prompt(negative)
+            if not (isinstance(target, str) and target.strip()):
+                raise DiffinvError("every target prompt must be a non-empty string")
+        options = {
+            "mode": mode,
+            "cross_replace_steps": cross_replace_steps,
+            "self_replace_steps": self_replace_steps,
+            "reweight": reweight,
+            "local_blend": local_blend,
+            "embedding_transfer": embedding_transfer,
+            "latent_offsets": latent_offsets,
+            "config": config,
+            "output_type": output_type,
+            "progress": progress,
+        }
+        return [
+            edit(pipe, item, target, negative_prompt=negative, **options)
+            for item, target, negative in zip(inversions, targets, negatives, strict=True)
+        ]
     overrides = {
         "mode": mode,
         "cross_replace_steps": cross_replace_steps,

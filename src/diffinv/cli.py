@@ -194,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=BenchConfig.num_threads,
         help="torch CPU threads per process (default: 1); results are identical for any process count at a fixed value",
     )
+    bench.add_argument(
+        "--batch-size",
+        type=_count(1),
+        default=BenchConfig.batch_size,
+        help="images of one method inverted together, one UNet call per step for all (default: 1)",
+    )
     _add_model_options(bench)
 
     edit = sub.add_parser(
@@ -577,6 +583,7 @@ def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
         clip_model=args.clip_model,
         lpips_weights=args.lpips_weights,
         num_threads=args.threads,
+        batch_size=args.batch_size,
     )
     samples = load_dataset(args.dataset, limit=args.limit, seed=args.seed)
     return _run_sharded(

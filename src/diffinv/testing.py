@@ -116,3 +116,58 @@ def tiny_pipeline(
     for model in (unet, vae, text_encoder):
         model.eval()
     return pipe.to(dtype=dtype)
+
+
+def sd15_sized_pipeline(
+    seed: int = 0, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> StableDiffusionPipeline:
+    """A randomly initialised pipeline with Stable Diffusion 1.5's architecture (860M-parameter UNet, its VAE and
+    12-layer CLIP text encoder), for shape/dtype smoke tests and speed measurements at real size; weights are
+    created on ``device`` directly."""
+    torch.manual_seed(seed)
+    tokenizer = clip_tokenizer()
+    with torch.device(device):
+        unet = UNet2DConditionModel(
+            sample_size=64,
+            block_out_channels=(320, 640, 1280, 1280),
+            layers_per_block=2,
+            cross_attention_dim=768,
+            attention_head_dim=8,
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        )
+        vae = AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+            sample_size=512,
+        )
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                max_position_embeddings=77,
+                vocab_size=len(tokenizer),
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=DDIMScheduler(**SD_SCHEDULER_CONFIG),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    for model in (unet, vae, text_encoder):
+        model.eval()
+    return pipe.to(dtype=dtype)

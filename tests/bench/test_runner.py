@@ -79,6 +79,34 @@ def test_two_shards_equal_one_process(tmp_path, pipe, samples, one_process):
     ]
 
 
+def _keep(one_process, out, sample_id):
+    lines = [json.loads(line) for line in (one_process / "records-0.jsonl").read_text().splitlines()]
+    (out / "records-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines if r["sample"] == sample_id))
+
+
+def test_batched_jobs_equal_single_ones(tmp_path, pipe, samples, one_process):
+    config = BenchConfig(methods=METHODS, batch_size=2)  # groups: images (0, 1) and (2)
+    _keep(one_process, tmp_path, samples[2].id)  # the second group is recorded
+    assert run_bench(pipe, samples, config, tmp_path, progress=False) == 3  # the first group, 3 methods
+    batched, single = _by_key(read_records(tmp_path)), _by_key(read_records(one_process))
+    assert batched.keys() == single.keys()
+    for key, record in single.items():
+        assert batched[key]["batch_size"] == (1 if record["sample"] == samples[2].id else 2)
+        for field in ("params", "steps", "unet_passes"):
+            assert batched[key][field] == record[field], (key, field)
+        assert batched[key]["latent_mse"] == pytest.approx(record["latent_mse"], rel=1e-3, abs=1e-7), key
+        assert batched[key]["psnr"] == pytest.approx(record["psnr"], abs=0.01), key
+
+
+def test_a_batched_group_cut_short_reruns_only_its_missing_images(tmp_path, pipe, samples, one_process):
+    config = BenchConfig(methods=METHODS, batch_size=2)
+    _keep(one_process, tmp_path, samples[1].id)
+    assert run_bench(pipe, samples, config, tmp_path, progress=False) == 6
+    assert run_bench(pipe, samples, config, tmp_path, progress=False) == 0
+    records = read_records(tmp_path)
+    assert len(records) == 9 and set(_by_key(records)) == set(_by_key(read_records(one_process)))
+
+
 def test_jobs_run_at_the_configured_thread_count_and_restore_it(tmp_path, pipe, samples, monkeypatch):
     import torch
 

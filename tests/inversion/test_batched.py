@@ -11,7 +11,7 @@ import skimage.data
 import torch
 from PIL import Image
 
-from diffinv import InversionConfig, OptimizationConfig, invert, reconstruct
+from diffinv import InversionConfig, OptimizationConfig, edit, invert, reconstruct
 from diffinv.errors import DiffinvError
 from diffinv.inversion import METHODS
 from diffinv.testing import tiny_pipeline
@@ -119,3 +119,15 @@ def test_reconstructing_mismatched_inversions_together_is_refused(pipe, photos):
         reconstruct(pipe, [a, b])
     with pytest.raises(DiffinvError, match="list of 2"):
         reconstruct(pipe, [a, a], negative_prompt=["x"])
+
+
+def test_a_list_of_inversions_edits_like_one_at_a_time(pipe, photos):
+    inversions = invert(pipe, photos[:2], ["a woman in a space suit", "coffee"], "ddim", num_inference_steps=3)
+    targets = ["a man in a space suit", "tea"]
+    together = edit(pipe, inversions, targets, negative_prompt=[None, "blurry"], output_type="pt")
+    assert len(together) == 2
+    for inversion, target, negative, result in zip(inversions, targets, [None, "blurry"], together, strict=True):
+        alone = edit(pipe, inversion, target, negative_prompt=negative, output_type="pt")
+        assert torch.equal(result.edit, alone.edit) and torch.equal(result.source, alone.source)
+    with pytest.raises(DiffinvError, match="2 inversions but 1 prompts"):
+        edit(pipe, inversions, ["x"])

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from diffinv.bench.variants import Variant, parse_variant
-from diffinv.errors import DiffinvError
+from diffinv.errors import DiffinvError, check_integer
 
 DEFAULT_METHODS = ("ddim", "null-text", "prompt-tokens", "negative-prompt", "direct")
 EDIT_KINDS = ("recolor", "reshape", "resize", "background", "strokes")
@@ -28,6 +28,8 @@ class BenchConfig:
         num_threads: torch CPU threads per process while jobs run; fixed so that results do not depend on how many
             processes share the machine (see the module docstring). On this project's 2-core CPU the built-in
             model's UNet is as fast with 1 thread as with 2, so 2 processes × 1 thread is the fast setting.
+        batch_size: images inverted together per job (one UNet call per step for all; ``benchmarks/throughput.py``
+            measures the gain). Records are the same up to float rounding, times are per image.
     """
 
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -35,11 +37,13 @@ class BenchConfig:
     clip_model: str | None = None
     lpips_weights: str | None = None
     num_threads: int = 1
+    batch_size: int = 1
     variants: tuple[Variant, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         if self.num_threads < 1:
             raise DiffinvError(f"num_threads (--threads) must be >= 1, got {self.num_threads}")
+        check_integer("batch_size (--batch-size)", self.batch_size, minimum=1)
         object.__setattr__(self, "variants", tuple(parse_variant(m) for m in self.methods))
 
 

@@ -16,7 +16,6 @@ import fcntl
 import json
 import math
 import os
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from diffinv.bench.config import BenchConfig
 from diffinv.bench.datasets import Sample
 from diffinv.bench.variants import Variant
 from diffinv.errors import DiffinvError
+from diffinv.inversion import Inversion
 
 RECORDS_GLOB = "records-*.jsonl"
 
@@ -128,20 +128,50 @@ class Scorers:
         return result
 
 
+def run_jobs_batched(
+    pipe: StableDiffusionPipeline,
+    samples: list[Sample],
+    variant: Variant,
+    config: BenchConfig,
+    scorers: Scorers,
+) -> list[dict[str, Any]]:
+    """Invert ``samples`` with one variant, together (:func:`diffinv.invert` on a list: one UNet call per step for
+    all of them), and score each reconstruction: one record per image, ``seconds`` the batch's time per image."""
+    photos = [sample.load() for sample in samples]
+    inversions = api.invert(
+        pipe,
+        photos,
+        [sample.caption for sample in samples],
+        variant.method,
+        config=variant.config,
+        batch_size=len(samples),
+    )
+    return [
+        _record(pipe, sample, variant, photo, inversion, config, scorers, batch_size=len(samples))
+        for sample, photo, inversion in zip(samples, photos, inversions, strict=True)
+    ]
+
+
 def run_job(
     pipe: StableDiffusionPipeline, sample: Sample, variant: Variant, config: BenchConfig, scorers: Scorers
 ) -> dict[str, Any]:
     """Invert one image with one variant and score the reconstruction (see :class:`Scorers`)."""
     photo = sample.load()
-    started = time.perf_counter()
-    inversion = api.invert(
-        pipe,
-        photo,
-        sample.caption,
-        variant.method,
-        config=variant.config,
-    )
-    seconds = time.perf_counter() - started
+    inversion = api.invert(pipe, photo, sample.caption, variant.method, config=variant.config)
+    return _record(pipe, sample, variant, photo, inversion, config, scorers, batch_size=1)
+
+
+def _record(
+    pipe: StableDiffusionPipeline,
+    sample: Sample,
+    variant: Variant,
+    photo: Any,
+    inversion: Inversion,
+    config: BenchConfig,
+    scorers: Scorers,
+    *,
+    batch_size: int,
+) -> dict[str, Any]:
     settings = inversion.settings
     check = api.check_reconstruction(pipe, inversion, photo)
     target, ceiling, latents, pixels = check.target, check.vae_round_trip, check.latents, check.reconstruction
@@ -158,7 +188,8 @@ def run_job(
         "steps": settings.num_inference_steps,
         "params": inversion.stats.optimized_params,
         "unet_passes": inversion.stats.unet_passes,
-        "seconds": seconds,
+        "seconds": inversion.stats.seconds,
+        "batch_size": batch_size,
         "latent_mse": metrics.latent_mse(latents, inversion.source_latents),
         "vae_psnr": json_float(metrics.psnr(ceiling, target)),
         "negative_prompt_effect": negative_effect,
@@ -247,13 +278,25 @@ def run_bench(
     progress: bool = True,
 ) -> int:
     """Run this process's shard of the (image × variant) reconstruction jobs not yet recorded in ``out``; returns
-    jobs run (see :func:`run_jobs`)."""
+    jobs run (see :func:`run_jobs`). With ``config.batch_size`` B > 1, each job inverts B consecutive images with
+    one variant together (the groups do not depend on the process count; a group cut short by a kill re-runs only
+    its unrecorded images); records stay one per (image, variant)."""
     scorers = Scorers(config)
 
-    def job(sample: Sample, variant: Variant) -> Callable[[set[str]], list[dict[str, Any]]]:
-        return lambda done: [run_job(pipe, sample, variant, config, scorers)]
+    def job(group: list[Sample], variant: Variant) -> Callable[[set[str]], list[dict[str, Any]]]:
+        def run(done: set[str]) -> list[dict[str, Any]]:
+            todo = [s for s in group if job_key(s, variant) not in done]
+            if len(todo) == 1 and config.batch_size == 1:
+                return [run_job(pipe, todo[0], variant, config, scorers)]
+            return run_jobs_batched(pipe, todo, variant, config, scorers)
 
+        return run
+
+    size = config.batch_size
+    groups = [samples[i : i + size] for i in range(0, len(samples), size)]
     jobs = [
-        Job((job_key(s, v),), index, v.label, job(s, v)) for index, s in enumerate(samples) for v in config.variants
+        Job(tuple(job_key(s, v) for s in group), index, v.label, job(group, v))
+        for index, group in enumerate(groups)
+        for v in config.variants
     ]
     return run_jobs(jobs, out, rank=rank, world_size=world_size, num_threads=config.num_threads, progress=progress)
