@@ -70,3 +70,43 @@ def test_device_and_dtype_validation():
     if not torch.cuda.is_available():
         with pytest.raises(DiffinvError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_folders_of_other_pipeline_classes_are_refused_naming_the_class(tmp_path, saved_pipe):
+    import json
+    import shutil
+
+    folder = tmp_path / "xl"
+    shutil.copytree(saved_pipe, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "StableDiffusionXLPipeline"}))
+    with pytest.raises(DiffinvError, match="holds a StableDiffusionXLPipeline model.*SDXL is not supported yet"):
+        load_pipeline(folder)
+    (folder / "model_index.json").write_text("{not json")
+    with pytest.raises(DiffinvError, match="not readable JSON"):
+        load_pipeline(folder)
+
+
+def test_an_sdxl_style_or_inpainting_unet_is_refused_after_loading(tmp_path, pipe):
+    from diffusers import UNet2DConditionModel
+
+    config = dict(pipe.unet.config)
+    cases = [
+        (
+            {
+                "addition_embed_type": "text_time",
+                "addition_time_embed_dim": 8,
+                "projection_class_embeddings_input_dim": 80,
+            },
+            "SDXL-style UNet",
+        ),  # fmt: skip
+        ({"in_channels": 9}, "taking 9 channels for 4-channel latents"),
+    ]
+    for change, message in cases:
+        folder = tmp_path / message.split()[0]
+        pipe.save_pretrained(folder, safe_serialization=True)
+        UNet2DConditionModel(**{k: v for k, v in config.items() if not k.startswith("_")} | change).save_pretrained(
+            folder / "unet", safe_serialization=True
+        )
+        with pytest.raises(DiffinvError, match=message):
+            load_pipeline(folder)

@@ -93,7 +93,42 @@ def load_pipeline(
     return pipe.to(torch_device)
 
 
+# Pipelines whose folders hold exactly SD 1.x/2.x's components (an img2img folder is an SD model saved by another
+# pipeline class).
+SD_PIPELINE_CLASSES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
+
+
+def _check_pipeline_class(folder: Path) -> None:
+    """Refuse a diffusers folder saved by a pipeline other than Stable Diffusion 1.x/2.x, naming what it is."""
+    try:
+        name = json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("_class_name")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise DiffinvError(f"{folder}/model_index.json is not readable JSON ({_first_line(exc)})") from None
+    if name not in SD_PIPELINE_CLASSES:
+        raise DiffinvError(f"{folder} holds a {name} model; diffinv works with {' and '.join(SD_PIPELINE_CLASSES)} "
+                           "models (Stable Diffusion 1.x/2.x; SDXL is not supported yet)")  # fmt: skip
+
+
+def _check_components(pipe: StableDiffusionPipeline, model: str) -> StableDiffusionPipeline:
+    """Refuse a loaded pipeline whose UNet is not a plain SD 1.x/2.x text-to-image UNet (SDXL's needs pooled text
+    and size conditioning; an inpainting UNet takes a mask and a masked image beside the latent)."""
+    unet = pipe.unet.config
+    if unet.addition_embed_type is not None or unet.class_embed_type is not None:
+        kind = "an SDXL-style UNet" if unet.addition_embed_type == "text_time" else "a UNet with extra conditioning"
+        raise DiffinvError(f"{model} has {kind} ({unet.addition_embed_type or unet.class_embed_type}); diffinv works "
+                           "with Stable Diffusion 1.x/2.x models (SDXL is not supported yet)")  # fmt: skip
+    if unet.in_channels != pipe.vae.config.latent_channels:
+        channels = pipe.vae.config.latent_channels
+        raise DiffinvError(f"{model} has a UNet taking {unet.in_channels} channels for {channels}-channel latents "
+                           "(an inpainting model?); diffinv works with text-to-image models")  # fmt: skip
+    return pipe
+
+
 def _load(model: str, torch_dtype: torch.dtype) -> StableDiffusionPipeline:
+    return _check_components(_load_any(model, torch_dtype), model)
+
+
+def _load_any(model: str, torch_dtype: torch.dtype) -> StableDiffusionPipeline:
     common: dict[str, Any] = {"dtype": torch_dtype, "safety_checker": None, "requires_safety_checker": False}
     if model in BUILTIN_MODELS:
         folder = builtin_model_path(model)
@@ -104,6 +139,7 @@ def _load(model: str, torch_dtype: torch.dtype) -> StableDiffusionPipeline:
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise DiffinvError(f"{path} is a folder but not a diffusers pipeline (no model_index.json)")
+        _check_pipeline_class(path)
         try:
             return StableDiffusionPipeline.from_pretrained(path, local_files_only=True, **common)
         except (OSError, ValueError, KeyError, TypeError) as exc:
