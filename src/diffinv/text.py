@@ -43,18 +43,28 @@ class EncodedPrompt:
         return int(self.embeds.shape[1])
 
 
+def expand_prompt(pipe: StableDiffusionPipeline, prompt: str) -> str:
+    """``prompt`` with every multi-vector textual-inversion token ``<t>`` written out as ``<t> <t>_1 ... <t>_{k-1}``,
+    the tokens diffusers' ``load_textual_inversion`` adds for its k vectors (``maybe_convert_prompt``, which
+    diffusers' pipelines apply before tokenizing). Not idempotent: apply it once, to the user's prompt."""
+    convert = getattr(pipe, "maybe_convert_prompt", None)
+    return prompt if convert is None else convert(prompt, pipe.tokenizer)
+
+
 @torch.no_grad()
 def encode_prompt(pipe: StableDiffusionPipeline, prompt: str, *, strict: bool = False) -> EncodedPrompt:
     """Encode ``prompt`` as Stable Diffusion does (padding to ``model_max_length``).
 
-    Over-long prompts are truncated with a :class:`PromptTruncatedWarning` naming the number of dropped tokens, or
-    refused with :class:`DiffinvError` when ``strict``.
+    Multi-vector textual-inversion tokens are expanded first (:func:`expand_prompt`), so they count all their vectors
+    in the semantic slice. Over-long prompts are truncated with a :class:`PromptTruncatedWarning` naming the number
+    of dropped tokens, or refused with :class:`DiffinvError` when ``strict``.
     """
     if not isinstance(prompt, str):
         raise DiffinvError(f"the prompt must be a string, got {type(prompt).__name__}")
     tokenizer = pipe.tokenizer
     max_length = int(tokenizer.model_max_length)
-    full = tokenizer(prompt, truncation=False).input_ids
+    text = expand_prompt(pipe, prompt)
+    full = tokenizer(text, truncation=False).input_ids
     dropped = max(0, len(full) - max_length)
     if dropped:
         message = (
@@ -64,7 +74,7 @@ def encode_prompt(pipe: StableDiffusionPipeline, prompt: str, *, strict: bool = 
         if strict:
             raise DiffinvError(message)
         warnings.warn(message, PromptTruncatedWarning, stacklevel=2)
-    batch = tokenizer(prompt, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
+    batch = tokenizer(text, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
     device = pipe.text_encoder.device
     mask = batch.attention_mask.to(device) if getattr(pipe.text_encoder.config, "use_attention_mask", False) else None
     embeds = pipe.text_encoder(batch.input_ids.to(device), attention_mask=mask)[0]

@@ -34,7 +34,7 @@ from diffinv.editing.registry import MODES
 from diffinv.errors import DiffinvError
 from diffinv.inversion import Inversion
 from diffinv.sampling import denoise
-from diffinv.text import encode_prompt
+from diffinv.text import encode_prompt, expand_prompt
 
 
 class PromptToPromptController:
@@ -183,8 +183,10 @@ def prompt_to_prompt(
     settings = inversion.settings
     tokenizer = pipe.tokenizer
     num_steps = settings.num_inference_steps
-    mapping = MODES[config.mode].mapping(tokenizer, settings.prompt, target_prompt)
-    equalizer = _equalizer(tokenizer, target_prompt, config)
+    # token positions as the text encoder sees them (multi-vector textual-inversion tokens written out)
+    source_tokens, target_tokens = expand_prompt(pipe, settings.prompt), expand_prompt(pipe, target_prompt)
+    mapping = MODES[config.mode].mapping(tokenizer, source_tokens, target_tokens)
+    equalizer = _equalizer(tokenizer, target_tokens, config)
     denoiser = Denoiser(pipe.unet, Schedule.from_config(settings.scheduler_config, num_steps))
     dtype, device = denoiser.compute_dtype, denoiser.device
     cond, uncond = branch_embeddings(pipe, inversion, target_prompt, mapping, config, negative_prompt)
@@ -194,7 +196,7 @@ def prompt_to_prompt(
     if not levels:
         raise DiffinvError("the UNet has no cross-attention layers, and prompt-to-prompt edits through them")
     level = levels[min(config.attention_level, len(levels) - 1)]
-    blend = _local_blend(tokenizer, settings.prompt, target_prompt, config, num_steps, level)
+    blend = _local_blend(tokenizer, source_tokens, target_tokens, config, num_steps, level)
     offsets = inversion.latent_offsets
     if offsets is not None:
         offsets = torch.stack([offsets, offsets if config.latent_offsets == "both" else torch.zeros_like(offsets)], 1)
