@@ -102,6 +102,18 @@ def tiny_pipeline(
         smooth = torch.nn.functional.interpolate(torch.rand(4, 3, 8, 8) * 2 - 1, size=image_size, mode="bilinear")
         vae.register_to_config(scaling_factor=1.0 / vae.encode(smooth).latent_dist.mean.std().item())
     scheduler = DDIMScheduler(**SD_SCHEDULER_CONFIG, prediction_type=prediction_type)
+    return _assemble(unet, vae, text_encoder, tokenizer, scheduler, dtype)
+
+
+def _assemble(
+    unet: UNet2DConditionModel,
+    vae: AutoencoderKL,
+    text_encoder: CLIPTextModel,
+    tokenizer: CLIPTokenizer,
+    scheduler: DDIMScheduler,
+    dtype: torch.dtype,
+) -> StableDiffusionPipeline:
+    """A pipeline of these components in eval mode, progress bars off, in ``dtype``."""
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -157,17 +169,4 @@ def sd15_sized_pipeline(
                 pad_token_id=tokenizer.pad_token_id,
             )
         )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=DDIMScheduler(**SD_SCHEDULER_CONFIG),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    for model in (unet, vae, text_encoder):
-        model.eval()
-    return pipe.to(dtype=dtype)
+    return _assemble(unet, vae, text_encoder, tokenizer, DDIMScheduler(**SD_SCHEDULER_CONFIG), dtype)
