@@ -38,6 +38,7 @@ BAD_VALUES = {
     "--cross-steps": ["nan", "1.5", "-0.1"],
     "--self-steps": ["inf", "2"],
     "--threads": ["0", "x"],
+    "--batch-size": ["0", "-2", "1.5"],
     "--limit": ["0", "-3"],
     "--examples": ["-1"],
     "--port": ["0", "70000", "x"],
