@@ -1,8 +1,10 @@
 """Batched-inversion throughput: images per second per method for batch sizes B, measured side by side in one run.
 
-Each (method, B) inverts the first B held-out Shapes scenes with ``diffinv.invert(..., batch_size=B)`` (one UNet call
-per step for all B); the table gives images/s and the ratio to B = 1 of the same method; the last line is the same
-as JSON. Results equal one-at-a-time inversions up to float rounding (``tests/inversion/test_batched.py``).
+Each (method, B) inverts the same ``--images`` held-out Shapes scenes (default: the largest B) with
+``diffinv.invert(..., batch_size=B)`` (one UNet call per step for B images at a time), so every B pays for the same
+images (the optimising methods' early stops make some scenes cheaper than others); the table gives images/s and the
+ratio to B = 1 of the same method; the last line is the same as JSON. Results equal one-at-a-time inversions up to
+float rounding (``tests/inversion/test_batched.py``).
 
     python benchmarks/throughput.py                              # built-in model, every method, B = 1 ... 16
     python benchmarks/throughput.py --methods null-text,prompt-tokens --batch-sizes 1,16 --threads 1
@@ -28,13 +30,12 @@ from diffinv.bench.datasets import load_dataset  # noqa: E402
 
 
 def measure(pipe, samples, method: str, batch_size: int, steps: int | None) -> float:
-    """Seconds to invert ``samples[:batch_size]`` together."""
-    group = samples[:batch_size]
+    """Seconds to invert ``samples``, ``batch_size`` at a time."""
     started = time.perf_counter()
     invert(
         pipe,
-        [s.load() for s in group],
-        [s.caption for s in group],
+        [s.load() for s in samples],
+        [s.caption for s in samples],
         method,
         num_inference_steps=steps,
         batch_size=batch_size,
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--dtype", default=None)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--batch-sizes", default="1,2,4,8,16")
+    parser.add_argument("--images", type=int, default=None, help="scenes inverted at every B (default: the largest B)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: each method's)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     args = parser.parse_args()
@@ -58,21 +60,21 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     sizes = sorted({int(b) for b in args.batch_sizes.split(",")})
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
-    samples = load_dataset(f"shapes:{max(sizes)}")
-    measure(pipe, samples, "ddim", 1, 2)  # warm-up: first calls allocate
+    samples = load_dataset(f"shapes:{args.images or max(sizes)}")
+    measure(pipe, samples[:1], "ddim", 1, 2)  # warm-up: first calls allocate
     rows = []
     for method in methods:
         base = None
         for size in sizes:
             seconds = measure(pipe, samples, method, size, args.steps)
-            rate = size / seconds
+            rate = len(samples) / seconds
             base = base or rate
             rows.append({"method": method, "batch_size": size, "seconds": seconds, "images_per_s": rate,
                          "speedup": rate / base})  # fmt: skip
             print(f"{method:16s} B={size:<3d} {seconds:8.2f} s  {rate:7.3f} img/s  {rate / base:5.2f}x", flush=True)
     print()
-    print(f"model {args.model}, device {args.device}, {torch.get_num_threads()} thread(s), steps "
-          f"{args.steps or 'method default'}")  # fmt: skip
+    print(f"model {args.model}, device {args.device}, {torch.get_num_threads()} thread(s), {len(samples)} scenes, "
+          f"steps {args.steps or 'method default'}")  # fmt: skip
     print("| method | " + " | ".join(f"B={b}" for b in sizes) + " |")
     print("|---|" + "---:|" * len(sizes))
     for method in methods:
