@@ -113,13 +113,13 @@ def test_jobs_run_at_the_configured_thread_count_and_restore_it(tmp_path, pipe, 
     from diffinv.bench import runner
 
     seen = []
-    real_run_job = runner.run_job
+    real_run_group = runner.run_group
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
-        return real_run_job(*args, **kwargs)
+        return real_run_group(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "run_job", spy)
+    monkeypatch.setattr(runner, "run_group", spy)
     before = torch.get_num_threads()
     wanted = 2 if before == 1 else 1
     config = BenchConfig(methods=("ddim:steps=2",), num_threads=wanted)

@@ -128,15 +128,16 @@ class Scorers:
         return result
 
 
-def run_jobs_batched(
+def run_group(
     pipe: StableDiffusionPipeline,
     samples: list[Sample],
     variant: Variant,
     config: BenchConfig,
     scorers: Scorers,
 ) -> list[dict[str, Any]]:
-    """Invert ``samples`` with one variant, together (:func:`diffinv.invert` on a list: one UNet call per step for
-    all of them), and score each reconstruction: one record per image, ``seconds`` the batch's time per image."""
+    """Invert ``samples`` (one or more) with one variant, together (:func:`diffinv.invert` on a list: one UNet call
+    per step for all of them), and score each reconstruction (see :class:`Scorers`): one record per image,
+    ``seconds`` the batch's time per image."""
     photos = [sample.load() for sample in samples]
     inversions = api.invert(
         pipe,
@@ -150,15 +151,6 @@ def run_jobs_batched(
         _record(pipe, sample, variant, photo, inversion, config, scorers, batch_size=len(samples))
         for sample, photo, inversion in zip(samples, photos, inversions, strict=True)
     ]
-
-
-def run_job(
-    pipe: StableDiffusionPipeline, sample: Sample, variant: Variant, config: BenchConfig, scorers: Scorers
-) -> dict[str, Any]:
-    """Invert one image with one variant and score the reconstruction (see :class:`Scorers`)."""
-    photo = sample.load()
-    inversion = api.invert(pipe, photo, sample.caption, variant.method, config=variant.config)
-    return _record(pipe, sample, variant, photo, inversion, config, scorers, batch_size=1)
 
 
 def _record(
@@ -285,10 +277,7 @@ def run_bench(
 
     def job(group: list[Sample], variant: Variant) -> Callable[[set[str]], list[dict[str, Any]]]:
         def run(done: set[str]) -> list[dict[str, Any]]:
-            todo = [s for s in group if job_key(s, variant) not in done]
-            if len(todo) == 1 and config.batch_size == 1:
-                return [run_job(pipe, todo[0], variant, config, scorers)]
-            return run_jobs_batched(pipe, todo, variant, config, scorers)
+            return run_group(pipe, [s for s in group if job_key(s, variant) not in done], variant, config, scorers)
 
         return run
 
