@@ -40,38 +40,12 @@ def _resolve_size(pipe: StableDiffusionPipeline, height: int | None, width: int 
 
 
 @overload
-def invert(
-    pipe: StableDiffusionPipeline,
-    image: ImageInput,
-    prompt: str,
-    method: str = ...,
-    *,
-    num_inference_steps: int | None = ...,
-    guidance_scale: float | None = ...,
-    height: int | None = ...,
-    width: int | None = ...,
-    config: InversionConfig | None = ...,
-    batch_size: int = ...,
-    strict: bool = ...,
-    progress: bool = ...,
-) -> Inversion: ...
+def invert(pipe: StableDiffusionPipeline, image: ImageInput, prompt: str, *args: Any, **kwargs: Any) -> Inversion: ...
 
 
 @overload
 def invert(
-    pipe: StableDiffusionPipeline,
-    image: Sequence[ImageInput],
-    prompt: str | Sequence[str],
-    method: str = ...,
-    *,
-    num_inference_steps: int | None = ...,
-    guidance_scale: float | None = ...,
-    height: int | None = ...,
-    width: int | None = ...,
-    config: InversionConfig | None = ...,
-    batch_size: int = ...,
-    strict: bool = ...,
-    progress: bool = ...,
+    pipe: StableDiffusionPipeline, image: Sequence[ImageInput], prompt: str | Sequence[str], *args: Any, **kwargs: Any
 ) -> list[Inversion]: ...
 
 
@@ -214,12 +188,11 @@ def reconstruct(
     images.check_output_type(output_type)
     negatives = _negative_list(negative_prompt, len(inversions))
     first = inversions[0].settings
+    shared = ("num_inference_steps", "guidance_scale", "scheduler_config", "height", "width")
     for item, negative in zip(inversions, negatives, strict=True):
         item.check_model(pipe)
         item.check_negative_prompt(negative)
-        settings = item.settings
-        shared = ("num_inference_steps", "guidance_scale", "scheduler_config", "height", "width")
-        if any(getattr(settings, key) != getattr(first, key) for key in shared):
+        if any(getattr(item.settings, key) != getattr(first, key) for key in shared):
             raise DiffinvError(
                 "inversions reconstructed together must share the number of steps, the guidance scale, the "
                 "scheduler and the size; reconstruct the others in a call of their own"
@@ -403,33 +376,6 @@ def edit(
         list of them for a list of inversions).
     """
     started = time.perf_counter()
-    if isinstance(inversion, list | tuple):
-        inversions = list(inversion)
-        if not inversions:
-            raise DiffinvError("no inversions to edit")
-        targets = _prompt_list(target_prompt, len(inversions), noun="inversions")
-        negatives = _negative_list(negative_prompt, len(inversions))
-        for item, target, negative in zip(inversions, targets, negatives, strict=True):  # refuse before any work
-            item.check_model(pipe)
-            item.check_negative_prompt(negative)
-            if not (isinstance(target, str) and target.strip()):
-                raise DiffinvError("every target prompt must be a non-empty string")
-        options = {
-            "mode": mode,
-            "cross_replace_steps": cross_replace_steps,
-            "self_replace_steps": self_replace_steps,
-            "reweight": reweight,
-            "local_blend": local_blend,
-            "embedding_transfer": embedding_transfer,
-            "latent_offsets": latent_offsets,
-            "config": config,
-            "output_type": output_type,
-            "progress": progress,
-        }
-        return [
-            edit(pipe, item, target, negative_prompt=negative, **options)
-            for item, target, negative in zip(inversions, targets, negatives, strict=True)
-        ]
     overrides = {
         "mode": mode,
         "cross_replace_steps": cross_replace_steps,
@@ -441,6 +387,22 @@ def edit(
     }
     config = dataclasses.replace(config or EditConfig(), **{k: v for k, v in overrides.items() if v is not None})
     images.check_output_type(output_type)
+    if isinstance(inversion, list | tuple):
+        inversions = list(inversion)
+        if not inversions:
+            raise DiffinvError("no inversions to edit")
+        targets = _prompt_list(target_prompt, len(inversions), noun="inversions")
+        negatives = _negative_list(negative_prompt, len(inversions))
+        for item, target, negative in zip(inversions, targets, negatives, strict=True):  # refuse before any work
+            item.check_model(pipe)
+            item.check_negative_prompt(negative)
+            if not (isinstance(target, str) and target.strip()):
+                raise DiffinvError("every target prompt must be a non-empty string")
+        pairs = zip(inversions, targets, negatives, strict=True)
+        return [
+            edit(pipe, item, target, negative_prompt=neg, config=config, output_type=output_type, progress=progress)
+            for item, target, neg in pairs
+        ]
     latents, mask = prompt_to_prompt(
         pipe, inversion, target_prompt, config, negative_prompt=negative_prompt, progress=progress
     )
