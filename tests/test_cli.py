@@ -211,7 +211,7 @@ HEAVY_MODULES = ("torch", "diffusers", "transformers", "numpy", "PIL")
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], *([name, "--help"] for name in ("invert", "edit", "sdedit", "edit-bench"))]
+    "argv", [["--help"], *([name, "--help"] for name in ("invert", "edit", "sdedit", "edit-bench", "learn-concept"))]
 )
 def test_help_loads_no_tensor_library(argv):
     """`diffinv [COMMAND] --help` builds every parser and prints help without importing torch & co (it is fast)."""
@@ -507,3 +507,60 @@ def test_doctor(capsys, tmp_path):
     assert folder_sha256(tmp_path) != before
     code, out, err = run(capsys, "doctor")
     assert code == 0 and out.splitlines()[0].startswith("diffinv ") and "model mini:" in out
+
+
+def test_learn_concept_writes_both_formats_and_every_command_loads_it(capsys, tmp_path, model_dir):
+    shots = []
+    (tmp_path / "in").mkdir()
+    for i, colour in enumerate(("red", "blue")):
+        shots.append(tmp_path / "in" / f"shot{i}.png")
+        Image.new("RGB", (64, 64), colour).save(shots[-1])
+    concept, a1111 = tmp_path / "toy.safetensors", tmp_path / "toy_a1111.safetensors"
+    argv = ["learn-concept", *shots, "--token", "<toy>", "--init-word", "toy", "--caption", "a photo of a {}"]
+    argv += ["--steps", 3, "--vectors", 2, "--model", model_dir, "-o", concept, "--a1111", a1111, "--json"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["token"] == "<toy>" and result["vectors"] == 2 and result["steps"] == 3
+    assert set(load_file(str(concept))) == {"<toy>"} and set(load_file(str(a1111))) == {"emb_params"}
+    image = tmp_path / "gen.png"
+    prompt = "a photo of a <toy>"
+    gen = ["generate", "--prompt", prompt, "--model", model_dir, "--steps", 2, "--concept", concept, "-o", image]
+    code, _, err = run(capsys, *gen)
+    assert code == 0 and image.exists(), err
+    before = concept.read_bytes()
+    code, _, err = run(capsys, *argv[:-1])
+    assert code == 2 and "already exists" in err and concept.read_bytes() == before  # kept without --overwrite
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--token", "cat</w>"], "already in the vocabulary"),
+        (["--init-word", "red car"], "is 2 tokens"),
+        (["--caption", "no placeholder"], "exactly once"),
+        (["--flip-probability", "2"], "flip_probability must be a finite number ≥ 0 and ≤ 1"),
+        (["--vectors", "0"], "num_vectors must be an integer ≥ 1"),
+        (["--resume"], "checkpoint folder"),
+        (["--concept", "{wide}"], "768 wide"),
+        (["--concept", "{pickle}"], "a Python object"),
+        (["-o", "{out}.pt"], "written as .safetensors"),
+    ],
+)
+def test_bad_learn_concept_inputs(capsys, tmp_path, model_dir, extra, match):
+    import torch
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shot = inputs / "shot.png"
+    Image.new("RGB", (64, 64), "red").save(shot)
+    save_file({"<wide>": torch.zeros(1, 768)}, str(inputs / "wide.safetensors"))
+    torch.save({"<p>": torch.zeros(1, 32), "f": print}, inputs / "pickle.pt")
+    out = tmp_path / "c.safetensors"
+    names = {"wide": inputs / "wide.safetensors", "pickle": inputs / "pickle.pt", "out": tmp_path / "c"}
+    extra = [str(e).format(**names) for e in extra]
+    argv = ["learn-concept", shot, "--init-word", "toy", "--steps", 1, "--model", model_dir, "-o", out, *extra]
+    if "-o" in extra:
+        argv = argv[: argv.index("-o")] + extra
+    _refused(capsys, tmp_path, *argv, match=match)
+    assert not out.exists()

@@ -1,7 +1,8 @@
+import pytest
 import torch
 from diffusers import DDIMScheduler, PNDMScheduler
 
-from diffinv.denoiser import Schedule
+from diffinv.denoiser import Denoiser, Schedule
 from diffinv.testing import SD_SCHEDULER_CONFIG
 
 
@@ -26,3 +27,35 @@ def test_schedule_is_independent_of_the_scheduler_class():
 def test_prediction_type_is_read_from_the_config():
     config = DDIMScheduler(**SD_SCHEDULER_CONFIG, prediction_type="v_prediction").config
     assert Schedule.from_config(config, 10).prediction_type == "v_prediction"
+
+
+def test_training_schedule_and_per_sample_steps_match_single_steps(pipe):
+    schedule = Schedule.training(pipe.scheduler.config)
+    assert len(schedule) == 1000 and schedule.timesteps[0] == 999 and schedule.timesteps[-1] == 0
+    assert schedule.alpha(0) == pytest.approx(float(pipe.scheduler.alphas_cumprod[999]))
+    denoiser = Denoiser(pipe.unet, schedule)
+    latents = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    embeds = torch.randn(3, 77, 32, generator=torch.Generator().manual_seed(1))
+    index = torch.tensor([5, 500, 990])
+    together = denoiser.epsilon(latents, index, embeds)
+    for row, i in enumerate(index.tolist()):
+        alone = denoiser.epsilon(latents[row : row + 1], i, embeds[row : row + 1])
+        torch.testing.assert_close(together[row : row + 1], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_denoising_loss_is_ddpm_simple_loss(pipe):
+    denoiser = Denoiser(pipe.unet, Schedule.training(pipe.scheduler.config))
+    clean = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    embeds = torch.randn(2, 77, 32, generator=torch.Generator().manual_seed(1)).requires_grad_()
+    loss = denoiser.denoising_loss(clean, embeds, torch.Generator().manual_seed(7))
+    draw = torch.Generator().manual_seed(7)
+    index = torch.randint(1000, (2,), generator=draw)
+    noise = torch.randn(clean.shape, generator=draw)
+    alpha = pipe.scheduler.alphas_cumprod[999 - index].view(-1, 1, 1, 1)
+    noisy = alpha.sqrt() * clean + (1 - alpha).sqrt() * noise
+    with torch.no_grad():
+        predicted = pipe.unet(noisy, 999 - index, encoder_hidden_states=embeds).sample
+    assert loss.shape == (2,)
+    torch.testing.assert_close(loss.detach(), (predicted - noise).pow(2).mean((1, 2, 3)), rtol=1e-5, atol=1e-7)
+    loss.sum().backward()
+    assert embeds.grad is not None and embeds.grad.abs().sum() > 0

@@ -1,4 +1,5 @@
-"""The Python API: :func:`invert`, :func:`reconstruct`, :func:`generate`, :func:`edit`, :func:`sdedit`.
+"""The Python API: :func:`invert`, :func:`reconstruct`, :func:`generate`, :func:`edit`, :func:`sdedit`,
+:func:`learn_concept`.
 
 The CLI is a thin layer over these functions; methods live in :mod:`diffinv.inversion`.
 """
@@ -23,7 +24,13 @@ from diffinv.editing.config import SDEditConfig
 from diffinv.editing.prompt_to_prompt import prompt_to_prompt
 from diffinv.editing.sdedit import sdedit_latents
 from diffinv.errors import DiffinvError, check_integer, check_number
+from diffinv.images import open_image, prepare_image
 from diffinv.inversion import Inversion, InversionConfig, InversionProblem, InversionSettings, resolve_method
+from diffinv.personalization import Concept, get_personalizer
+from diffinv.personalization.base import check_token, extra_tokens
+from diffinv.personalization.config import check_property
+from diffinv.personalization.problem import ConceptProblem
+from diffinv.personalization.templates import check_captions
 from diffinv.pipelines import default_size, fingerprint
 from diffinv.sampling import denoise
 from diffinv.text import encode_prompt
@@ -483,3 +490,84 @@ def sdedit(
         return images.to_output(pipe.vae, latents, output_type)
     edited = images.decode(pipe.vae, latents).cpu() * weights + (pixels + 1) / 2 * (1 - weights)
     return images.pixels_to_output(edited, output_type)
+
+
+def learn_concept(
+    pipe: StableDiffusionPipeline,
+    images: Sequence[ImageInput],
+    token: str = "<s*>",
+    init_word: str = "object",
+    *,
+    method: str = "ti",
+    property: str = "object",  # noqa: A002 - the paper's word for it
+    captions: Sequence[str] | None = None,
+    num_vectors: int | None = None,
+    steps: int | None = None,
+    learning_rate: float | None = None,
+    config: Any = None,
+    height: int | None = None,
+    width: int | None = None,
+    generator: torch.Generator | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> Concept:
+    """Learn a new word for the concept in ``images`` (Gal et al. 2022): a :class:`~diffinv.personalization.Concept`
+    whose ``token`` then works in prompts once loaded (:func:`~diffinv.personalization.load_concept`).
+
+    Args:
+        pipe: any Stable Diffusion pipeline; left unchanged (the token is added only while learning).
+        images: 1 or more images of the concept (3–5 in the paper): paths or PIL images, center-cropped and
+            resized to ``height × width`` (default: the model's native size).
+        token: the new word; it must not be in the vocabulary yet.
+        init_word: a one-token word describing the concept coarsely; its embedding starts the vectors.
+        method: ``ti`` (textual inversion).
+        property: ``object`` or ``style``: picks the paper's prompt templates.
+        captions: instead of the templates, one caption per image (or one for all) with ``{}`` for the token, in the
+            language the model knows (the built-in model: ``"a large red {} in the center on a white background"``).
+        num_vectors / steps / learning_rate: override ``config``'s (default: the method's defaults).
+        config: the method's full settings (:class:`~diffinv.personalization.TextualInversionConfig`).
+        generator: seeds every random draw (batches, templates, flips, timesteps, noise); ``None``: a fresh seed.
+        checkpoint_dir: keep resumable checkpoints there; ``resume`` continues from its newest (with the seed of
+            the run it continues).
+        progress: show a progress bar with the loss.
+
+    Raises:
+        DiffinvError: before any work, for no images, an unreadable image, a token already in the vocabulary, an
+            init word that is not one token, bad captions or settings.
+    """
+    personalizer = get_personalizer(method)
+    base = personalizer.default_config if config is None else config
+    if not isinstance(base, personalizer.config_class):
+        raise DiffinvError(f"config must be a {personalizer.config_class.__name__} for method {method!r}")
+    overrides = {"num_vectors": num_vectors, "steps": steps, "learning_rate": learning_rate}
+    config = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    photos = [images] if isinstance(images, str | Path | Image.Image) else list(images)
+    if not photos:
+        raise DiffinvError("no images of the concept; give at least one")
+    check_token(token)
+    check_property(property)
+    if not isinstance(init_word, str) or not init_word.strip():
+        raise DiffinvError("init_word must be a word")
+    taken = [t for t in extra_tokens(token, config.num_vectors) if t in pipe.tokenizer.get_vocab()]
+    if taken:
+        raise DiffinvError(f"the token {taken[0]!r} is already in the vocabulary; choose another")
+    if resume and checkpoint_dir is None:
+        raise DiffinvError("resume needs the checkpoint folder of the run to continue")
+    height, width = _resolve_size(pipe, height, width)
+    pixels = torch.cat([prepare_image(open_image(photo), height, width) for photo in photos])
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    problem = ConceptProblem(
+        pipe=pipe,
+        pixels=pixels,
+        token=token,
+        init_word=init_word,
+        property=property,
+        captions=None if captions is None else check_captions(captions, len(photos)),
+        seed=seed,
+        checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
+        resume=resume,
+        progress=progress,
+    )
+    problem.init_vectors(config.num_vectors)
+    return personalizer.learn(problem, config)

@@ -72,6 +72,28 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"), help="default: cpu")
     group.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"), help="default: fp32")
+    group.add_argument(
+        "--concept",
+        dest="concepts",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="load a learned concept (an embedding file: diffinv, diffusers or A1111 format); repeatable",
+    )
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    """The pipeline of ``--model``/``--device``/``--dtype`` with every ``--concept`` loaded (the concept files are
+    read and checked before the model loads)."""
+    from diffinv.personalization import load_concept, read_concept
+    from diffinv.pipelines import load_pipeline
+
+    concepts = [read_concept(path) for path in args.concepts]
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    for concept in concepts:
+        load_concept(pipe, concept)
+    return pipe
 
 
 def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
@@ -81,6 +103,7 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: st
         kind = {"int": _count(0), "float": _number()}.get(str(f.type), str)
         group.add_argument(
             "--" + f.name.replace("_", "-"),
+            *f.metadata.get("aliases", ()),
             dest=f.name,
             type=kind,
             default=None,
@@ -107,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     from diffinv.editing.registry import MODES
     from diffinv.inversion.config import OptimizationConfig
     from diffinv.inversion.registry import method_names
+    from diffinv.personalization.config import PROPERTIES, TextualInversionConfig
+    from diffinv.personalization.registry import PERSONALIZERS
 
     parser = _Parser(
         prog="diffinv", description="Invert, reconstruct and edit real photos with Stable Diffusion models."
@@ -337,6 +362,36 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("images", nargs="+", help="image files")
     probe.add_argument("--json", dest="as_json", action="store_true", help="print one JSON list")
 
+    learn = sub.add_parser(
+        "learn-concept",
+        help="learn a new word for a concept from a few images (textual inversion) into a .safetensors file",
+        description="Writes a concept file that `--concept FILE` of every command loads, and that diffusers' "
+        "load_textual_inversion loads unchanged; --a1111 also exports the AUTOMATIC1111 format.",
+    )
+    learn.add_argument("images", nargs="+", type=Path, help="images of the concept (3-5 in the paper)")
+    learn.add_argument("--token", default="<s*>", help="the new word (default: <s*>)")
+    learn.add_argument("--init-word", required=True, help="a one-token word describing the concept coarsely")
+    learn.add_argument("--method", default="ti", choices=sorted(PERSONALIZERS), help="default: ti")
+    learn.add_argument("--property", default="object", choices=PROPERTIES, help="template set (default: object)")
+    learn.add_argument(
+        "--caption",
+        dest="captions",
+        action="append",
+        default=None,
+        help="caption with {} for the token, instead of the templates: once for all images or once per image",
+    )
+    learn.add_argument("--seed", type=SEED, default=0, help="default: 0")
+    learn.add_argument("--height", type=_count(1), default=None, help="pixels (default: the model's native size)")
+    learn.add_argument("--width", type=_count(1), default=None, help="pixels (default: the model's native size)")
+    learn.add_argument("--checkpoint-dir", type=Path, default=None, help="keep resumable checkpoints here")
+    learn.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir's newest checkpoint")
+    learn.add_argument("-o", "--output", type=Path, required=True, help="the concept file (.safetensors)")
+    learn.add_argument("--a1111", type=Path, default=None, help="also export the AUTOMATIC1111 embedding here")
+    _add_overwrite_option(learn)
+    learn.add_argument("--json", action="store_true", help="print one JSON object with the results")
+    _add_dataclass_options(learn, TextualInversionConfig, "textual inversion")
+    _add_model_options(learn)
+
     tokens = sub.add_parser(
         "token-influence",
         help="how much embedding positions ≥ k change the generated image (reference paper, Fig. 1)",
@@ -382,7 +437,6 @@ def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv import api, images, metrics
     from diffinv.inversion.config import OptimizationConfig
     from diffinv.inversion.registry import resolve_method
-    from diffinv.pipelines import load_pipeline
 
     base = resolve_method(args.method)[1]
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(OptimizationConfig)}
@@ -395,7 +449,7 @@ def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
     )
     output = _check_output(args, args.output or Path(args.image.stem + ".inv.safetensors"), args.image)
     image = images.open_image(args.image)  # validate the photo before loading any model
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    pipe = _load_model(args)
     inversion = api.invert(
         pipe,
         image,
@@ -431,11 +485,10 @@ def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_reconstruct(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv import api, io
     from diffinv.inversion.base import Inversion
-    from diffinv.pipelines import load_pipeline
 
     _check_output(args, args.output, args.inversion)
     Inversion.load(args.inversion)  # validate the file before loading any model
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    pipe = _load_model(args)
     inversion = Inversion.load(args.inversion, pipe)
     image = api.reconstruct(pipe, inversion, negative_prompt=args.negative_prompt, progress=True)[0]
     io.save_image(image, args.output)
@@ -446,10 +499,9 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from diffinv import api, io
-    from diffinv.pipelines import load_pipeline
 
     _check_output(args, args.output)
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    pipe = _load_model(args)
     image = api.generate(
         pipe,
         args.prompt,
@@ -463,6 +515,55 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     )[0]
     io.save_image(image, args.output)
     return {"output": str(args.output)}
+
+
+def _cmd_learn_concept(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from diffinv import api, images
+    from diffinv.errors import DiffinvError
+    from diffinv.personalization.config import TextualInversionConfig
+
+    if args.output.suffix != ".safetensors" or (args.a1111 is not None and args.a1111.suffix != ".safetensors"):
+        raise DiffinvError("concept files are written as .safetensors; give -o/--a1111 names ending in .safetensors")
+    if args.a1111 is not None and args.a1111.resolve() == args.output.resolve():
+        raise DiffinvError("--a1111 and -o name the same file; give two names")
+    for path in (args.output, args.a1111):
+        if path is not None:
+            _check_output(args, path, *args.images, *args.concepts)
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TextualInversionConfig)}
+    config = TextualInversionConfig(**{k: v for k, v in options.items() if v is not None})
+    for path in args.images:  # validate every image before loading any model
+        images.open_image(path)
+    pipe = _load_model(args)
+    concept = api.learn_concept(
+        pipe,
+        args.images,
+        args.token,
+        args.init_word,
+        method=args.method,
+        property=args.property,
+        captions=args.captions,
+        config=config,
+        height=args.height,
+        width=args.width,
+        generator=torch.Generator().manual_seed(args.seed),
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
+        progress=not args.json,
+    )
+    concept.save(args.output)
+    if args.a1111 is not None:
+        concept.export_a1111(args.a1111)
+    info = concept.info
+    return {
+        "token": concept.token,
+        "vectors": concept.num_vectors,
+        "steps": info.steps if info else 0,
+        "seconds": info.seconds if info else 0.0,
+        "loss": info.loss if info else None,
+        "output": str(args.output),
+    }
 
 
 def _parse_reweight(items: Sequence[str] | None) -> dict[str, float] | None:
@@ -485,14 +586,13 @@ def _parse_reweight(items: Sequence[str] | None) -> dict[str, float] | None:
 def _cmd_edit(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv import api, io
     from diffinv.inversion.base import Inversion
-    from diffinv.pipelines import load_pipeline
 
     _check_output(args, args.output, args.inversion)
     if args.source_output is not None:
         _check_output(args, args.source_output, args.inversion, args.output)
     reweight = _parse_reweight(args.reweight)
     Inversion.load(args.inversion)  # validate the file before loading any model
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    pipe = _load_model(args)
     inversion = Inversion.load(args.inversion, pipe)
     result = api.edit(
         pipe,
@@ -529,7 +629,6 @@ def _cmd_sdedit(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv import api, images, io
     from diffinv.editing.sdedit import paste
     from diffinv.errors import DiffinvError
-    from diffinv.pipelines import load_pipeline
 
     _check_output(args, args.output, args.guide, args.mask, args.paste)
     guide, mask = images.open_image(args.guide), None if args.mask is None else images.open_image(args.mask)
@@ -540,7 +639,7 @@ def _cmd_sdedit(args: argparse.Namespace) -> dict[str, Any]:
             raise DiffinvError(f"--at takes X,Y in pixels, e.g. 16,8; got {args.at!r}") from None
         guide, pasted = paste(guide, images.open_image(args.paste), left, top)
         mask = mask or pasted
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    pipe = _load_model(args)
     image = api.sdedit(
         pipe,
         guide,
@@ -603,10 +702,9 @@ def _run_sharded(
     """What every bench command does once its options are valid: load the model, run this process's share of the
     jobs (``run(pipe, rank, world_size)``), wait for the other processes, and summarise every record on rank 0."""
     from diffinv.bench.runner import read_records
-    from diffinv.pipelines import load_pipeline
 
     _check_output(args, args.out / output, overwrite=True)
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    pipe = _load_model(args)
     rank, world_size, wait_for_everyone = _process_group()
     ran = run(pipe, rank, world_size)
     wait_for_everyone()
@@ -670,11 +768,10 @@ def _cmd_token_influence(args: argparse.Namespace) -> dict[str, Any]:
 
     from diffinv.bench.token_influence import plot_token_influence, token_influence
     from diffinv.io import atomic_write
-    from diffinv.pipelines import load_pipeline
 
     for name in ("token_influence.png", "token_influence.json"):
         _check_output(args, args.out / name)
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    pipe = _load_model(args)
     modes = ("zero", "pad") if args.mode == "both" else (args.mode,)
     results = [
         token_influence(
@@ -705,7 +802,6 @@ def _cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_ui(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv.errors import DiffinvError
-    from diffinv.pipelines import load_pipeline
 
     try:
         from diffinv.ui.app import launch
@@ -716,7 +812,7 @@ def _cmd_ui(args: argparse.Namespace) -> dict[str, Any]:
     limits = ServerLimits(
         max_upload_mb=args.max_upload_mb, timeout_s=args.timeout, concurrency=args.concurrency or os.cpu_count() or 1
     )
-    ctx = UIContext(load_pipeline(args.model, device=args.device, dtype=args.dtype), limits)
+    ctx = UIContext(_load_model(args), limits)
     print(f"diffinv ui: serving on http://{args.host}:{args.port} (Ctrl-C stops it)")
     try:
         launch(ctx, host=args.host, port=args.port)
@@ -755,6 +851,7 @@ COMMANDS = {
     "edit-bench": _cmd_edit_bench,
     "sdedit-sweep": _cmd_sdedit_sweep,
     "token-influence": _cmd_token_influence,
+    "learn-concept": _cmd_learn_concept,
     "probe": _cmd_probe,
     "doctor": _cmd_doctor,
     "ui": _cmd_ui,

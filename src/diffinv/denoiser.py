@@ -64,6 +64,19 @@ class Schedule:
             prediction_type=scheduler.config.prediction_type,
         )
 
+    @classmethod
+    def training(cls, scheduler_config: Mapping[str, Any]) -> Schedule:
+        """Every training timestep of a diffusers scheduler config, descending (step ``i`` is timestep ``N − 1 −
+        i``): the schedule a denoising loss (:meth:`Denoiser.denoising_loss`) draws its timesteps from."""
+        scheduler = DDIMScheduler.from_config(dict(scheduler_config))
+        timesteps = torch.arange(scheduler.config.num_train_timesteps - 1, -1, -1, dtype=torch.int64)
+        return cls(
+            timesteps=timesteps,
+            alphas=scheduler.alphas_cumprod.to(torch.float64)[timesteps],
+            final_alpha=float(scheduler.final_alpha_cumprod),
+            prediction_type=scheduler.config.prediction_type,
+        )
+
     def __len__(self) -> int:
         return int(self.timesteps.numel())
 
@@ -120,8 +133,16 @@ class Denoiser:
         """UNet evaluations so far (one latent through the UNet counts 1)."""
         return sum(self.row_passes.values())
 
-    def epsilon(self, latents: Tensor, i: int, embeds: Tensor, rows: Sequence[int] | None = None) -> Tensor:
-        """ε̂ for ``latents`` ``(B, C, h, w)`` at step ``i``'s timestep, conditioned on ``embeds`` ``(B, L, D)``.
+    def _alpha(self, i: int | Tensor, like: Tensor) -> Tensor:
+        """ᾱ of step ``i`` as a 0-d tensor, or of steps ``i`` ``(B,)`` as ``(B, 1, 1, 1)``, on ``like``'s device."""
+        if isinstance(i, Tensor):
+            dtype = torch.float64 if like.dtype == torch.float64 else torch.float32
+            return self.schedule.alphas[i.cpu()].to(like.device, dtype).view(-1, *([1] * (like.ndim - 1)))
+        return steps.as_alpha(self.schedule.alpha(i), like)
+
+    def epsilon(self, latents: Tensor, i: int | Tensor, embeds: Tensor, rows: Sequence[int] | None = None) -> Tensor:
+        """ε̂ for ``latents`` ``(B, C, h, w)`` at step ``i``'s timestep (or at steps ``i`` ``(B,)``, one per latent),
+        conditioned on ``embeds`` ``(B, L, D)``.
 
         Counts one UNet evaluation for each of ``rows`` (which images of a batched problem the ``B`` latents are;
         default ``0 .. B-1``) in :attr:`row_passes`. Differentiable with respect to ``latents`` and ``embeds``. Raises
@@ -135,8 +156,20 @@ class Denoiser:
             latents.to(self.unet_dtype), self._timesteps[i], encoder_hidden_states=embeds.to(self.unet_dtype)
         ).sample.to(latents.dtype)
         self.row_passes.update(rows)
-        alpha = steps.as_alpha(self.schedule.alpha(i), latents)
-        return steps.predict_epsilon(output, latents, alpha, self.schedule.prediction_type)
+        return steps.predict_epsilon(output, latents, self._alpha(i, latents), self.schedule.prediction_type)
+
+    def denoising_loss(self, latents: Tensor, embeds: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The denoising objective of latent diffusion training, per sample ``(B,)``: DDPM's simple loss (Ho et al.
+        2020, Eq. 14; Rombach et al. 2022, Eq. 2) ``‖ε − ε̂(sqrt(ᾱ_t) x_0 + sqrt(1 − ᾱ_t) ε, t, c)‖²`` (mean over
+        elements) with one step ``t`` uniform over the schedule (use :meth:`Schedule.training`) and one ε ~ N(0, I)
+        per clean latent of ``latents`` ``(B, C, h, w)``, conditioned on ``embeds`` ``(B, L, D)``; both drawn on the
+        CPU from ``generator``. The error is measured on ε̂ for every ``prediction_type`` (for v-prediction that is
+        ᾱ_t × the error on v). Differentiable with respect to ``embeds`` and the UNet's weights.
+        """
+        index = torch.randint(len(self.schedule), (latents.shape[0],), generator=generator)
+        noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32).to(latents)
+        noisy = steps.add_noise(latents, noise, self._alpha(index, latents))
+        return (self.epsilon(noisy, index, embeds) - noise).pow(2).flatten(1).mean(1)
 
     def guided_epsilon(
         self,
@@ -161,7 +194,7 @@ class Denoiser:
     def step(self, latents: Tensor, epsilon: Tensor, i: int, eta: float = 0.0, noise: Tensor | None = None) -> Tensor:
         """Denoising DDIM step ``i``: from ``timesteps[i]`` to the next lower noise level; deterministic at
         ``eta = 0``, otherwise with ``noise`` (z ~ N(0, I)) as :func:`diffinv.steps.ddim_stochastic`."""
-        alpha_from = steps.as_alpha(self.schedule.alpha(i), latents)
+        alpha_from = self._alpha(i, latents)
         alpha_to = steps.as_alpha(self.schedule.alpha_after(i), latents)
         if eta == 0.0:
             return steps.ddim_transfer(latents, epsilon, alpha_from, alpha_to)

@@ -220,14 +220,27 @@ class ModelFingerprint:
         return cls(str(data["config_hash"]), tuple(float(x) for x in data["weight_signature"]))
 
 
-def fingerprint(pipe: StableDiffusionPipeline) -> ModelFingerprint:
-    """Fingerprint ``pipe``'s UNet, text encoder and VAE (see :class:`ModelFingerprint`)."""
+def fingerprint(pipe: StableDiffusionPipeline, *, ignore_vocabulary: bool = False) -> ModelFingerprint:
+    """Fingerprint ``pipe``'s UNet, text encoder and VAE (see :class:`ModelFingerprint`).
+
+    With ``ignore_vocabulary``, the text encoder's token-embedding table and vocabulary size are left out, so the
+    fingerprint stays the same when textual-inversion tokens are added or removed (what a learned concept records
+    of the model it was learned on).
+    """
     digest = hashlib.sha256()
     signature: list[float] = []
+    table = pipe.text_encoder.get_input_embeddings().weight if ignore_vocabulary else None
     for module in (pipe.unet, pipe.text_encoder, pipe.vae):
-        digest.update(json.dumps(_config_dict(module.config), sort_keys=True, default=str).encode())
+        config = _config_dict(module.config)
+        skipped: set[str] = set()
+        if module is pipe.text_encoder and table is not None:
+            config.pop("vocab_size", None)
+            skipped = {name for name, p in module.named_parameters() if p is table}
+        digest.update(json.dumps(config, sort_keys=True, default=str).encode())
         samples = []
         for name, tensor in sorted(module.state_dict().items()):
+            if name in skipped:
+                continue
             digest.update(f"{name}:{tuple(tensor.shape)}".encode())
             flat = tensor.detach().reshape(-1)
             stride = max(1, flat.numel() // FINGERPRINT_SAMPLES_PER_TENSOR)

@@ -81,6 +81,14 @@ def ddim_stochastic(
     return alpha_to.sqrt() * original + (1 - alpha_to - sigma**2).clamp(min=0).sqrt() * epsilon + sigma * noise
 
 
+def add_noise(original: Tensor, noise: Tensor, alpha_prod: Tensor) -> Tensor:
+    """The forward process q(x_t | x_0) (Ho et al. 2020, Eq. 4): ``sqrt(ᾱ_t) · x_0 + sqrt(1 − ᾱ_t) · ε``.
+
+    ``alpha_prod`` is a scalar tensor or one ᾱ per sample broadcastable to ``original`` (e.g. ``(B, 1, 1, 1)``).
+    """
+    return alpha_prod.sqrt() * original + (1 - alpha_prod).sqrt() * noise
+
+
 def classifier_free_guidance(uncond: Tensor, cond: Tensor, guidance_scale: float) -> Tensor:
     """Ho & Salimans 2022, Eq. 6: ``uncond + w · (cond − uncond)``; ``w = 1`` returns ``cond``."""
     return uncond + guidance_scale * (cond - uncond)

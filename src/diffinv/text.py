@@ -74,8 +74,18 @@ def encode_prompt(pipe: StableDiffusionPipeline, prompt: str, *, strict: bool = 
         if strict:
             raise DiffinvError(message)
         warnings.warn(message, PromptTruncatedWarning, stacklevel=2)
-    batch = tokenizer(text, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
+    embeds = text_embeddings(pipe, [text])
+    return EncodedPrompt(text=prompt, embeds=embeds, n_tokens=min(len(full), max_length), dropped_tokens=dropped)
+
+
+def text_embeddings(pipe: StableDiffusionPipeline, texts: list[str]) -> Tensor:
+    """The text encoder's last hidden state ``(B, L, D)`` for already expanded ``texts`` (:func:`expand_prompt`),
+    padded to ``model_max_length`` and truncated silently, as Stable Diffusion's pipelines do. Differentiable (for
+    training); :func:`encode_prompt` is the checked, gradient-free way to encode a user's prompt."""
+    tokenizer = pipe.tokenizer
+    batch = tokenizer(
+        texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    )
     device = pipe.text_encoder.device
     mask = batch.attention_mask.to(device) if getattr(pipe.text_encoder.config, "use_attention_mask", False) else None
-    embeds = pipe.text_encoder(batch.input_ids.to(device), attention_mask=mask)[0]
-    return EncodedPrompt(text=prompt, embeds=embeds, n_tokens=min(len(full), max_length), dropped_tokens=dropped)
+    return pipe.text_encoder(batch.input_ids.to(device), attention_mask=mask)[0]

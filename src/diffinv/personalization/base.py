@@ -1,0 +1,162 @@
+"""What every personalization method returns: a :class:`Concept` (a new token's embedding vectors and how they were
+learned), and its files.
+
+A concept file is diffusers' textual-inversion format — one ``.safetensors`` tensor ``{token: (k, D)}`` — with
+diffinv's description in the file's metadata, so ``StableDiffusionPipeline.load_textual_inversion(path)`` loads it
+unchanged and :func:`~diffinv.personalization.files.read_concept` reads the description back.
+:meth:`Concept.export_a1111` writes the AUTOMATIC1111 web UI's embedding format (``{"emb_params": (k, D)}``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import torch
+from safetensors.torch import save_file
+from torch import Tensor
+
+from diffinv.errors import DiffinvError, check_integer, check_number
+from diffinv.io import atomic_write
+from diffinv.personalization.config import MAX_VECTORS, check_property
+from diffinv.pipelines import ModelFingerprint
+
+FORMAT_NAME: Final[str] = "diffinv.concept"
+FORMAT_VERSION: Final[int] = 1
+MAX_ABS_VALUE: Final[float] = 1e4  # token embeddings are O(0.01)-O(1); larger values in a file are garbage
+A1111_KEY: Final[str] = "emb_params"
+
+
+def check_token(token: object) -> str:
+    """A new token: a non-empty string without whitespace or ``{}`` (the caption placeholder)."""
+    if not isinstance(token, str) or not token or token != "".join(token.split()) or "{}" in token:
+        raise DiffinvError(f"the token must be a non-empty word without spaces or {{}}, got {token!r}")
+    return token
+
+
+def extra_tokens(token: str, num_vectors: int) -> list[str]:
+    """The tokens diffusers adds for a ``num_vectors``-vector embedding: ``token``, ``token_1`` … ``token_{k-1}``."""
+    return [token] + [f"{token}_{i}" for i in range(1, num_vectors)]
+
+
+@dataclass(frozen=True)
+class ConceptInfo:
+    """How a concept was learned (a diffinv concept file's metadata; absent for embeddings made elsewhere).
+
+    Attributes:
+        method: the personalization method's name (``ti``).
+        init_word: the word whose embedding initialised the vectors.
+        property: ``object`` or ``style``.
+        model_fingerprint: the model it was learned on (:func:`~diffinv.pipelines.fingerprint` with
+            ``ignore_vocabulary``, so other concepts loaded beside it do not change it).
+        config: the method's settings.
+        shots: how many images it was learned from.
+        steps: optimisation steps run.
+        seconds: wall time of learning.
+        loss: the loss's moving average at the end.
+    """
+
+    method: str
+    init_word: str
+    property: str
+    model_fingerprint: ModelFingerprint
+    config: dict[str, Any]
+    shots: int
+    steps: int
+    seconds: float
+    loss: float | None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.method, str) or not isinstance(self.init_word, str):
+            raise DiffinvError("a concept's method and init_word must be strings")
+        check_property(self.property)
+        if not isinstance(self.config, dict):
+            raise DiffinvError("a concept's config must be an object")
+        check_integer("shots", self.shots, minimum=1)
+        check_integer("steps", self.steps, minimum=0)
+        check_number("seconds", self.seconds, minimum=0)
+        if self.loss is not None:
+            check_number("loss", self.loss)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["model_fingerprint"] = self.model_fingerprint.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ConceptInfo:
+        if not isinstance(data, dict):
+            raise DiffinvError(f"a concept's description must be an object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(data) != names:
+            raise DiffinvError(f"a concept's description must have the fields {', '.join(sorted(names))}")
+        try:
+            fingerprint = ModelFingerprint.from_dict(data["model_fingerprint"])
+        except (KeyError, TypeError, ValueError):
+            raise DiffinvError("a concept's model fingerprint is unreadable") from None
+        return cls(**{**data, "model_fingerprint": fingerprint})
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A new token and its ``k`` embedding vectors.
+
+    Attributes:
+        token: the word to write in prompts (e.g. ``<moon>``); a multi-vector concept adds ``token_1`` …
+            ``token_{k-1}`` too, and prompts are expanded as diffusers' ``maybe_convert_prompt`` does.
+        embeds: ``(k, D)`` float32, D the text encoder's width.
+        info: how it was learned, or ``None`` for an embedding made elsewhere.
+    """
+
+    token: str
+    embeds: Tensor
+    info: ConceptInfo | None = None
+
+    def __post_init__(self) -> None:
+        check_token(self.token)
+        check_embeds(self.embeds, self.token)
+
+    @property
+    def num_vectors(self) -> int:
+        return int(self.embeds.shape[0])
+
+    @property
+    def tokens(self) -> list[str]:
+        """Every token the concept adds to a tokenizer."""
+        return extra_tokens(self.token, self.num_vectors)
+
+    def with_token(self, token: str | None) -> Concept:
+        """The same concept under another token (``None``: unchanged)."""
+        return self if token is None or token == self.token else dataclasses.replace(self, token=token)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the concept as diffusers' ``learned_embeds.safetensors`` format (plus diffinv's description in the
+        metadata), atomically."""
+        metadata = {"diffinv": json.dumps(self._header())}
+        tensors = {self.token: self.embeds.detach().to("cpu", torch.float32).contiguous()}
+        return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+    def export_a1111(self, path: str | Path) -> Path:
+        """Write the AUTOMATIC1111 web UI's embedding format (``{"emb_params": (k, D)}``; the web UI names the
+        token after the file, diffusers needs ``token=``), atomically."""
+        metadata = {"name": self.token, "step": str(self.info.steps if self.info else 0)}
+        tensors = {A1111_KEY: self.embeds.detach().to("cpu", torch.float32).contiguous()}
+        return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+    def _header(self) -> dict[str, Any]:
+        info = None if self.info is None else self.info.to_dict()
+        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "token": self.token, "info": info}
+
+
+def check_embeds(embeds: object, name: str) -> Tensor:
+    """A concept's vectors: a finite floating-point ``(k, D)`` tensor of sane magnitude, ``1 ≤ k ≤ MAX_VECTORS``."""
+    if not isinstance(embeds, Tensor) or not embeds.is_floating_point():
+        raise DiffinvError(f"{name}: the embedding must be a floating-point tensor")
+    if embeds.ndim != 2 or not 1 <= embeds.shape[0] <= MAX_VECTORS or embeds.shape[1] < 1:
+        raise DiffinvError(f"{name}: the embedding has shape {tuple(embeds.shape)}, expected (vectors, width)")
+    if not torch.isfinite(embeds).all() or embeds.abs().max() > MAX_ABS_VALUE:
+        raise DiffinvError(f"{name}: the embedding holds NaN, Inf or values beyond ±{MAX_ABS_VALUE:g}")
+    return embeds

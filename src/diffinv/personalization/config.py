@@ -1,0 +1,89 @@
+"""How a personalization method is configured: frozen, validated dataclasses (no torch), so the command line can
+describe every option without loading a model library.
+
+A config is also the stage config of :func:`diffinv.train.stage.run_stage`, which reads ``steps``, ``lr``,
+``warmup_steps``, ``min_lr_ratio``, ``grad_clip`` and ``checkpoint_every``; the fields a user sets use diffusers'
+names (``learning_rate``), the loop's names are read-only properties.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from diffinv.errors import DiffinvError, check_integer, check_number
+
+PROPERTIES = ("object", "style")
+"""What a concept is (Gal et al. 2022): an object, or a style; it chooses the prompt templates."""
+
+MAX_STEPS = 1_000_000
+MAX_VECTORS = 75  # a CLIP prompt holds 77 tokens, BOS and EOS included
+
+
+@dataclass(frozen=True)
+class TextualInversionConfig:
+    """Textual inversion (Gal et al. 2022, "An Image is Worth One Word").
+
+    Defaults: one vector, AdamW at a constant learning rate of 5e-3 (the paper's base rate, ``base_learning_rate``
+    of its LDM configs) after no warm-up, batches of 4, weight decay 1e-2 (AdamW's default in the authors' and
+    diffusers' code), horizontal flips with probability 0.5 (their data loader). ``steps`` = 2000 is our measurement
+    on the built-in model (docs/personalization.md); the paper ran 5000 on Stable Diffusion's predecessor LDM.
+    """
+
+    steps: int = field(default=2000, metadata={"help": "optimisation steps"})
+    learning_rate: float = field(default=5e-3, metadata={"help": "AdamW learning rate (constant after warm-up)"})
+    batch_size: int = field(default=4, metadata={"help": "images (with their templates) per step"})
+    num_vectors: int = field(
+        default=1, metadata={"help": "embedding vectors of the new token", "aliases": ("--vectors",)}
+    )
+    weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay of the new vectors"})
+    flip_probability: float = field(default=0.5, metadata={"help": "probability of a horizontal flip per image"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear learning-rate warm-up steps"})
+    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints (with a folder)"})
+
+    def __post_init__(self) -> None:
+        check_integer("steps", self.steps, minimum=1, maximum=MAX_STEPS)
+        check_number("learning_rate", self.learning_rate, minimum=0, above=True)
+        check_integer("batch_size", self.batch_size, minimum=1, maximum=1024)
+        check_integer("num_vectors", self.num_vectors, minimum=1, maximum=MAX_VECTORS)
+        check_number("weight_decay", self.weight_decay, minimum=0)
+        check_number("flip_probability", self.flip_probability, minimum=0, maximum=1)
+        check_integer("warmup_steps", self.warmup_steps, minimum=0)
+        check_integer("checkpoint_every", self.checkpoint_every, minimum=1)
+
+    @property
+    def lr(self) -> float:
+        return self.learning_rate
+
+    @property
+    def min_lr_ratio(self) -> float:
+        """1: the rate stays constant after the warm-up, as in Gal et al.'s code."""
+        return 1.0
+
+    @property
+    def grad_clip(self) -> float:
+        """No clipping (Gal et al. clip nothing)."""
+        return math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TextualInversionConfig:
+        """Read back a config stored in a file; unknown or bad fields raise :class:`DiffinvError`."""
+        if not isinstance(data, dict):
+            raise DiffinvError(f"a textual-inversion config must be an object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise DiffinvError(f"unknown textual-inversion setting(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+def check_property(value: object) -> str:
+    """``value`` if it is one of :data:`PROPERTIES`, else :class:`DiffinvError`."""
+    if value not in PROPERTIES:
+        raise DiffinvError(f"property must be one of {', '.join(PROPERTIES)}, got {value!r}")
+    return str(value)

@@ -1,0 +1,80 @@
+"""Putting concepts into a pipeline and taking them out again, through diffusers' own extension points
+(``load_textual_inversion`` / ``unload_textual_inversion``), after checking what those do not: the embedding's
+width, the tokens' freshness and the model a concept was learned on.
+
+Once loaded, a concept's token works in every prompt diffinv takes (:func:`~diffinv.text.encode_prompt` expands
+multi-vector tokens as diffusers' pipelines do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from diffusers import StableDiffusionPipeline
+
+from diffinv.errors import DiffinvError
+from diffinv.personalization.base import Concept
+from diffinv.personalization.files import read_concept
+from diffinv.pipelines import fingerprint
+
+
+def load_concept(pipe: StableDiffusionPipeline, concept: Concept | str | Path, token: str | None = None) -> Concept:
+    """Add ``concept`` (a :class:`Concept` or an embedding file, see
+    :func:`~diffinv.personalization.files.read_concept`) to ``pipe``'s tokenizer and text encoder, optionally under
+    another ``token``; returns the concept loaded.
+
+    Raises:
+        DiffinvError: the embedding's width is not the text encoder's, one of its tokens is already in the
+            vocabulary, or it was learned on another model.
+    """
+    concept = (concept if isinstance(concept, Concept) else read_concept(concept)).with_token(token)
+    width = int(pipe.text_encoder.get_input_embeddings().weight.shape[1])
+    if concept.embeds.shape[1] != width:
+        raise DiffinvError(
+            f"{concept.token}: the embedding is {concept.embeds.shape[1]} wide, but this text encoder's tokens are "
+            f"{width} wide (it was made for another model)"
+        )
+    vocabulary = pipe.tokenizer.get_vocab()
+    taken = [t for t in concept.tokens if t in vocabulary]
+    if taken:
+        raise DiffinvError(f"the token {taken[0]!r} is already in the vocabulary; load the concept under another token")
+    if concept.info is not None:
+        current = fingerprint(pipe, ignore_vocabulary=True)
+        if not concept.info.model_fingerprint.matches(current):
+            raise DiffinvError(
+                f"{concept.token} was learned on model {concept.info.model_fingerprint}, but the loaded model is "
+                f"{current}"
+            )
+    encoder = pipe.text_encoder
+    pipe.load_textual_inversion({concept.token: concept.embeds.to(encoder.dtype)}, token=concept.token)
+    return concept
+
+
+def unload_concept(pipe: StableDiffusionPipeline, concept: Concept | str) -> None:
+    """Remove a loaded concept (or the concept loaded under a token) from ``pipe``: its tokens leave the tokenizer
+    and its rows the text encoder's embedding table (the other rows keep their values)."""
+    token = concept.token if isinstance(concept, Concept) else concept
+    added = {t.content for t in pipe.tokenizer.added_tokens_decoder.values() if not t.special}
+    if token not in added:
+        raise DiffinvError(f"no concept is loaded under the token {token!r}")
+    tokens = [token]
+    while f"{token}_{len(tokens)}" in added:
+        tokens.append(f"{token}_{len(tokens)}")
+    pipe.unload_textual_inversion(tokens)
+    pipe.text_encoder.config.vocab_size = int(pipe.text_encoder.get_input_embeddings().weight.shape[0])
+
+
+@contextlib.contextmanager
+def loaded(pipe: StableDiffusionPipeline, concepts: Sequence[Concept]) -> Iterator[list[Concept]]:
+    """Load ``concepts`` for the duration of the block; afterwards the tokenizer holds its former tokens and the
+    text encoder its former embedding rows, bit for bit, whatever happened inside."""
+    done: list[Concept] = []
+    try:
+        for concept in concepts:
+            done.append(load_concept(pipe, concept))
+        yield done
+    finally:
+        for concept in reversed(done):
+            unload_concept(pipe, concept)

@@ -1,0 +1,85 @@
+"""Textual inversion (Gal et al. 2022, "An Image is Worth One Word", Eq. 2).
+
+A new token S* gets ``k`` embedding vectors v*, found with the whole model frozen by minimising the latent
+diffusion loss over the concept's images x and prompt templates y containing S*:
+
+    v* = argmin_v  E_{x, y, ε ~ N(0, I), t}  ‖ε − ε_θ(z_t, t, c_θ(y; v))‖²,   z_t = sqrt(ᾱ_t) E(x) + sqrt(1 − ᾱ_t) ε
+
+The vectors start from the embedding of a coarse descriptor (``init_word``). Only they receive gradients: a forward
+hook substitutes them for the token's rows of the embedding table (every other row and weight stays frozen, so none
+has to be restored after a step, as diffusers' example does), and AdamW updates them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import Tensor, nn
+
+from diffinv.denoiser import Denoiser, Schedule
+from diffinv.personalization.base import Concept, ConceptInfo
+from diffinv.personalization.config import TextualInversionConfig
+from diffinv.personalization.loading import loaded
+from diffinv.personalization.problem import ConceptProblem, frozen, substituted
+from diffinv.pipelines import fingerprint
+from diffinv.text import text_embeddings
+from diffinv.train.common import batch_rng
+
+STREAM = 0x7469  # "ti": the batch-seed stream of textual inversion (diffinv.train.common.batch_rng)
+
+
+class _Vectors(nn.Module):
+    """The new token's vectors as a module (what checkpoints hold)."""
+
+    def __init__(self, init: Tensor) -> None:
+        super().__init__()
+        self.embeds = nn.Parameter(init.clone())
+
+
+class TextualInversion:
+    name = "ti"
+    title = "textual inversion"
+    config_class = TextualInversionConfig
+
+    @property
+    def default_config(self) -> TextualInversionConfig:
+        return TextualInversionConfig()
+
+    def learn(self, problem: ConceptProblem, config: TextualInversionConfig) -> Concept:
+        started = time.perf_counter()
+        pipe = problem.pipe
+        model = fingerprint(pipe, ignore_vocabulary=True)
+        start = Concept(problem.token, problem.init_vectors(config.num_vectors))
+        vectors = _Vectors(start.embeds).to(pipe.text_encoder.device)
+        latents, mirrored = problem.latents()
+        denoiser = Denoiser(pipe.unet, Schedule.training(pipe.scheduler.config))
+        optimizer = torch.optim.AdamW(vectors.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+        def compute_loss(seed: int, step: int) -> Tensor:
+            rng, generator = batch_rng(seed, STREAM, step)
+            index = rng.integers(problem.shots, size=config.batch_size)
+            flip = torch.from_numpy(rng.random(config.batch_size) < config.flip_probability)
+            flip = flip.view(-1, 1, 1, 1).to(latents.device)
+            clean = torch.where(flip, mirrored[index], latents[index])
+            embeds = text_embeddings(pipe, problem.prompts(index, rng))
+            return denoiser.denoising_loss(clean, embeds, generator).mean()
+
+        with loaded(pipe, [start]), frozen(pipe.unet, pipe.text_encoder, pipe.vae):
+            with substituted(pipe, start.tokens, vectors.embeds):
+                steps, loss = problem.optimise(self.name, {"vectors": vectors}, optimizer, config, compute_loss)
+        info = ConceptInfo(
+            method=self.name,
+            init_word=problem.init_word,
+            property=problem.property,
+            model_fingerprint=model,
+            config=config.to_dict(),
+            shots=problem.shots,
+            steps=steps,
+            seconds=round(time.perf_counter() - started, 3),
+            loss=None if loss is None else float(loss),
+        )
+        return Concept(problem.token, vectors.embeds.detach().to("cpu", torch.float32).clone(), info)
+
+
+METHOD = TextualInversion()
