@@ -528,6 +528,13 @@ def test_learn_concept_writes_both_formats_and_every_command_loads_it(capsys, tm
     gen = ["generate", "--prompt", prompt, "--model", model_dir, "--steps", 2, "--concept", concept, "-o", image]
     code, _, err = run(capsys, *gen)
     assert code == 0 and image.exists(), err
+    lora, lora_file = tmp_path / "lora.safetensors", tmp_path / "lora_unet.safetensors"
+    argv_lora = ["learn-concept", *shots, "--token", "<l>", "--init-word", "toy", "--method", "lora", "--rank", 2]
+    code, _, err = run(capsys, *argv_lora, "--steps", 2, "--model", model_dir, "-o", lora, "--lora-file", lora_file)
+    assert code == 0, err
+    assert {k for k in load_file(str(lora_file))} == {k for k in load_file(str(lora)) if k.startswith("unet.")}
+    code, _, err = run(capsys, *gen[:-1], tmp_path / "both.png", "--concept", lora)  # two concepts, one prompt
+    assert code == 0, err
     before = concept.read_bytes()
     code, _, err = run(capsys, *argv[:-1])
     assert code == 2 and "already exists" in err and concept.read_bytes() == before  # kept without --overwrite
@@ -545,6 +552,9 @@ def test_learn_concept_writes_both_formats_and_every_command_loads_it(capsys, tm
         (["--concept", "{wide}"], "768 wide"),
         (["--concept", "{pickle}"], "a Python object"),
         (["-o", "{out}.pt"], "written as .safetensors"),
+        (["--rank", "2"], "--rank does not apply to --method ti"),
+        (["--lora-file", "{out}_lora.safetensors"], "textual inversion changes no UNet weights"),
+        (["--method", "lora", "--vectors", "2"], "--num-vectors does not apply to --method lora"),
     ],
 )
 def test_bad_learn_concept_inputs(capsys, tmp_path, model_dir, extra, match):

@@ -114,8 +114,8 @@ def test_an_sdxl_style_or_inpainting_unet_is_refused_after_loading(tmp_path, pip
 
 def test_fingerprint_can_ignore_added_tokens():
     model = tiny_pipeline(seed=0)
-    full, vocabulary_free = fingerprint(model), fingerprint(model, ignore_vocabulary=True)
+    full, vocabulary_free = fingerprint(model), fingerprint(model, base_model=True)
     model.load_textual_inversion({"<new>": torch.ones(1, 32)}, token="<new>")
     assert not fingerprint(model).matches(full)
-    assert fingerprint(model, ignore_vocabulary=True).matches(vocabulary_free)
-    assert not fingerprint(tiny_pipeline(seed=1), ignore_vocabulary=True).matches(vocabulary_free)
+    assert fingerprint(model, base_model=True).matches(vocabulary_free)
+    assert not fingerprint(tiny_pipeline(seed=1), base_model=True).matches(vocabulary_free)

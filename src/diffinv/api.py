@@ -521,12 +521,13 @@ def learn_concept(
             resized to ``height × width`` (default: the model's native size).
         token: the new word; it must not be in the vocabulary yet.
         init_word: a one-token word describing the concept coarsely; its embedding starts the vectors.
-        method: ``ti`` (textual inversion).
+        method: ``ti`` (textual inversion) or ``lora`` (DreamBooth-style LoRA on the UNet's attention).
         property: ``object`` or ``style``: picks the paper's prompt templates.
         captions: instead of the templates, one caption per image (or one for all) with ``{}`` for the token, in the
             language the model knows (the built-in model: ``"a large red {} in the center on a white background"``).
         num_vectors / steps / learning_rate: override ``config``'s (default: the method's defaults).
-        config: the method's full settings (:class:`~diffinv.personalization.TextualInversionConfig`).
+        config: the method's full settings (:class:`~diffinv.personalization.TextualInversionConfig`,
+            :class:`~diffinv.personalization.LoRAConfig`).
         generator: seeds every random draw (batches, templates, flips, timesteps, noise); ``None``: a fresh seed.
         checkpoint_dir: keep resumable checkpoints there; ``resume`` continues from its newest (with the seed of
             the run it continues).
@@ -541,7 +542,11 @@ def learn_concept(
     if not isinstance(base, personalizer.config_class):
         raise DiffinvError(f"config must be a {personalizer.config_class.__name__} for method {method!r}")
     overrides = {"num_vectors": num_vectors, "steps": steps, "learning_rate": learning_rate}
-    config = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    fields = {f.name for f in dataclasses.fields(base)}
+    if overrides.keys() - fields:
+        raise DiffinvError(f"{min(overrides.keys() - fields)} does not apply to method {method!r}")
+    config = dataclasses.replace(base, **overrides)
     photos = [images] if isinstance(images, str | Path | Image.Image) else list(images)
     if not photos:
         raise DiffinvError("no images of the concept; give at least one")
@@ -549,7 +554,8 @@ def learn_concept(
     check_property(property)
     if not isinstance(init_word, str) or not init_word.strip():
         raise DiffinvError("init_word must be a word")
-    taken = [t for t in extra_tokens(token, config.num_vectors) if t in pipe.tokenizer.get_vocab()]
+    num_vectors = getattr(config, "num_vectors", 1)
+    taken = [t for t in extra_tokens(token, num_vectors) if t in pipe.tokenizer.get_vocab()]
     if taken:
         raise DiffinvError(f"the token {taken[0]!r} is already in the vocabulary; choose another")
     if resume and checkpoint_dir is None:
@@ -569,5 +575,5 @@ def learn_concept(
         resume=resume,
         progress=progress,
     )
-    problem.init_vectors(config.num_vectors)
+    problem.init_vectors(num_vectors)
     return personalizer.learn(problem, config)

@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -96,10 +96,24 @@ def _load_model(args: argparse.Namespace) -> Any:
     return pipe
 
 
-def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
-    """One ``--option`` per dataclass field (typed, help from the field's metadata; default: the dataclass's)."""
+def _add_dataclass_options(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    title: str,
+    skip: type | None = None,
+    defaults: Mapping[str, type] | None = None,
+) -> None:
+    """One ``--option`` per dataclass field (typed, help from the field's metadata; default: the dataclass's, or
+    those of the named subclasses in ``defaults``), leaving out the fields of ``skip`` (a base class whose options
+    another group already has)."""
     group = parser.add_argument_group(title)
+    skipped = {f.name for f in dataclasses.fields(skip)} if skip is not None else set()
     for f in dataclasses.fields(cls):
+        if f.name in skipped:
+            continue
+        default = f.default
+        if defaults:
+            default = ", ".join(f"{name} {getattr(sub(), f.name)}" for name, sub in defaults.items())
         kind = {"int": _count(0), "float": _number()}.get(str(f.type), str)
         group.add_argument(
             "--" + f.name.replace("_", "-"),
@@ -107,7 +121,7 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: st
             dest=f.name,
             type=kind,
             default=None,
-            help=f"{f.metadata.get('help', '')} (default: {f.default})",
+            help=f"{f.metadata.get('help', '')} (default: {default})",
         )
 
 
@@ -130,8 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     from diffinv.editing.registry import MODES
     from diffinv.inversion.config import OptimizationConfig
     from diffinv.inversion.registry import method_names
-    from diffinv.personalization.config import PROPERTIES, TextualInversionConfig
-    from diffinv.personalization.registry import PERSONALIZERS
+    from diffinv.personalization.config import (
+        METHOD_CONFIGS,
+        PROPERTIES,
+        LearningConfig,
+        LoRAConfig,
+        TextualInversionConfig,
+    )
 
     parser = _Parser(
         prog="diffinv", description="Invert, reconstruct and edit real photos with Stable Diffusion models."
@@ -364,14 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     learn = sub.add_parser(
         "learn-concept",
-        help="learn a new word for a concept from a few images (textual inversion) into a .safetensors file",
+        help="learn a new word for a concept from a few images (textual inversion, LoRA) into a .safetensors file",
         description="Writes a concept file that `--concept FILE` of every command loads, and that diffusers' "
         "load_textual_inversion loads unchanged; --a1111 also exports the AUTOMATIC1111 format.",
     )
     learn.add_argument("images", nargs="+", type=Path, help="images of the concept (3-5 in the paper)")
     learn.add_argument("--token", default="<s*>", help="the new word (default: <s*>)")
     learn.add_argument("--init-word", required=True, help="a one-token word describing the concept coarsely")
-    learn.add_argument("--method", default="ti", choices=sorted(PERSONALIZERS), help="default: ti")
+    learn.add_argument("--method", default="ti", choices=sorted(METHOD_CONFIGS), help="default: ti")
     learn.add_argument("--property", default="object", choices=PROPERTIES, help="template set (default: object)")
     learn.add_argument(
         "--caption",
@@ -387,9 +406,14 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir's newest checkpoint")
     learn.add_argument("-o", "--output", type=Path, required=True, help="the concept file (.safetensors)")
     learn.add_argument("--a1111", type=Path, default=None, help="also export the AUTOMATIC1111 embedding here")
+    learn.add_argument(
+        "--lora-file", type=Path, default=None, help="also export the UNet offsets (lora) for load_lora_weights here"
+    )
     _add_overwrite_option(learn)
     learn.add_argument("--json", action="store_true", help="print one JSON object with the results")
-    _add_dataclass_options(learn, TextualInversionConfig, "textual inversion")
+    _add_dataclass_options(learn, LearningConfig, "learning (every method)", defaults=METHOD_CONFIGS)
+    _add_dataclass_options(learn, TextualInversionConfig, "textual inversion (ti)", skip=LearningConfig)
+    _add_dataclass_options(learn, LoRAConfig, "LoRA (lora)", skip=LearningConfig)
     _add_model_options(learn)
 
     tokens = sub.add_parser(
@@ -522,17 +546,25 @@ def _cmd_learn_concept(args: argparse.Namespace) -> dict[str, Any]:
 
     from diffinv import api, images
     from diffinv.errors import DiffinvError
-    from diffinv.personalization.config import TextualInversionConfig
+    from diffinv.personalization.config import METHOD_CONFIGS
 
-    if args.output.suffix != ".safetensors" or (args.a1111 is not None and args.a1111.suffix != ".safetensors"):
-        raise DiffinvError("concept files are written as .safetensors; give -o/--a1111 names ending in .safetensors")
-    if args.a1111 is not None and args.a1111.resolve() == args.output.resolve():
-        raise DiffinvError("--a1111 and -o name the same file; give two names")
-    for path in (args.output, args.a1111):
-        if path is not None:
-            _check_output(args, path, *args.images, *args.concepts)
-    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TextualInversionConfig)}
-    config = TextualInversionConfig(**{k: v for k, v in options.items() if v is not None})
+    outputs = [p for p in (args.output, args.a1111, args.lora_file) if p is not None]
+    if any(p.suffix != ".safetensors" for p in outputs):
+        raise DiffinvError("concept files are written as .safetensors; give output names ending in .safetensors")
+    if len({p.resolve() for p in outputs}) < len(outputs):
+        raise DiffinvError("two outputs name the same file; give each its own name")
+    if args.lora_file is not None and args.method == "ti":
+        raise DiffinvError("--lora-file: textual inversion changes no UNet weights")
+    for path in outputs:
+        _check_output(args, path, *args.images, *args.concepts)
+    config_class = METHOD_CONFIGS[args.method]
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    names = {f.name for cls in METHOD_CONFIGS.values() for f in dataclasses.fields(cls)}
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if given.keys() - fields:
+        name = min(given.keys() - fields)
+        raise DiffinvError(f"--{name.replace('_', '-')} does not apply to --method {args.method}")
+    config = config_class(**given)
     for path in args.images:  # validate every image before loading any model
         images.open_image(path)
     pipe = _load_model(args)
@@ -555,6 +587,8 @@ def _cmd_learn_concept(args: argparse.Namespace) -> dict[str, Any]:
     concept.save(args.output)
     if args.a1111 is not None:
         concept.export_a1111(args.a1111)
+    if args.lora_file is not None:
+        concept.export_lora(args.lora_file)
     info = concept.info
     return {
         "token": concept.token,

@@ -220,16 +220,16 @@ class ModelFingerprint:
         return cls(str(data["config_hash"]), tuple(float(x) for x in data["weight_signature"]))
 
 
-def fingerprint(pipe: StableDiffusionPipeline, *, ignore_vocabulary: bool = False) -> ModelFingerprint:
+def fingerprint(pipe: StableDiffusionPipeline, *, base_model: bool = False) -> ModelFingerprint:
     """Fingerprint ``pipe``'s UNet, text encoder and VAE (see :class:`ModelFingerprint`).
 
-    With ``ignore_vocabulary``, the text encoder's token-embedding table and vocabulary size are left out, so the
-    fingerprint stays the same when textual-inversion tokens are added or removed (what a learned concept records
-    of the model it was learned on).
+    With ``base_model``, what concepts add is left out — the text encoder's token-embedding table and vocabulary
+    size, and LoRA adapter layers (their wrapped weights count under their own names) — so the fingerprint stays the
+    same when textual-inversion tokens or LoRA adapters are loaded (what a learned concept records of its model).
     """
     digest = hashlib.sha256()
     signature: list[float] = []
-    table = pipe.text_encoder.get_input_embeddings().weight if ignore_vocabulary else None
+    table = pipe.text_encoder.get_input_embeddings().weight if base_model else None
     for module in (pipe.unet, pipe.text_encoder, pipe.vae):
         config = _config_dict(module.config)
         skipped: set[str] = set()
@@ -238,7 +238,10 @@ def fingerprint(pipe: StableDiffusionPipeline, *, ignore_vocabulary: bool = Fals
             skipped = {name for name, p in module.named_parameters() if p is table}
         digest.update(json.dumps(config, sort_keys=True, default=str).encode())
         samples = []
-        for name, tensor in sorted(module.state_dict().items()):
+        state = module.state_dict().items()
+        if base_model:
+            state = [(k.replace(".base_layer.", "."), v) for k, v in state if ".lora_" not in k]
+        for name, tensor in sorted(state):
             if name in skipped:
                 continue
             digest.update(f"{name}:{tuple(tensor.shape)}".encode())

@@ -65,7 +65,8 @@ def test_learning_lowers_the_loss_and_changes_only_the_new_vectors():
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
     assert pipe.tokenizer.get_vocab() == vocabulary and pipe.text_encoder.config.vocab_size == len(vocabulary)
     assert all(p.requires_grad for p in pipe.unet.parameters())  # the caller's flags are restored
-    init_row = pipe.text_encoder.get_input_embeddings().weight[pipe.tokenizer.convert_tokens_to_ids("toy")]
+    (toy,) = pipe.tokenizer("toy", add_special_tokens=False).input_ids
+    init_row = pipe.text_encoder.get_input_embeddings().weight[toy]
     start = Concept("<toy>", init_row.detach().unsqueeze(0).clone())
     assert not torch.equal(concept.embeds, start.embeds)
     assert _fixed_loss(pipe, concept) < _fixed_loss(pipe, start) - 1e-4

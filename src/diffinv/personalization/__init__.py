@@ -12,6 +12,7 @@ from diffinv.lazy import lazy_exports
 _EXPORTS = {
     "Concept": "diffinv.personalization.base",
     "ConceptInfo": "diffinv.personalization.base",
+    "LoRAConfig": "diffinv.personalization.config",
     "TextualInversionConfig": "diffinv.personalization.config",
     "read_concept": "diffinv.personalization.files",
     "load_concept": "diffinv.personalization.loading",

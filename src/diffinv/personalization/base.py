@@ -5,6 +5,10 @@ A concept file is diffusers' textual-inversion format — one ``.safetensors`` t
 diffinv's description in the file's metadata, so ``StableDiffusionPipeline.load_textual_inversion(path)`` loads it
 unchanged and :func:`~diffinv.personalization.files.read_concept` reads the description back.
 :meth:`Concept.export_a1111` writes the AUTOMATIC1111 web UI's embedding format (``{"emb_params": (k, D)}``).
+
+A concept that also changes the UNet (LoRA, E4T) holds low-rank weight offsets in peft's LoRA format; its file adds
+them as ``unet.<module>.lora_A/B.weight`` tensors beside the token's, and :meth:`Concept.export_lora` writes them
+alone, the file ``StableDiffusionPipeline.load_lora_weights(path)`` loads.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ FORMAT_NAME: Final[str] = "diffinv.concept"
 FORMAT_VERSION: Final[int] = 1
 MAX_ABS_VALUE: Final[float] = 1e4  # token embeddings are O(0.01)-O(1); larger values in a file are garbage
 A1111_KEY: Final[str] = "emb_params"
+UNET_PREFIX: Final[str] = "unet."
+LORA_SUFFIXES: Final[tuple[str, str]] = (".lora_A.weight", ".lora_B.weight")
 
 
 def check_token(token: object) -> str:
@@ -51,7 +57,7 @@ class ConceptInfo:
         init_word: the word whose embedding initialised the vectors.
         property: ``object`` or ``style``.
         model_fingerprint: the model it was learned on (:func:`~diffinv.pipelines.fingerprint` with
-            ``ignore_vocabulary``, so other concepts loaded beside it do not change it).
+            ``base_model``, so other concepts loaded beside it do not change it).
         config: the method's settings.
         shots: how many images it was learned from.
         steps: optimisation steps run.
@@ -109,15 +115,20 @@ class Concept:
             ``token_{k-1}`` too, and prompts are expanded as diffusers' ``maybe_convert_prompt`` does.
         embeds: ``(k, D)`` float32, D the text encoder's width.
         info: how it was learned, or ``None`` for an embedding made elsewhere.
+        unet_lora: low-rank offsets of UNet layers in peft's format (``<module>.lora_A.weight`` ``(r, in)`` and
+            ``<module>.lora_B.weight`` ``(out, r)``, scale 1: ``lora_alpha`` = r), or ``None``.
     """
 
     token: str
     embeds: Tensor
     info: ConceptInfo | None = None
+    unet_lora: dict[str, Tensor] | None = None
 
     def __post_init__(self) -> None:
         check_token(self.token)
         check_embeds(self.embeds, self.token)
+        if self.unet_lora is not None:
+            check_lora(self.unet_lora, self.token)
 
     @property
     def num_vectors(self) -> int:
@@ -134,10 +145,22 @@ class Concept:
 
     def save(self, path: str | Path) -> Path:
         """Write the concept as diffusers' ``learned_embeds.safetensors`` format (plus diffinv's description in the
-        metadata), atomically."""
+        metadata, and the UNet offsets as ``unet.*`` tensors if any), atomically."""
         metadata = {"diffinv": json.dumps(self._header())}
-        tensors = {self.token: self.embeds.detach().to("cpu", torch.float32).contiguous()}
+        tensors = {self.token: self.embeds.detach().to("cpu", torch.float32).contiguous(), **self._lora_tensors()}
         return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+    def export_lora(self, path: str | Path) -> Path:
+        """Write the UNet offsets alone in diffusers' LoRA format (``load_lora_weights`` loads it; the token still
+        needs the concept's embedding, which :meth:`save` / :meth:`export_a1111` carry), atomically."""
+        if self.unet_lora is None:
+            raise DiffinvError(f"{self.token} changes no UNet weights; it has no LoRA to export")
+        tensors = self._lora_tensors()
+        return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+
+    def _lora_tensors(self) -> dict[str, Tensor]:
+        lora = self.unet_lora or {}
+        return {f"{UNET_PREFIX}{k}": v.detach().to("cpu", torch.float32).contiguous() for k, v in lora.items()}
 
     def export_a1111(self, path: str | Path) -> Path:
         """Write the AUTOMATIC1111 web UI's embedding format (``{"emb_params": (k, D)}``; the web UI names the
@@ -160,3 +183,27 @@ def check_embeds(embeds: object, name: str) -> Tensor:
     if not torch.isfinite(embeds).all() or embeds.abs().max() > MAX_ABS_VALUE:
         raise DiffinvError(f"{name}: the embedding holds NaN, Inf or values beyond ±{MAX_ABS_VALUE:g}")
     return embeds
+
+
+def check_lora(lora: object, name: str) -> dict[str, Tensor]:
+    """UNet offsets: pairs ``<module>.lora_A.weight`` ``(r, in)`` / ``<module>.lora_B.weight`` ``(out, r)`` of finite
+    floating-point tensors, one rank for all."""
+    if not isinstance(lora, dict) or not lora:
+        raise DiffinvError(f"{name}: the UNet offsets must be a non-empty mapping of tensors")
+    modules = {key[: -len(LORA_SUFFIXES[0])] for key in lora if key.endswith(LORA_SUFFIXES[0])}
+    if set(lora) != {m + suffix for m in modules for suffix in LORA_SUFFIXES}:
+        raise DiffinvError(f"{name}: the UNet offsets must be lora_A/lora_B weight pairs")
+    ranks = set()
+    for module in modules:
+        down, up = (lora[module + suffix] for suffix in LORA_SUFFIXES)
+        for tensor in (down, up):
+            if not isinstance(tensor, Tensor) or not tensor.is_floating_point() or tensor.ndim != 2:
+                raise DiffinvError(f"{name}: the offsets of {module} must be floating-point matrices")
+            if not torch.isfinite(tensor).all() or tensor.abs().max() > MAX_ABS_VALUE:
+                raise DiffinvError(f"{name}: the offsets of {module} hold NaN, Inf or huge values")
+        if up.shape[1] != down.shape[0]:
+            raise DiffinvError(f"{name}: the offsets of {module} have mismatched ranks")
+        ranks.add(down.shape[0])
+    if len(ranks) != 1:
+        raise DiffinvError(f"{name}: the UNet offsets mix ranks {sorted(ranks)}")
+    return lora

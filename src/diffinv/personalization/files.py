@@ -23,6 +23,7 @@ from diffinv.personalization.base import (
     A1111_KEY,
     FORMAT_NAME,
     FORMAT_VERSION,
+    UNET_PREFIX,
     Concept,
     ConceptInfo,
     check_embeds,
@@ -96,10 +97,16 @@ def _diffinv_concept(path: Path, tensors: Mapping[str, Tensor], header_text: str
     if header.get("version") != FORMAT_VERSION:
         raise DiffinvError(f"{path}: concept format version {header.get('version')!r} is not supported")
     token = header.get("token")
-    if not isinstance(token, str) or set(tensors) != {token}:
-        raise DiffinvError(f"{path}: a concept file holds exactly one tensor, named after its token")
+    lora = {k[len(UNET_PREFIX) :]: v for k, v in tensors.items() if k.startswith(UNET_PREFIX)}
+    if not isinstance(token, str) or set(tensors) - {UNET_PREFIX + k for k in lora} != {token}:
+        raise DiffinvError(f"{path}: a concept file holds its token's tensor and, optionally, unet.* offsets")
     info = header.get("info")
-    return Concept(token, _as_vectors(path, tensors[token]), None if info is None else ConceptInfo.from_dict(info))
+    return Concept(
+        token,
+        _as_vectors(path, tensors[token]),
+        None if info is None else ConceptInfo.from_dict(info),
+        {k: v.to(torch.float32) for k, v in lora.items()} or None,
+    )
 
 
 def _from_state(path: Path, state: Any, token: str | None) -> Concept:

@@ -15,7 +15,7 @@ from pathlib import Path
 from diffusers import StableDiffusionPipeline
 
 from diffinv.errors import DiffinvError
-from diffinv.personalization.base import Concept
+from diffinv.personalization.base import UNET_PREFIX, Concept
 from diffinv.personalization.files import read_concept
 from diffinv.pipelines import fingerprint
 
@@ -41,7 +41,7 @@ def load_concept(pipe: StableDiffusionPipeline, concept: Concept | str | Path, t
     if taken:
         raise DiffinvError(f"the token {taken[0]!r} is already in the vocabulary; load the concept under another token")
     if concept.info is not None:
-        current = fingerprint(pipe, ignore_vocabulary=True)
+        current = fingerprint(pipe, base_model=True)
         if not concept.info.model_fingerprint.matches(current):
             raise DiffinvError(
                 f"{concept.token} was learned on model {concept.info.model_fingerprint}, but the loaded model is "
@@ -49,12 +49,34 @@ def load_concept(pipe: StableDiffusionPipeline, concept: Concept | str | Path, t
             )
     encoder = pipe.text_encoder
     pipe.load_textual_inversion({concept.token: concept.embeds.to(encoder.dtype)}, token=concept.token)
+    if concept.unet_lora is not None:
+        try:
+            lora = {f"{UNET_PREFIX}{k}": v.to(pipe.unet.dtype) for k, v in concept.unet_lora.items()}
+            pipe.load_lora_weights(lora, adapter_name=adapter_name(concept.token))
+        except (ValueError, KeyError, RuntimeError) as exc:
+            pipe.unload_textual_inversion(concept.tokens)
+            encoder.config.vocab_size = int(encoder.get_input_embeddings().weight.shape[0])
+            raise DiffinvError(f"{concept.token}: its UNet offsets do not fit this model ({exc})") from None
+        _activate_all(pipe)
     return concept
 
 
+def adapter_name(token: str) -> str:
+    """The LoRA adapter name under which a concept's UNet offsets are loaded."""
+    return "concept:" + token.replace(".", "_")
+
+
+def _activate_all(pipe: StableDiffusionPipeline) -> None:
+    """Every loaded adapter active at weight 1 (loading one activates only that one)."""
+    names = [name for names in pipe.get_list_adapters().values() for name in names]
+    if names:
+        pipe.set_adapters(sorted(set(names)))
+
+
 def unload_concept(pipe: StableDiffusionPipeline, concept: Concept | str) -> None:
-    """Remove a loaded concept (or the concept loaded under a token) from ``pipe``: its tokens leave the tokenizer
-    and its rows the text encoder's embedding table (the other rows keep their values)."""
+    """Remove a loaded concept (or the concept loaded under a token) from ``pipe``: its tokens leave the tokenizer,
+    its rows the text encoder's embedding table (the other rows keep their values) and its LoRA adapter the UNet
+    (whose weights were never changed: adapters sit beside them)."""
     token = concept.token if isinstance(concept, Concept) else concept
     added = {t.content for t in pipe.tokenizer.added_tokens_decoder.values() if not t.special}
     if token not in added:
@@ -64,6 +86,12 @@ def unload_concept(pipe: StableDiffusionPipeline, concept: Concept | str) -> Non
         tokens.append(f"{token}_{len(tokens)}")
     pipe.unload_textual_inversion(tokens)
     pipe.text_encoder.config.vocab_size = int(pipe.text_encoder.get_input_embeddings().weight.shape[0])
+    name = adapter_name(token)
+    if any(name in names for names in pipe.get_list_adapters().values()):
+        pipe.delete_adapters(name)
+        if not any(pipe.get_list_adapters().values()):
+            pipe.unload_lora_weights()  # no adapter left: the UNet's layers become plain again
+        _activate_all(pipe)
 
 
 @contextlib.contextmanager

@@ -21,10 +21,14 @@ from diffusers import StableDiffusionPipeline
 from torch import Tensor, nn
 
 from diffinv import images
+from diffinv.denoiser import Denoiser, Schedule
 from diffinv.errors import DiffinvError
+from diffinv.personalization.base import ConceptInfo
+from diffinv.personalization.config import LearningConfig
 from diffinv.personalization.templates import PLACEHOLDER, TEMPLATES
-from diffinv.text import expand_prompt
-from diffinv.train.common import write_json
+from diffinv.pipelines import ModelFingerprint
+from diffinv.text import expand_prompt, text_embeddings
+from diffinv.train.common import batch_rng, write_json
 from diffinv.train.stage import StageConfig, restore_stage, run_stage
 
 IDENTITY_FILE: Final[str] = "concept.json"
@@ -81,6 +85,24 @@ class ConceptProblem:
             chosen.append(expand_prompt(self.pipe, template.replace(PLACEHOLDER, self.token)))
         return chosen
 
+    def loss_function(self, config: LearningConfig, stream: int) -> Callable[[int, int], Tensor]:
+        """``loss(seed, step)``: the denoising loss (:meth:`~diffinv.denoiser.Denoiser.denoising_loss`, mean) of
+        batch ``step``: ``config.batch_size`` random shots, each mirrored with ``config.flip_probability``, with
+        their captions (:meth:`prompts`) through the text encoder; every draw from ``(seed, stream, step)``."""
+        pipe = self.pipe
+        latents, mirrored = self.latents()
+        denoiser = Denoiser(pipe.unet, Schedule.training(pipe.scheduler.config))
+
+        def loss(seed: int, step: int) -> Tensor:
+            rng, generator = batch_rng(seed, stream, step)
+            index = rng.integers(self.shots, size=config.batch_size)
+            flip = torch.from_numpy(rng.random(config.batch_size) < config.flip_probability)
+            clean = torch.where(flip.view(-1, 1, 1, 1).to(latents.device), mirrored[index], latents[index])
+            embeds = text_embeddings(pipe, self.prompts(index, rng))
+            return denoiser.denoising_loss(clean, embeds, generator).mean()
+
+        return loss
+
     def init_vectors(self, num_vectors: int) -> Tensor:
         """``(num_vectors, D)`` float32: the init word's embedding, repeated (as diffusers' textual-inversion
         example). Raises :class:`DiffinvError` unless the word is exactly one token."""
@@ -91,6 +113,28 @@ class ConceptProblem:
             )
         row = self.pipe.text_encoder.get_input_embeddings().weight[ids[0]].detach().to("cpu", torch.float32)
         return row.expand(num_vectors, -1).clone()
+
+    def info(
+        self,
+        method: str,
+        config: LearningConfig,
+        model: ModelFingerprint,
+        steps: int,
+        loss: float | None,
+        seconds: float,
+    ) -> ConceptInfo:
+        """The description of a concept learned from this problem."""
+        return ConceptInfo(
+            method=method,
+            init_word=self.init_word,
+            property=self.property,
+            model_fingerprint=model,
+            config=config.to_dict(),
+            shots=self.shots,
+            steps=steps,
+            seconds=round(seconds, 3),
+            loss=None if loss is None else float(loss),
+        )
 
     def identity(self, method: str) -> dict[str, Any]:
         digest = hashlib.sha256(self.pixels.detach().to("cpu", torch.float32).numpy().tobytes()).hexdigest()[:16]

@@ -35,6 +35,7 @@ class Personalizer(Protocol):
 
 PERSONALIZERS: Final[dict[str, str]] = {
     "ti": "diffinv.personalization.textual_inversion",
+    "lora": "diffinv.personalization.lora",
 }
 """Method name → the module whose ``METHOD`` implements it."""
 

@@ -17,14 +17,11 @@ import time
 import torch
 from torch import Tensor, nn
 
-from diffinv.denoiser import Denoiser, Schedule
-from diffinv.personalization.base import Concept, ConceptInfo
+from diffinv.personalization.base import Concept
 from diffinv.personalization.config import TextualInversionConfig
 from diffinv.personalization.loading import loaded
 from diffinv.personalization.problem import ConceptProblem, frozen, substituted
 from diffinv.pipelines import fingerprint
-from diffinv.text import text_embeddings
-from diffinv.train.common import batch_rng
 
 STREAM = 0x7469  # "ti": the batch-seed stream of textual inversion (diffinv.train.common.batch_rng)
 
@@ -49,36 +46,16 @@ class TextualInversion:
     def learn(self, problem: ConceptProblem, config: TextualInversionConfig) -> Concept:
         started = time.perf_counter()
         pipe = problem.pipe
-        model = fingerprint(pipe, ignore_vocabulary=True)
+        model = fingerprint(pipe, base_model=True)
         start = Concept(problem.token, problem.init_vectors(config.num_vectors))
         vectors = _Vectors(start.embeds).to(pipe.text_encoder.device)
-        latents, mirrored = problem.latents()
-        denoiser = Denoiser(pipe.unet, Schedule.training(pipe.scheduler.config))
         optimizer = torch.optim.AdamW(vectors.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-
-        def compute_loss(seed: int, step: int) -> Tensor:
-            rng, generator = batch_rng(seed, STREAM, step)
-            index = rng.integers(problem.shots, size=config.batch_size)
-            flip = torch.from_numpy(rng.random(config.batch_size) < config.flip_probability)
-            flip = flip.view(-1, 1, 1, 1).to(latents.device)
-            clean = torch.where(flip, mirrored[index], latents[index])
-            embeds = text_embeddings(pipe, problem.prompts(index, rng))
-            return denoiser.denoising_loss(clean, embeds, generator).mean()
+        compute_loss = problem.loss_function(config, STREAM)
 
         with loaded(pipe, [start]), frozen(pipe.unet, pipe.text_encoder, pipe.vae):
             with substituted(pipe, start.tokens, vectors.embeds):
                 steps, loss = problem.optimise(self.name, {"vectors": vectors}, optimizer, config, compute_loss)
-        info = ConceptInfo(
-            method=self.name,
-            init_word=problem.init_word,
-            property=problem.property,
-            model_fingerprint=model,
-            config=config.to_dict(),
-            shots=problem.shots,
-            steps=steps,
-            seconds=round(time.perf_counter() - started, 3),
-            loss=None if loss is None else float(loss),
-        )
+        info = problem.info(self.name, config, model, steps, loss, time.perf_counter() - started)
         return Concept(problem.token, vectors.embeds.detach().to("cpu", torch.float32).clone(), info)
 
 

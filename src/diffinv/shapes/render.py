@@ -150,21 +150,26 @@ def check_size(size: int) -> int:
 
 def object_coverage(obj: ShapeObject, size: int, scale: float = 1.0) -> np.ndarray:
     """Anti-aliased coverage in ``[0, 1]`` of one object alone, as a float32 array ``(size, size)``."""
+    return coverage(INSIDE[obj.shape], object_box(obj, scale), size)
+
+
+def coverage(inside: InsideFn, box: tuple[float, float, float], size: int) -> np.ndarray:
+    """Anti-aliased coverage in ``[0, 1]`` of the shape with unit-frame inside test ``inside`` drawn in ``box``
+    (centre ``(cx, cy)`` and half extent, image fractions, see :func:`object_box`), float32 ``(size, size)``."""
     size = check_size(size)
     ss = GEOMETRY.supersample
-    cx, cy, half = object_box(obj, scale)
-    coverage = np.zeros((size, size), dtype=np.float32)
+    cx, cy, half = box
+    out = np.zeros((size, size), dtype=np.float32)
     x0, x1 = max(math.floor((cx - half) * size), 0), min(math.ceil((cx + half) * size), size)
     y0, y1 = max(math.floor((cy - half) * size), 0), min(math.ceil((cy + half) * size), size)
     if x1 <= x0 or y1 <= y0:
-        return coverage
+        return out
     sub = (np.arange(ss) + 0.5) / ss
     xs = ((np.arange(x0, x1)[:, None] + sub[None, :]).ravel() / size - cx) / half
     ys = -((np.arange(y0, y1)[:, None] + sub[None, :]).ravel() / size - cy) / half
-    inside = INSIDE[obj.shape](xs[None, :], ys[:, None])
-    block = inside.reshape(y1 - y0, ss, x1 - x0, ss).mean(axis=(1, 3))
-    coverage[y0:y1, x0:x1] = block
-    return coverage
+    block = inside(xs[None, :], ys[:, None]).reshape(y1 - y0, ss, x1 - x0, ss).mean(axis=(1, 3))
+    out[y0:y1, x0:x1] = block
+    return out
 
 
 def composite(

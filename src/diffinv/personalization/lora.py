@@ -1,0 +1,94 @@
+"""DreamBooth-style LoRA (Ruiz et al. 2023, "DreamBooth", with Hu et al. 2022's low-rank adaptation): the
+weight-tuning baseline.
+
+The UNet's attention projections W (``to_q``, ``to_k``, ``to_v``, ``to_out.0``) get trainable low-rank offsets,
+W' = W + B·A with A ``(r, in)``, B ``(out, r)`` (B starts at zero, so training starts from the model itself), learned
+with the same denoising loss as textual inversion over the concept's images and captions:
+
+    θ* = argmin_{A, B}  E_{x, y, ε, t}  ‖ε − ε_{θ + BA}(z_t, t, c(y))‖²
+
+The concept's token keeps the init word's embedding, frozen. The adapter is added through diffusers' public
+``add_adapter`` (peft) for the run and removed afterwards; the result is peft's state dict, which
+``load_lora_weights`` loads back (:func:`~diffinv.personalization.load_concept`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import torch
+from diffusers import UNet2DConditionModel
+from torch import Tensor, nn
+
+from diffinv.personalization.base import Concept
+from diffinv.personalization.config import LORA_TARGETS, LoRAConfig
+from diffinv.personalization.loading import loaded
+from diffinv.personalization.problem import ConceptProblem, frozen
+from diffinv.pipelines import fingerprint
+
+STREAM = 0x6C6F7261  # "lora": the batch-seed stream of LoRA (diffinv.train.common.batch_rng)
+ADAPTER = "diffinv-learning"
+
+
+@contextlib.contextmanager
+def lora_adapter(unet: UNet2DConditionModel, rank: int, targets: tuple[str, ...]) -> Iterator[dict[str, Tensor]]:
+    """A fresh LoRA adapter of ``rank`` on ``targets`` for the block; yields its parameters by peft's state-dict
+    names. Afterwards the adapter is gone: the UNet's layers are plain again if it had no adapter before."""
+    from peft import LoraConfig
+
+    had_adapters = bool(getattr(unet, "peft_config", None))
+    unet.add_adapter(
+        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(targets)),
+        adapter_name=ADAPTER,
+    )
+    marker = f".{ADAPTER}."
+    params = {name.replace(marker, "."): p for name, p in unet.named_parameters() if marker in name}
+    try:
+        yield params
+    finally:
+        if had_adapters:
+            unet.delete_adapters(ADAPTER)
+        else:
+            unet.unload_lora()
+
+
+class _Offsets(nn.Module):
+    """The adapter's parameters as one module (what checkpoints hold; the same tensors, not copies)."""
+
+    def __init__(self, params: dict[str, Tensor]) -> None:
+        super().__init__()
+        self.offsets = nn.ParameterDict({name.replace(".", "__"): p for name, p in params.items()})
+
+
+class LoRA:
+    name = "lora"
+    title = "LoRA (DreamBooth-style)"
+    config_class = LoRAConfig
+
+    @property
+    def default_config(self) -> LoRAConfig:
+        return LoRAConfig()
+
+    def learn(self, problem: ConceptProblem, config: LoRAConfig) -> Concept:
+        started = time.perf_counter()
+        pipe = problem.pipe
+        model = fingerprint(pipe, base_model=True)
+        start = Concept(problem.token, problem.init_vectors(1))
+        compute_loss = problem.loss_function(config, STREAM)
+        with loaded(pipe, [start]), frozen(pipe.unet, pipe.text_encoder, pipe.vae):
+            with lora_adapter(pipe.unet, config.rank, LORA_TARGETS) as params:
+                for p in params.values():
+                    p.requires_grad_(True)
+                module = _Offsets(params)
+                optimizer = torch.optim.AdamW(
+                    module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+                )
+                steps, loss = problem.optimise(self.name, {"lora": module}, optimizer, config, compute_loss)
+                lora = {name: p.detach().to("cpu", torch.float32).clone() for name, p in params.items()}
+        info = problem.info(self.name, config, model, steps, loss, time.perf_counter() - started)
+        return Concept(problem.token, start.embeds, info, lora)
+
+
+METHOD = LoRA()
