@@ -520,14 +520,16 @@ def learn_concept(
         images: 1 or more images of the concept (3–5 in the paper): paths or PIL images, center-cropped and
             resized to ``height × width`` (default: the model's native size).
         token: the new word; it must not be in the vocabulary yet.
-        init_word: a one-token word describing the concept coarsely; its embedding starts the vectors.
-        method: ``ti`` (textual inversion) or ``lora`` (DreamBooth-style LoRA on the UNet's attention).
+        init_word: a one-token word describing the concept coarsely; its embedding starts the vectors (``e4t``
+            starts from its encoder's class word instead).
+        method: ``ti`` (textual inversion), ``lora`` (DreamBooth-style LoRA on the UNet's attention) or ``e4t``
+            (a pre-trained domain encoder's prediction from the shot(s), then a few tuning steps).
         property: ``object`` or ``style``: picks the paper's prompt templates.
         captions: instead of the templates, one caption per image (or one for all) with ``{}`` for the token, in the
             language the model knows (the built-in model: ``"a large red {} in the center on a white background"``).
         num_vectors / steps / learning_rate: override ``config``'s (default: the method's defaults).
         config: the method's full settings (:class:`~diffinv.personalization.TextualInversionConfig`,
-            :class:`~diffinv.personalization.LoRAConfig`).
+            :class:`~diffinv.personalization.LoRAConfig`, :class:`~diffinv.personalization.E4TConfig`).
         generator: seeds every random draw (batches, templates, flips, timesteps, noise); ``None``: a fresh seed.
         checkpoint_dir: keep resumable checkpoints there; ``resume`` continues from its newest (with the seed of
             the run it continues).

@@ -121,7 +121,7 @@ def _add_dataclass_options(
             dest=f.name,
             type=kind,
             default=None,
-            help=f"{f.metadata.get('help', '')} (default: {default})",
+            help=f"{f.metadata.get('help', '')}" + ("" if default is None else f" (default: {default})"),
         )
 
 
@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     from diffinv.personalization.config import (
         METHOD_CONFIGS,
         PROPERTIES,
+        E4TConfig,
         LearningConfig,
         LoRAConfig,
         TextualInversionConfig,
@@ -357,6 +358,36 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--threads", type=_count(1), default=1, help="torch threads per process")
     _add_model_options(sweep)
 
+    concept_bench = sub.add_parser(
+        "concept-bench",
+        help="personalization methods on shapes the model never saw: fidelity, editability, seconds, file size",
+        description="One job per (concept, method, shots), appended to OUT/records-<rank>.jsonl; re-running skips "
+        "finished jobs; writes summary.md/json, fidelity.png, examples/ and the learned concepts/.",
+    )
+    concept_bench.add_argument(
+        "--concepts",
+        dest="concept_names",
+        default="moon,novel:4",
+        help="moon, novel-<i>, novel:N (default: moon,novel:4)",
+    )
+    concept_bench.add_argument("--methods", default="ti,lora,e4t", help="comma-separated (default: ti,lora,e4t)")
+    concept_bench.add_argument("--shots", default="1,3,5", help="training shots, comma-separated (default: 1,3,5)")
+    concept_bench.add_argument("--out", type=Path, required=True, help="output folder")
+    concept_bench.add_argument("--seed", type=SEED, default=0)
+    concept_bench.add_argument("--threads", type=_count(1), default=1, help="torch threads per process")
+    concept_bench.add_argument("--examples", type=_count(0), default=2, help="concepts whose grids are saved")
+    concept_bench.add_argument(
+        "--steps", dest="num_inference_steps", type=_count(1), default=50, help="DDIM steps per evaluation image"
+    )
+    concept_bench.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="METHOD:KEY=VALUE",
+        help="change a method's default, e.g. ti:steps=1000 or e4t:encoder=DIR; repeatable",
+    )
+    _add_model_options(concept_bench)
+
     ui = sub.add_parser(
         "ui",
         help="start the web app (Gradio) on this machine: invert, edit and SDEdit in the browser",
@@ -389,7 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     learn.add_argument("images", nargs="+", type=Path, help="images of the concept (3-5 in the paper)")
     learn.add_argument("--token", default="<s*>", help="the new word (default: <s*>)")
-    learn.add_argument("--init-word", required=True, help="a one-token word describing the concept coarsely")
+    learn.add_argument(
+        "--init-word", default=None, help="a one-token word describing the concept coarsely (ti, lora; e4t: unused)"
+    )
     learn.add_argument("--method", default="ti", choices=sorted(METHOD_CONFIGS), help="default: ti")
     learn.add_argument("--property", default="object", choices=PROPERTIES, help="template set (default: object)")
     learn.add_argument(
@@ -414,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataclass_options(learn, LearningConfig, "learning (every method)", defaults=METHOD_CONFIGS)
     _add_dataclass_options(learn, TextualInversionConfig, "textual inversion (ti)", skip=LearningConfig)
     _add_dataclass_options(learn, LoRAConfig, "LoRA (lora)", skip=LearningConfig)
+    _add_dataclass_options(learn, E4TConfig, "E4T (e4t)", skip=LearningConfig)
     _add_model_options(learn)
 
     tokens = sub.add_parser(
@@ -565,6 +599,8 @@ def _cmd_learn_concept(args: argparse.Namespace) -> dict[str, Any]:
         name = min(given.keys() - fields)
         raise DiffinvError(f"--{name.replace('_', '-')} does not apply to --method {args.method}")
     config = config_class(**given)
+    if args.init_word is None and args.method != "e4t":
+        raise DiffinvError(f"--init-word is needed for --method {args.method}")
     for path in args.images:  # validate every image before loading any model
         images.open_image(path)
     pipe = _load_model(args)
@@ -572,7 +608,7 @@ def _cmd_learn_concept(args: argparse.Namespace) -> dict[str, Any]:
         pipe,
         args.images,
         args.token,
-        args.init_word,
+        args.init_word or "object",
         method=args.method,
         property=args.property,
         captions=args.captions,
@@ -797,6 +833,41 @@ def _cmd_sdedit_sweep(args: argparse.Namespace) -> dict[str, Any]:
     return _run_sharded(args, run, summarize, "sdedit_tradeoff.png")
 
 
+def _cmd_concept_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from diffinv.bench.concept_bench import (
+        ConceptBenchConfig,
+        parse_concepts,
+        parse_settings,
+        run_concept_bench,
+        write_summary,
+    )
+    from diffinv.errors import DiffinvError
+
+    try:
+        shots = tuple(int(k) for k in args.shots.split(",") if k.strip())
+    except ValueError:
+        raise DiffinvError(f"--shots takes numbers separated by commas, got {args.shots!r}") from None
+    config = ConceptBenchConfig(
+        concepts=parse_concepts(args.concept_names),
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+        shots=shots,
+        seed=args.seed,
+        num_threads=args.threads,
+        examples=args.examples,
+        settings=parse_settings(args.setting),
+        num_inference_steps=args.num_inference_steps,
+    )
+
+    def run(pipe: Any, rank: int, world_size: int) -> int:
+        return run_concept_bench(pipe, config, args.out, rank=rank, world_size=world_size)
+
+    def summarize(records: list[dict[str, Any]]) -> None:
+        write_summary(records, args.out)
+        print((args.out / "summary.md").read_text(), end="")
+
+    return _run_sharded(args, run, summarize, "fidelity.png")
+
+
 def _cmd_token_influence(args: argparse.Namespace) -> dict[str, Any]:
     import dataclasses as dc
 
@@ -886,6 +957,7 @@ COMMANDS = {
     "sdedit-sweep": _cmd_sdedit_sweep,
     "token-influence": _cmd_token_influence,
     "learn-concept": _cmd_learn_concept,
+    "concept-bench": _cmd_concept_bench,
     "probe": _cmd_probe,
     "doctor": _cmd_doctor,
     "ui": _cmd_ui,

@@ -17,12 +17,8 @@ from typing import Final
 import numpy as np
 from PIL import Image
 
-from diffinv.shapes import Scene, ShapeObject, caption
 from diffinv.shapes import probe as shapes_probe
-from diffinv.shapes.novel import ConceptShape, object_mask, silhouette_iou
-
-PLACEHOLDER_SHAPE: Final[str] = "circle"
-"""A vocabulary shape whose word is swapped for ``{}`` to caption a concept in the model's grammar."""
+from diffinv.shapes.novel import ConceptShape, concept_caption, object_mask, silhouette_iou
 
 SHOTS: Final[tuple[tuple[str, str], ...]] = (
     ("red", "center"),
@@ -44,13 +40,6 @@ EVAL_PROMPTS: Final[tuple[tuple[str, str, str], ...]] = (
 """(colour, position, background) of the evaluation prompts: no shot has them."""
 
 EVAL_SEEDS: Final[tuple[int, ...]] = (0, 1)
-
-
-def concept_caption(color: str, position: str, background: str, word: str = "{}") -> str:
-    """The canonical caption of one large ``color`` object at ``position`` on ``background``, the shape named
-    ``word`` (``{}``: a caption template for learning)."""
-    scene = Scene(objects=(ShapeObject(PLACEHOLDER_SHAPE, color, "large", position),), background=background)
-    return caption(scene).replace(PLACEHOLDER_SHAPE, word)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from diffinv.lazy import lazy_exports
 _EXPORTS = {
     "Concept": "diffinv.personalization.base",
     "ConceptInfo": "diffinv.personalization.base",
+    "E4TConfig": "diffinv.personalization.config",
     "LoRAConfig": "diffinv.personalization.config",
     "TextualInversionConfig": "diffinv.personalization.config",
     "read_concept": "diffinv.personalization.files",

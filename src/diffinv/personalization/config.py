@@ -125,5 +125,30 @@ def check_property(value: object) -> str:
     return str(value)
 
 
-METHOD_CONFIGS: dict[str, type[LearningConfig]] = {"ti": TextualInversionConfig, "lora": LoRAConfig}
+@dataclass(frozen=True)
+class E4TConfig(LearningConfig):
+    """E4T's per-concept tuning (Gal et al. 2023): start from the domain encoder's prediction for the shot(s), then
+    tune the word embedding and the cross-attention offsets for a few steps (the paper: 5–15; 15 here).
+
+    ``learning_rate`` 1e-3 and ``batch_size`` 4 are our choice on the built-in model (the paper tunes full weights
+    at 1e-6–5e-6; ours are low-rank offsets of a small model). ``encoder``: a folder written by
+    ``python -m diffinv.train.e4t`` (default: the encoder shipped for the built-in model).
+    """
+
+    steps: int = field(default=15, metadata={"help": "tuning steps after the encoder's prediction"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (constant after warm-up)"})
+    batch_size: int = field(default=4, metadata={"help": "images (with their captions) per step"})
+    encoder: str | None = field(default=None, metadata={"help": "E4T encoder folder (default: the shipped one)"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.encoder is not None and not isinstance(self.encoder, str):
+            raise DiffinvError(f"encoder must be a folder name, got {self.encoder!r}")
+
+
+METHOD_CONFIGS: dict[str, type[LearningConfig]] = {
+    "ti": TextualInversionConfig,
+    "lora": LoRAConfig,
+    "e4t": E4TConfig,
+}
 """Each personalization method's config class (the registry's methods, by name; read without loading them)."""

@@ -14,14 +14,11 @@ The concept's token keeps the init word's embedding, frozen. The adapter is adde
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 
 import torch
-from diffusers import UNet2DConditionModel
-from torch import Tensor, nn
 
+from diffinv.personalization.adapters import Offsets, lora_adapter
 from diffinv.personalization.base import Concept
 from diffinv.personalization.config import LORA_TARGETS, LoRAConfig
 from diffinv.personalization.loading import loaded
@@ -29,37 +26,6 @@ from diffinv.personalization.problem import ConceptProblem, frozen
 from diffinv.pipelines import fingerprint
 
 STREAM = 0x6C6F7261  # "lora": the batch-seed stream of LoRA (diffinv.train.common.batch_rng)
-ADAPTER = "diffinv-learning"
-
-
-@contextlib.contextmanager
-def lora_adapter(unet: UNet2DConditionModel, rank: int, targets: tuple[str, ...]) -> Iterator[dict[str, Tensor]]:
-    """A fresh LoRA adapter of ``rank`` on ``targets`` for the block; yields its parameters by peft's state-dict
-    names. Afterwards the adapter is gone: the UNet's layers are plain again if it had no adapter before."""
-    from peft import LoraConfig
-
-    had_adapters = bool(getattr(unet, "peft_config", None))
-    unet.add_adapter(
-        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(targets)),
-        adapter_name=ADAPTER,
-    )
-    marker = f".{ADAPTER}."
-    params = {name.replace(marker, "."): p for name, p in unet.named_parameters() if marker in name}
-    try:
-        yield params
-    finally:
-        if had_adapters:
-            unet.delete_adapters(ADAPTER)
-        else:
-            unet.unload_lora()
-
-
-class _Offsets(nn.Module):
-    """The adapter's parameters as one module (what checkpoints hold; the same tensors, not copies)."""
-
-    def __init__(self, params: dict[str, Tensor]) -> None:
-        super().__init__()
-        self.offsets = nn.ParameterDict({name.replace(".", "__"): p for name, p in params.items()})
 
 
 class LoRA:
@@ -81,7 +47,7 @@ class LoRA:
             with lora_adapter(pipe.unet, config.rank, LORA_TARGETS) as params:
                 for p in params.values():
                     p.requires_grad_(True)
-                module = _Offsets(params)
+                module = Offsets(params)
                 optimizer = torch.optim.AdamW(
                     module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
                 )

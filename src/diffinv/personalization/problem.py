@@ -122,11 +122,13 @@ class ConceptProblem:
         steps: int,
         loss: float | None,
         seconds: float,
+        init_word: str | None = None,
     ) -> ConceptInfo:
-        """The description of a concept learned from this problem."""
+        """The description of a concept learned from this problem (``init_word``: the word the method actually
+        started from, if not the problem's)."""
         return ConceptInfo(
             method=method,
-            init_word=self.init_word,
+            init_word=self.init_word if init_word is None else init_word,
             property=self.property,
             model_fingerprint=model,
             config=config.to_dict(),
@@ -193,6 +195,14 @@ class ConceptProblem:
         return seed
 
 
+class Vectors(nn.Module):
+    """A new token's vectors ``(k, D)`` as a module (what checkpoints hold)."""
+
+    def __init__(self, init: Tensor) -> None:
+        super().__init__()
+        self.embeds = nn.Parameter(init.detach().clone())
+
+
 @contextlib.contextmanager
 def frozen(*modules: nn.Module) -> Iterator[None]:
     """Turn off gradients of ``modules``' parameters for the block, restoring each parameter's flag afterwards."""
@@ -209,15 +219,20 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
 @contextlib.contextmanager
 def substituted(pipe: StableDiffusionPipeline, tokens: list[str], vectors: Tensor) -> Iterator[None]:
     """While the block runs, the text encoder's token-embedding layer outputs row ``j`` of ``vectors`` ``(k, D)``
-    wherever its input is ``tokens[j]`` (a forward hook, removed afterwards): gradients reach ``vectors`` and no
-    other row of the table, so only the new tokens learn."""
+    wherever its input is ``tokens[j]`` — or, for per-prompt vectors ``(B, k, D)``, row ``j`` of prompt ``b``'s in
+    prompt ``b`` — (a forward hook, removed afterwards): gradients reach ``vectors`` and no other row of the table,
+    so only the new tokens learn."""
     ids = torch.tensor(pipe.tokenizer.convert_tokens_to_ids(tokens))
 
     def hook(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor:
         input_ids = args[0]
         match = input_ids.unsqueeze(-1) == ids.to(input_ids.device)
         found = match.any(-1, keepdim=True)
-        rows = vectors.to(output)[match.long().argmax(-1)]
+        index = match.long().argmax(-1)
+        if vectors.ndim == 3:
+            rows = vectors.to(output)[torch.arange(index.shape[0], device=index.device).unsqueeze(1), index]
+        else:
+            rows = vectors.to(output)[index]
         return torch.where(found, rows, output)
 
     handle = pipe.text_encoder.get_input_embeddings().register_forward_hook(hook)

@@ -36,6 +36,7 @@ class Personalizer(Protocol):
 PERSONALIZERS: Final[dict[str, str]] = {
     "ti": "diffinv.personalization.textual_inversion",
     "lora": "diffinv.personalization.lora",
+    "e4t": "diffinv.personalization.e4t",
 }
 """Method name → the module whose ``METHOD`` implements it."""
 

@@ -15,23 +15,14 @@ from __future__ import annotations
 import time
 
 import torch
-from torch import Tensor, nn
 
 from diffinv.personalization.base import Concept
 from diffinv.personalization.config import TextualInversionConfig
 from diffinv.personalization.loading import loaded
-from diffinv.personalization.problem import ConceptProblem, frozen, substituted
+from diffinv.personalization.problem import ConceptProblem, Vectors, frozen, substituted
 from diffinv.pipelines import fingerprint
 
 STREAM = 0x7469  # "ti": the batch-seed stream of textual inversion (diffinv.train.common.batch_rng)
-
-
-class _Vectors(nn.Module):
-    """The new token's vectors as a module (what checkpoints hold)."""
-
-    def __init__(self, init: Tensor) -> None:
-        super().__init__()
-        self.embeds = nn.Parameter(init.clone())
 
 
 class TextualInversion:
@@ -48,7 +39,7 @@ class TextualInversion:
         pipe = problem.pipe
         model = fingerprint(pipe, base_model=True)
         start = Concept(problem.token, problem.init_vectors(config.num_vectors))
-        vectors = _Vectors(start.embeds).to(pipe.text_encoder.device)
+        vectors = Vectors(start.embeds).to(pipe.text_encoder.device)
         optimizer = torch.optim.AdamW(vectors.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         compute_loss = problem.loss_function(config, STREAM)
 

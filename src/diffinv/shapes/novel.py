@@ -19,8 +19,9 @@ import numpy as np
 from skimage.measure import label
 from skimage.transform import resize
 
+from diffinv.shapes.captions import caption
 from diffinv.shapes.render import INSIDE, InsideFn, _fit_to_box, _inside_polygon, composite, coverage, object_box
-from diffinv.shapes.scene import ShapeObject
+from diffinv.shapes.scene import Scene, ShapeObject
 from diffinv.shapes.vocab import GEOMETRY, HELDOUT_SHAPES, PALETTE
 
 NOVEL_SEED: Final[int] = 0x6E6F76656C  # "novel"
@@ -30,6 +31,8 @@ HELDOUT_OFFSET: Final[int] = 1_000_000
 BLOB_VERTICES: Final[int] = 96
 CANONICAL_SIZE: Final[int] = 32
 """Side of the normalised silhouettes compared by :func:`silhouette_iou`."""
+PLACEHOLDER_SHAPE: Final[str] = "circle"
+"""A vocabulary shape whose word :func:`concept_caption` swaps for the concept's."""
 OBJECT_THRESHOLD: Final[float] = 80.0
 """RGB distance from the background colour above which a generated pixel counts as object."""
 
@@ -59,6 +62,13 @@ class ConceptShape:
         cover = coverage(self.inside, box, size)
         image = composite(size, PALETTE[background], [(cover, PALETTE[color])])
         return image, cover >= GEOMETRY.mask_threshold
+
+
+def concept_caption(color: str, position: str, background: str, word: str = "{}") -> str:
+    """The canonical caption of one large ``color`` object at ``position`` on ``background``, the shape named
+    ``word`` (``{}``: a caption template for learning a concept): the model's grammar with a new shape word."""
+    scene = Scene(objects=(ShapeObject(PLACEHOLDER_SHAPE, color, "large", position),), background=background)
+    return caption(scene).replace(PLACEHOLDER_SHAPE, word)
 
 
 def novel_shape(index: int) -> ConceptShape:

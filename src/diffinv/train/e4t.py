@@ -1,0 +1,187 @@
+"""Pre-training of the E4T domain encoder (Gal et al. 2023) on the Shapes domain: ``python -m diffinv.train.e4t``.
+
+Each step draws a batch of pre-training novel shapes (:func:`diffinv.shapes.novel.pretraining_shape`; the
+held-out evaluation shapes and ``moon`` are never drawn), renders each twice — the encoder's input (a large object
+of a random colour and place on white, as a user's shot) and the target (another colour, place and background) —
+and minimises the denoising loss of the target under its caption, where the concept's word is the encoder's
+w = e_class + Δw and the UNet carries the encoder's offsets for that prompt, plus E4T's L2 regularisers on Δw and on
+the offset coefficients. The model (text encoder, UNet, VAE) stays frozen; the encoder (CNN, heads, offset bases)
+learns. Seeded, resumable (``--resume``), checkpointed like the mini model's stages; the result goes to
+``OUT/final`` (``--ship`` also copies it into the package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from diffinv import images
+from diffinv.denoiser import Denoiser, Schedule
+from diffinv.errors import DiffinvError, check_integer, check_number
+from diffinv.personalization.base import Concept
+from diffinv.personalization.e4t_encoder import E4TEncoder, EncoderConfig, offset_layers, per_prompt_offsets
+from diffinv.personalization.loading import loaded
+from diffinv.personalization.problem import frozen, substituted
+from diffinv.pipelines import builtin_model_path, default_size, fingerprint, load_pipeline
+from diffinv.shapes.novel import HELDOUT_OFFSET, concept_caption, pretraining_shape
+from diffinv.shapes.vocab import ALLOWED_COLORS, BACKGROUNDS, POSITIONS
+from diffinv.text import text_embeddings
+from diffinv.train.common import FINAL, batch_rng, make_optimizer, to_json
+from diffinv.train.stage import restore_stage, run_stage
+
+STREAM: Final[int] = 0x653474  # "e4t"
+TOKEN: Final[str] = "<e4t-concept>"
+SHIPPED: Final[str] = "mini-e4t"
+"""The shipped encoder's folder under ``diffinv/assets/models`` (for the built-in model)."""
+
+
+@dataclass(frozen=True)
+class E4TTrainConfig:
+    """Every hyperparameter of an encoder pre-training run (defaults: our choice for the built-in model; E4T's
+    regularisers are L2 penalties on the word offset and the weight offsets, weights ours)."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    steps: int = 12_000
+    batch_size: int = 8
+    seed: int = 0
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 200
+    weight_decay: float = 1e-2
+    grad_clip: float = 1.0
+    word_reg: float = 1e-3
+    """Weight of mean ‖Δw‖² (Δw: the word's offset from the class word's embedding)."""
+    coefficient_reg: float = 1e-4
+    """Weight of mean ‖c‖² over layers (c: the offsets' per-image coefficients)."""
+    checkpoint_every: int = 500
+    max_minutes: float = 60.0
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "num_threads"):
+            check_integer(name, getattr(self, name), minimum=1)
+        check_integer("seed", self.seed, minimum=0)
+        check_integer("warmup_steps", self.warmup_steps, minimum=0)
+        check_number("lr", self.lr, minimum=0, above=True)
+        for name in ("min_lr_ratio", "weight_decay", "grad_clip", "word_reg", "coefficient_reg", "max_minutes"):
+            check_number(name, getattr(self, name), minimum=0)
+
+
+def _render_batch(rng: np.random.Generator, batch: int, size: int) -> tuple[Tensor, Tensor, list[str]]:
+    """Encoder inputs ``(B, 3, S, S)``, targets ``(B, 3, S, S)`` (both in [-1, 1]) and the targets' captions."""
+    inputs, targets, captions = [], [], []
+    for index in rng.integers(HELDOUT_OFFSET, size=batch):
+        shape = pretraining_shape(int(index))
+        white = ALLOWED_COLORS["white"]
+        shot, _ = shape.render(white[rng.integers(len(white))], POSITIONS[rng.integers(len(POSITIONS))], "white", size)
+        background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
+        color = ALLOWED_COLORS[background][rng.integers(len(ALLOWED_COLORS[background]))]
+        position = POSITIONS[rng.integers(len(POSITIONS))]
+        target, _ = shape.render(color, position, background, size)
+        inputs.append(shot)
+        targets.append(target)
+        captions.append(concept_caption(color, position, background, TOKEN))
+
+    def to_pixels(batch_images: list[np.ndarray]) -> Tensor:
+        return torch.from_numpy(np.stack(batch_images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    return to_pixels(inputs), to_pixels(targets), captions
+
+
+def train_e4t(
+    config: E4TTrainConfig,
+    work: Path,
+    *,
+    model: str | None = None,
+    resume: bool = False,
+    minutes: float | None = None,
+    progress: bool = True,
+) -> E4TEncoder:
+    """Pre-train an encoder for ``model`` (default: the built-in model) into ``work``; returns it (eval mode)."""
+    torch.set_num_threads(config.num_threads)
+    started = time.perf_counter()
+    pipe = load_pipeline(model)
+    tokenizer, text_encoder = pipe.tokenizer, pipe.text_encoder
+    class_ids = tokenizer(config.encoder.class_word, add_special_tokens=False).input_ids
+    if len(class_ids) != 1:
+        raise DiffinvError(f"the class word {config.encoder.class_word!r} is not one token")
+    class_vector = text_encoder.get_input_embeddings().weight[class_ids[0]].detach().float()
+    torch.manual_seed(config.seed)
+    encoder = E4TEncoder(config.encoder, offset_layers(pipe.unet), int(class_vector.numel()))
+    optimizer = make_optimizer([encoder], config.lr, config.weight_decay)
+    modules = {"encoder": encoder}
+    state = restore_stage("e4t", work, modules, None, optimizer, config, resume)
+    denoiser = Denoiser(pipe.unet, Schedule.training(pipe.scheduler.config))
+    size = default_size(pipe)[0]
+
+    def batch_loss(step: int) -> tuple[Tensor, dict[str, float]]:
+        rng, generator = batch_rng(config.seed, STREAM, step)
+        inputs, targets, captions = _render_batch(rng, config.batch_size, size)
+        word, coefficients = encoder(inputs)
+        vectors = (class_vector + word).unsqueeze(1)
+        with substituted(pipe, [TOKEN], vectors), per_prompt_offsets(pipe.unet, encoder, coefficients):
+            embeds = text_embeddings(pipe, captions)
+            loss = denoiser.denoising_loss(images.encode(pipe.vae, targets), embeds, generator).mean()
+        reg = (
+            config.word_reg * word.pow(2).sum(1).mean()
+            + config.coefficient_reg * coefficients.pow(2).sum((1, 2)).mean()
+        )
+        return loss + reg, {"denoise": float(loss.detach()), "reg": float(reg.detach())}
+
+    print(f"e4t: {sum(p.numel() for p in encoder.parameters()):,} encoder parameters, "
+          f"{len(encoder.layers)} adapted layers, from step {state['step']}", flush=True)  # fmt: skip
+    encoder.train()
+    with loaded(pipe, [Concept(TOKEN, class_vector.unsqueeze(0))]), frozen(pipe.unet, text_encoder, pipe.vae):
+        run = run_stage("e4t", work, modules, None, optimizer, config, config.seed, state, batch_loss,
+                        minutes=minutes, progress=progress, start_wall=started)  # fmt: skip
+    encoder.eval()
+    trained = {"steps": run.step, "complete": run.step >= config.steps, "config": to_json(config),
+               "loss_ema": run.state.get("loss_ema"), **run.clock.totals()}  # fmt: skip
+    encoder.save(work / FINAL, fingerprint(pipe, base_model=True), trained)
+    return encoder
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m diffinv.train.e4t", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="work folder (checkpoints, final/)")
+    parser.add_argument("--model", default=None, help="the model to pre-train for (default: the built-in model)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--minutes", type=float, default=None, help="time budget of this run (default: the config's)")
+    parser.add_argument("--steps", type=int, default=None, help="total steps (default: 12000)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument("--ship", action="store_true", help="copy final/ into the package as the shipped encoder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        overrides = {"num_threads": args.threads} | ({"steps": args.steps} if args.steps else {})
+        config = E4TTrainConfig(**overrides)
+        train_e4t(config, args.out, model=args.model, resume=args.resume, minutes=args.minutes,
+                  progress=not args.quiet)  # fmt: skip
+        if args.ship:
+            target = builtin_model_path("mini").parent / SHIPPED
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(args.out / FINAL, target)
+            print(f"shipped {target}")
+    except DiffinvError as exc:
+        print(f"python -m diffinv.train.e4t: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The concept bench on a tiny in-code model: every method and the baseline run, resume skips finished jobs, the
+summary has the keys the docs promise, and bad options are refused in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from diffinv.bench.concept_bench import ConceptBenchConfig, parse_concepts, parse_settings
+from diffinv.cli import main
+from diffinv.errors import DiffinvError
+from diffinv.personalization.e4t_encoder import E4TEncoder, EncoderConfig, offset_layers
+from diffinv.pipelines import fingerprint
+
+SUMMARY_KEYS = {"method", "shots", "fidelity", "editability", "seconds", "file_kb", "n"}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, pipe):
+    folder = tmp_path_factory.mktemp("concept-bench")
+    pipe.save_pretrained(folder / "model")
+    encoder = E4TEncoder(EncoderConfig(channels=(8,), rank=2, class_word="circle"), offset_layers(pipe.unet), 32)
+    encoder.save(folder / "encoder", fingerprint(pipe, base_model=True), {})
+    return folder
+
+
+def test_bench_runs_every_method_resumes_and_summarises(capsys, tmp_path, model_dir):
+    out = tmp_path / "out"
+    settings = ["ti:steps=2", "lora:steps=2", f"e4t:encoder={model_dir / 'encoder'}", "e4t:steps=1"]
+    argv = ["concept-bench", "--concepts", "novel:1", "--methods", "ti,lora,e4t", "--shots", "1,2", "--steps", 2,
+            "--model", model_dir / "model", "--out", out, "--examples", "1"]  # fmt: skip
+    argv += [part for setting in settings for part in ("--setting", setting)]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    records = [json.loads(line) for line in (out / "records-0.jsonl").read_text().splitlines()]
+    assert len(records) == 1 + 3 * 2  # the baseline, then methods x shots
+    rows = json.loads((out / "summary.json").read_text())
+    assert {(r["method"], r["shots"]) for r in rows} == {("class-word", 0)} | {
+        (m, k) for m in ("ti", "lora", "e4t") for k in (1, 2)
+    }
+    assert all(SUMMARY_KEYS <= row.keys() and 0 <= row["fidelity"] <= 1 for row in rows)
+    assert (out / "fidelity.png").is_file() and (out / "examples" / "novel-0-lora-2.png").is_file()
+    assert (out / "concepts" / "novel-0-ti-1.safetensors").is_file()
+    capsys.readouterr()
+    assert main([str(a) for a in argv]) == 0
+    assert len((out / "records-0.jsonl").read_text().splitlines()) == len(records)  # nothing ran twice
+
+
+def test_options_are_checked():
+    assert parse_concepts("moon,novel:2") == ("moon", "novel-0", "novel-1")
+    assert parse_settings(["ti:steps=5", "ti:learning_rate=0.01", "e4t:encoder=x"]) == {
+        "ti": {"steps": 5, "learning_rate": 0.01}, "e4t": {"encoder": "x"}}  # fmt: skip
+    for make, message in [
+        (lambda: parse_concepts("star:3"), "novel:N"),
+        (lambda: ConceptBenchConfig(concepts=("hexagon",)), "unknown concept shape"),
+        (lambda: ConceptBenchConfig(methods=("dreambooth",)), "--methods takes"),
+        (lambda: ConceptBenchConfig(shots=(9,)), "--shots takes"),
+        (lambda: ConceptBenchConfig(settings={"ti": {"rank": 2}}), "ti has no setting 'rank'"),
+        (lambda: ConceptBenchConfig(methods=("ti",), settings={"lora": {"steps": 2}}), "not among --methods"),
+        (lambda: ConceptBenchConfig(settings={"ti": {"steps": 0}}), "steps must be"),
+        (lambda: parse_settings(["steps=3"]), "METHOD:KEY=VALUE"),
+    ]:
+        with pytest.raises(DiffinvError, match=message):
+            make()
