@@ -187,3 +187,18 @@ def test_bad_input_is_refused_in_one_line(tmp_path):
     save_file({"<nan>": torch.full((1, 32), float("nan"))}, str(tmp_path / "nan.safetensors"))
     with pytest.raises(DiffinvError, match="NaN"):
         read_concept(tmp_path / "nan.safetensors")
+
+
+def test_a_learned_token_works_in_invert_edit_and_sdedit():
+    from diffinv import edit, invert, sdedit
+
+    pipe = tiny_pipeline(seed=0)
+    load_concept(pipe, _learn(pipe, steps=2, num_vectors=2))
+    photo = Image.new("RGB", (64, 64), "red")
+    inversion = invert(pipe, photo, "a photo of a <toy>", "prompt-tokens", num_inference_steps=2)
+    assert inversion.settings.optimized_positions == 1 + 4 + 2 + 1  # BOS, a photo of a, <toy> x 2, EOS
+    result = edit(pipe, inversion, "a drawing of a <toy>", output_type="pt")
+    assert result.edit.shape == (1, 3, 64, 64)
+    guided = sdedit(pipe, photo, "a <toy>", strength=0.5, num_inference_steps=4, output_type="pt",
+                    generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert guided.shape == (1, 3, 64, 64)
