@@ -13,7 +13,7 @@ from diffinv.errors import DiffinvError
 from diffinv.personalization.e4t_encoder import E4TEncoder, EncoderConfig, offset_layers
 from diffinv.pipelines import fingerprint
 
-SUMMARY_KEYS = {"method", "shots", "fidelity", "editability", "seconds", "file_kb", "n"}
+SUMMARY_KEYS = {"method", "shots", "fidelity", "fidelity_gain", "editability", "seconds", "file_kb", "n"}
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ One job per (concept, method, shots): learn the concept from the first ``shots``
 (:mod:`~diffinv.bench.concept_tasks`), save its file (its size is ``file_kb``), load it, generate it in every
 evaluation prompt at every evaluation seed, score fidelity and editability, unload it. A ``class-word`` row per
 concept (no learning: the init word in the prompts) gives the floor a method must beat. Jobs go through the shared
-resumable, shardable job loop; ``summary.json`` rows (method, shots, fidelity, editability, seconds, file_kb, n)
-average over concepts. Every method runs with flips off: the concepts are not mirror-symmetric.
+resumable, shardable job loop; ``summary.json`` rows (method, shots, fidelity, fidelity_gain, editability, seconds,
+file_kb, n) average over concepts. Every method runs with flips off: the concepts are not mirror-symmetric.
 """
 
 from __future__ import annotations
@@ -203,31 +203,40 @@ def run_concept_bench(
 
 
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (method, shots), averaged over concepts."""
+    """One row per (method, shots), averaged over concepts; ``fidelity_gain`` is the mean of each concept's
+    fidelity minus its class-word row's (over the concepts that have one)."""
     groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    floor = {r["concept"]: r["fidelity"] for r in records if r["method"] == BASELINE}
     for record in records:
         groups[(record["method"], int(record["shots"]))].append(record)
     order = {BASELINE: 0, **{m: i + 1 for i, m in enumerate(METHOD_CONFIGS)}}
     rows = []
     for (method, shots), recs in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])):
+        gains = [r["fidelity"] - floor[r["concept"]] for r in recs if r["concept"] in floor]
         rows.append({"method": method, "shots": shots, "n": len(recs),
-                     **{k: float(np.mean([r[k] for r in recs])) for k in SUMMARY_KEYS}})  # fmt: skip
+                     **{k: float(np.mean([r[k] for r in recs])) for k in SUMMARY_KEYS},
+                     "fidelity_gain": float(np.mean(gains)) if gains else None})  # fmt: skip
     return rows
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| method | shots | fidelity (IoU) ↑ | editability ↑ | colour | position | background | s/concept | file kB "
-        "| n |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | shots | fidelity (IoU) ↑ | vs class word ↑ | editability ↑ | colour | position | background "
+        "| s/concept | file kB | n |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['method']} | {r['shots']} | {r['fidelity']:.3f} | {100 * r['editability']:.1f} % | "
+            f"| {r['method']} | {r['shots']} | {r['fidelity']:.3f} | {_signed(r['fidelity_gain'])} | "
+            f"{100 * r['editability']:.1f} % | "
             f"{100 * r['color_right']:.1f} % | {100 * r['position_right']:.1f} % | "
             f"{100 * r['background_right']:.1f} % | {r['seconds']:.1f} | {r['file_kb']:.1f} | {r['n']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.3f}"
 
 
 def write_summary(records: list[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
