@@ -34,9 +34,11 @@ class LearningConfig:
     flip_probability: float = field(default=0.0, metadata={"help": "probability of a horizontal flip per image"})
     warmup_steps: int = field(default=0, metadata={"help": "linear learning-rate warm-up steps"})
     checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints (with a folder)"})
+    caption_dropout: float = field(default=0.0, metadata={"help": "probability of an empty caption per image"})
 
     def __post_init__(self) -> None:
         check_integer("steps", self.steps, minimum=1, maximum=MAX_STEPS)
+        check_number("caption_dropout", self.caption_dropout, minimum=0, maximum=1)
         check_number("learning_rate", self.learning_rate, minimum=0, above=True)
         check_integer("batch_size", self.batch_size, minimum=1, maximum=1024)
         check_number("weight_decay", self.weight_decay, minimum=0)
@@ -131,13 +133,16 @@ class E4TConfig(LearningConfig):
     tune the word embedding and the cross-attention offsets for a few steps (the paper: 5–15; 15 here).
 
     ``learning_rate`` 1e-3 and ``batch_size`` 4 are our choice on the built-in model (the paper tunes full weights
-    at 1e-6–5e-6; ours are low-rank offsets of a small model). ``encoder``: a folder written by
-    ``python -m diffinv.train.e4t`` (default: the encoder shipped for the built-in model).
+    at 1e-6–5e-6; ours are low-rank offsets of a small model); ``caption_dropout`` 0.2 as in the encoder's
+    pre-training (the offsets act on the empty prompt of classifier-free guidance too, so it is trained with them).
+    ``encoder``: a folder written by ``python -m diffinv.train.e4t`` (default: the encoder shipped for the built-in
+    model).
     """
 
     steps: int = field(default=15, metadata={"help": "tuning steps after the encoder's prediction"})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (constant after warm-up)"})
     batch_size: int = field(default=4, metadata={"help": "images (with their captions) per step"})
+    caption_dropout: float = field(default=0.2, metadata={"help": "probability of an empty caption per image"})
     encoder: str | None = field(default=None, metadata={"help": "E4T encoder folder (default: the shipped one)"})
 
     def __post_init__(self) -> None:

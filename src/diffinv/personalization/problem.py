@@ -88,7 +88,8 @@ class ConceptProblem:
     def loss_function(self, config: LearningConfig, stream: int) -> Callable[[int, int], Tensor]:
         """``loss(seed, step)``: the denoising loss (:meth:`~diffinv.denoiser.Denoiser.denoising_loss`, mean) of
         batch ``step``: ``config.batch_size`` random shots, each mirrored with ``config.flip_probability``, with
-        their captions (:meth:`prompts`) through the text encoder; every draw from ``(seed, stream, step)``."""
+        their captions (:meth:`prompts`; empty with ``config.caption_dropout``) through the text encoder; every draw
+        from ``(seed, stream, step)``."""
         pipe = self.pipe
         latents, mirrored = self.latents()
         denoiser = Denoiser(pipe.unet, Schedule.training(pipe.scheduler.config))
@@ -98,7 +99,10 @@ class ConceptProblem:
             index = rng.integers(self.shots, size=config.batch_size)
             flip = torch.from_numpy(rng.random(config.batch_size) < config.flip_probability)
             clean = torch.where(flip.view(-1, 1, 1, 1).to(latents.device), mirrored[index], latents[index])
-            embeds = text_embeddings(pipe, self.prompts(index, rng))
+            prompts = self.prompts(index, rng)
+            if config.caption_dropout > 0:
+                prompts = ["" if rng.random() < config.caption_dropout else p for p in prompts]
+            embeds = text_embeddings(pipe, prompts)
             return denoiser.denoising_loss(clean, embeds, generator).mean()
 
         return loss
