@@ -45,6 +45,13 @@ BAD_VALUES = {
     "--max-upload-mb": ["nan", "-1"],
     "--concurrency": ["0"],
     "--timeout": ["0", "inf"],
+    "--weight-decay": ["nan", "-1"],
+    "--flip-probability": ["-0.1", "1.5", "nan"],
+    "--warmup-steps": ["-1", "x"],
+    "--checkpoint-every": ["0", "-5"],
+    "--num-vectors": ["0", "76", "x"],
+    "--rank": ["0", "2000"],
+    "--caption-dropout": ["2", "-1", "nan"],
 }
 
 
@@ -99,6 +106,20 @@ def _valid_argv(command: str, root: Path, out: Path) -> list[str]:
         "probe": ["probe", root / "photo.png"],
         "doctor": ["doctor"],
         "ui": ["ui"],  # never started here: every bad value is refused before the server starts
+        "learn-concept": ["learn-concept", root / "photo.png", "--init-word", "toy", "-o", out / "c.safetensors"],
+        "concept-bench": [
+            "concept-bench",
+            "--concepts",
+            "novel:1",
+            "--methods",
+            "ti",
+            "--shots",
+            "1",
+            "--setting",
+            "ti:steps=1",
+            "--out",
+            out / "c",
+        ],  # fmt: skip
     }[command]
     takes_model = any(a.dest == "model" for a in _commands()[command]._actions)
     return [str(a) for a in argv + (model if takes_model else [])]

@@ -29,6 +29,7 @@ from diffinv import api
 from diffinv.bench.concept_tasks import EVAL_SEEDS, SHOTS, eval_prompts, score, training_shots
 from diffinv.bench.report import save_figure
 from diffinv.bench.runner import Job, run_jobs
+from diffinv.denoiser import check_training_steps
 from diffinv.errors import DiffinvError, check_integer
 from diffinv.io import atomic_write, save_image
 from diffinv.personalization import load_concept, unload_concept
@@ -191,6 +192,7 @@ def run_concept_bench(
     progress: bool = True,
 ) -> int:
     """Run this process's share of the (concept × method × shots) jobs not yet recorded in ``out``."""
+    check_training_steps(config.num_inference_steps, pipe.scheduler.config.num_train_timesteps)
     jobs = []
     for index, name in enumerate(config.concepts):
         keep = index < config.examples

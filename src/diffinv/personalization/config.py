@@ -18,7 +18,7 @@ from diffinv.errors import DiffinvError, check_integer, check_number
 PROPERTIES = ("object", "style")
 """What a concept is (Gal et al. 2022): an object, or a style; it chooses the prompt templates."""
 
-MAX_STEPS = 1_000_000
+MAX_STEPS = 50_000  # 10x the paper's 5000 textual-inversion steps; more is a typo
 MAX_VECTORS = 75  # a CLIP prompt holds 77 tokens, BOS and EOS included
 
 
