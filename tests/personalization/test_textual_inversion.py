@@ -202,3 +202,11 @@ def test_a_learned_token_works_in_invert_edit_and_sdedit():
     guided = sdedit(pipe, photo, "a <toy>", strength=0.5, num_inference_steps=4, output_type="pt",
                     generator=torch.Generator().manual_seed(0))  # fmt: skip
     assert guided.shape == (1, 3, 64, 64)
+
+
+def test_with_every_caption_dropped_the_vectors_never_move():
+    pipe = tiny_pipeline(seed=0)
+    config = TextualInversionConfig(steps=3, learning_rate=0.05, weight_decay=0.0, caption_dropout=1.0)
+    concept = learn_concept(pipe, _images(2), "<toy>", "toy", captions=[CAPTION], config=config, progress=False)
+    (toy,) = pipe.tokenizer("toy", add_special_tokens=False).input_ids
+    assert torch.equal(concept.embeds[0], pipe.text_encoder.get_input_embeddings().weight[toy].detach())
