@@ -99,3 +99,13 @@ def test_pretraining_runs_resumes_and_writes_a_loadable_encoder(tmp_path, monkey
     assert _same(encoder, loaded)
     with pytest.raises(DiffinvError, match="already holds a checkpoint"):
         train_e4t.train_e4t(config, tmp_path / "work", model=str(tmp_path / "model"), progress=False)
+
+
+def test_the_shipped_encoder_belongs_to_the_built_in_model():
+    from diffinv.personalization.e4t import shipped_encoder
+    from diffinv.pipelines import load_pipeline
+
+    pipe = load_pipeline()
+    encoder, model = E4TEncoder.load(shipped_encoder())
+    assert model.matches(fingerprint(pipe, base_model=True))
+    assert [name for name, _, _ in encoder.layers] == [name for name, _, _ in offset_layers(pipe.unet)]
