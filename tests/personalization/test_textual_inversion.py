@@ -210,3 +210,17 @@ def test_with_every_caption_dropped_the_vectors_never_move():
     concept = learn_concept(pipe, _images(2), "<toy>", "toy", captions=[CAPTION], config=config, progress=False)
     (toy,) = pipe.tokenizer("toy", add_special_tokens=False).input_ids
     assert torch.equal(concept.embeds[0], pipe.text_encoder.get_input_embeddings().weight[toy].detach())
+
+
+def test_without_captions_the_papers_templates_of_the_property_are_used():
+    import numpy as np
+
+    from diffinv.personalization.problem import ConceptProblem
+
+    pipe = tiny_pipeline(seed=0)
+    for prop, marker in (("object", "photo"), ("style", "in the style of")):
+        problem = ConceptProblem(pipe, torch.zeros(2, 3, 64, 64), "<s>", "toy", prop, None, seed=0)
+        prompts = problem.prompts(np.array([0, 1, 0, 1]), np.random.default_rng(0))
+        assert all("<s>" in p for p in prompts) and any(marker in p for p in prompts)
+    concept = learn_concept(pipe, _images(2), "<s>", "toy", property="style", steps=1, progress=False)
+    assert concept.info.property == "style"
