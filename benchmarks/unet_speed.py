@@ -29,8 +29,8 @@ import torch  # noqa: E402
 from diffusers import UNet2DConditionModel  # noqa: E402
 
 from diffinv.api import generate  # noqa: E402
+from diffinv.loop.common import n_params  # noqa: E402
 from diffinv.pipelines import load_pipeline  # noqa: E402
-from diffinv.train.common import n_params  # noqa: E402
 from diffinv.train.mini import PRESETS  # noqa: E402
 from diffinv.train.unet import UNetModelConfig, build_unet  # noqa: E402
 

@@ -13,9 +13,9 @@ from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file
 
 from diffinv.api import generate
+from diffinv.loop.common import EMA, batch_rng, learning_rate
 from diffinv.shapes.vocab import COLORS, POSITIONS, SHAPES, TRAIN_SHAPES
 from diffinv.train import data
-from diffinv.train.common import EMA, batch_rng, learning_rate
 from diffinv.train.mini import MiniConfig, main
 from diffinv.train.parts import scheduler
 from diffinv.train.text import CaptionHeads, caption_loss

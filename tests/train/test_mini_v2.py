@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from diffinv.errors import DiffinvError
+from diffinv.loop.stage import check_resumable
 from diffinv.shapes.splits import is_train_object
 from diffinv.train.data import sample_train_scenes
 from diffinv.train.mini import PRESETS, V2_UNET, MiniConfig, build_parser, main, resolve_config, v2_config
-from diffinv.train.stage import check_resumable
 from diffinv.train.text import build_text_encoder, build_tokenizer, import_text_encoder, load_text_encoder
 from diffinv.train.unet import build_unet
 from train.test_mini_train import TINY

@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from diffinv.loop.common import learning_rate
 from diffinv.shapes.probe import ShapesProbe, encode_targets
 from diffinv.train import probe as probe_training
 from diffinv.train.augment import AugmentConfig, augment
-from diffinv.train.common import learning_rate
 from diffinv.train.probe import TrainConfig, main, train, training_batch
 
 TINY = {

@@ -1,7 +1,7 @@
 """How a personalization method is configured: frozen, validated dataclasses (no torch), so the command line can
 describe every option without loading a model library.
 
-A config is also the stage config of :func:`diffinv.train.stage.run_stage`, which reads ``steps``, ``lr``,
+A config is also the stage config of :func:`diffinv.loop.stage.run_stage`, which reads ``steps``, ``lr``,
 ``warmup_steps``, ``min_lr_ratio``, ``grad_clip`` and ``checkpoint_every``; the fields a user sets use diffusers'
 names (``learning_rate``), the loop's names are read-only properties.
 """

@@ -27,7 +27,7 @@ from diffinv.personalization.loading import loaded
 from diffinv.personalization.problem import ConceptProblem, Vectors, frozen, substituted
 from diffinv.pipelines import fingerprint
 
-STREAM = 0x65347475  # "e4tu": the batch-seed stream of E4T tuning (diffinv.train.common.batch_rng)
+STREAM = 0x65347475  # "e4tu": the batch-seed stream of E4T tuning (diffinv.loop.common.batch_rng)
 SHIPPED_ENCODER = "mini-e4t"
 
 

@@ -25,7 +25,7 @@ from diffinv.personalization.loading import loaded
 from diffinv.personalization.problem import ConceptProblem, frozen
 from diffinv.pipelines import fingerprint
 
-STREAM = 0x6C6F7261  # "lora": the batch-seed stream of LoRA (diffinv.train.common.batch_rng)
+STREAM = 0x6C6F7261  # "lora": the batch-seed stream of LoRA (diffinv.loop.common.batch_rng)
 
 
 class LoRA:

@@ -1,6 +1,6 @@
 """The input of every personalization method (:class:`ConceptProblem`) and the building blocks it hands a method:
 the training images' latents, their captions, the initial vectors, and the optimisation run — the training stage
-loop of :mod:`diffinv.train.stage` (constant or warm-up LR, a progress bar with the loss, checkpoints every
+loop of :mod:`diffinv.loop.stage` (constant or warm-up LR, a progress bar with the loss, checkpoints every
 ``checkpoint_every`` steps, resume, SIGTERM), so a long learning run survives an interruption.
 """
 
@@ -23,13 +23,13 @@ from torch import Tensor, nn
 from diffinv import images
 from diffinv.denoiser import Denoiser, Schedule
 from diffinv.errors import DiffinvError
+from diffinv.loop.common import batch_rng, write_json
+from diffinv.loop.stage import StageConfig, restore_stage, run_stage
 from diffinv.personalization.base import ConceptInfo
 from diffinv.personalization.config import LearningConfig
 from diffinv.personalization.templates import PLACEHOLDER, TEMPLATES
 from diffinv.pipelines import ModelFingerprint
 from diffinv.text import expand_prompt, text_embeddings
-from diffinv.train.common import batch_rng, write_json
-from diffinv.train.stage import StageConfig, restore_stage, run_stage
 
 IDENTITY_FILE: Final[str] = "concept.json"
 """What a checkpoint folder learns (token, images, captions, seed): a resumed run must learn the same thing."""

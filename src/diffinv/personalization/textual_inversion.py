@@ -22,7 +22,7 @@ from diffinv.personalization.loading import loaded
 from diffinv.personalization.problem import ConceptProblem, Vectors, frozen, substituted
 from diffinv.pipelines import fingerprint
 
-STREAM = 0x7469  # "ti": the batch-seed stream of textual inversion (diffinv.train.common.batch_rng)
+STREAM = 0x7469  # "ti": the batch-seed stream of textual inversion (diffinv.loop.common.batch_rng)
 
 
 class TextualInversion:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import torch
 from diffusers import StableDiffusionPipeline
 
-from diffinv.train.common import write_json
+from diffinv.loop.common import write_json
 from diffinv.train.parts import load_parts, scheduler
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 crops of the real photos bundled with scikit-image.
 
 Everything is drawn from a :class:`numpy.random.Generator` the caller owns, so a batch depends only on the seed
-the trainer derives for it (see :func:`diffinv.train.common.batch_rng`) and a resumed run sees exactly the data of
+the trainer derives for it (see :func:`diffinv.loop.common.batch_rng`) and a resumed run sees exactly the data of
 an uninterrupted one.
 
 * Shapes: scenes come from :func:`diffinv.shapes.sample_scene` on the ``train`` split only (never the held-out

@@ -28,6 +28,8 @@ from torch import Tensor
 from diffinv import images
 from diffinv.denoiser import Denoiser, Schedule
 from diffinv.errors import DiffinvError, check_integer, check_number
+from diffinv.loop.common import FINAL, batch_rng, make_optimizer, to_json
+from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.personalization.base import Concept
 from diffinv.personalization.e4t_encoder import E4TEncoder, EncoderConfig, offset_layers, per_prompt_offsets
 from diffinv.personalization.loading import loaded
@@ -36,8 +38,6 @@ from diffinv.pipelines import builtin_model_path, default_size, fingerprint, loa
 from diffinv.shapes.novel import HELDOUT_OFFSET, concept_caption, pretraining_shape
 from diffinv.shapes.vocab import ALLOWED_COLORS, BACKGROUNDS, POSITIONS
 from diffinv.text import text_embeddings
-from diffinv.train.common import FINAL, batch_rng, make_optimizer, to_json
-from diffinv.train.stage import restore_stage, run_stage
 
 STREAM: Final[int] = 0x653474  # "e4t"
 TOKEN: Final[str] = "<e4t-concept>"

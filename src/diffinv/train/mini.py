@@ -35,12 +35,12 @@ Stages (each can be re-run alone; each writes into its own folder of ``--work``)
    probe, seconds per 50-step image, load time and weight megabytes (``eval.json`` beside the stage folders;
    :mod:`diffinv.train.evaluate`).
 
-Checkpoints (:mod:`diffinv.train.stage`): ``<stage>/checkpoints/step-NNNNNN/`` holds ``model.safetensors`` (the
+Checkpoints (:mod:`diffinv.loop.stage`): ``<stage>/checkpoints/step-NNNNNN/`` holds ``model.safetensors`` (the
 trained weights), ``ema.safetensors`` (their EMA), ``optimizer.pt`` (an optimizer state dict, read back with
 ``torch.load(weights_only=True)``) and ``state.json`` (step, timings, the stage config); ``checkpoints/latest.json``
 names the newest complete one and is written last. A stage saves every ``checkpoint_every`` steps, on SIGTERM /
 Ctrl-C, and when its ``--minutes`` budget runs out, so ``--resume`` continues a killed run. Batch ``k`` depends only
-on ``(seed, k)`` (:func:`diffinv.train.common.batch_rng`), so a resumed run sees the data of an uninterrupted one.
+on ``(seed, k)`` (:func:`diffinv.loop.common.batch_rng`), so a resumed run sees the data of an uninterrupted one.
 ``--minutes`` caps the wall time of each training stage of one invocation; a stage stopped by it still exports its
 EMA weights, marked ``"complete": false``. The config of a work folder is written to ``config.json`` on first use
 and is the base of every later invocation (``--config`` and the flags override it).
@@ -84,8 +84,8 @@ from typing import Any, Final
 import torch
 
 from diffinv.errors import DiffinvError
+from diffinv.loop.common import CHECKPOINTS, LATEST, from_json, to_json, write_json
 from diffinv.train.assemble import assemble, default_output
-from diffinv.train.common import CHECKPOINTS, LATEST, from_json, to_json, write_json
 from diffinv.train.evaluate import evaluate_pipeline
 from diffinv.train.text import TextTrainConfig, import_text_encoder, train_text
 from diffinv.train.unet import UNetModelConfig, UNetTrainConfig, train_unet

@@ -10,8 +10,8 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from diffinv.errors import DiffinvError
+from diffinv.loop.common import FINAL
 from diffinv.testing import SD_SCHEDULER_CONFIG
-from diffinv.train.common import FINAL
 from diffinv.train.vae import load_final_vae
 
 

@@ -24,7 +24,7 @@ Output folder ``--out``:
 * ``checkpoints/step-NNNNNN/`` -- ``model.safetensors`` (the probe's state dict), ``optimizer.pt`` (an
   optimizer state dict, read back with ``torch.load(weights_only=True)``) and ``state.json`` (step, seed,
   timings, the config); ``checkpoints/latest.json`` names the newest complete one and is written last,
-  atomically (the loop and its checkpoints are :mod:`diffinv.train.stage`'s);
+  atomically (the loop and its checkpoints are :mod:`diffinv.loop.stage`'s);
 * ``probe.safetensors`` + ``config.json`` -- the final probe (:meth:`ShapesProbe.from_pretrained` reads
   the folder), and ``eval.json`` -- its accuracy table.
 """
@@ -46,6 +46,8 @@ import torch
 from torch import Tensor
 
 from diffinv.errors import DiffinvError
+from diffinv.loop.common import batch_rng, from_json, init_seed, make_optimizer, to_json, write_json
+from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.shapes.probe import (
     AGREEMENT_KEYS,
     CONFIG_FILE,
@@ -62,8 +64,6 @@ from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import SPLITS, dataset, is_train_object, sample_scene
 from diffinv.shapes.vocab import HELDOUT_SHAPES, POSITIONS
 from diffinv.train.augment import AugmentConfig, augment, gaussian_blur, jpeg
-from diffinv.train.common import batch_rng, from_json, init_seed, make_optimizer, to_json, write_json
-from diffinv.train.stage import restore_stage, run_stage
 
 TRAIN_STREAM: Final[int] = 0x70726F6265  # "probe"
 """First spawn-key entry of the training batches' seed sequences."""

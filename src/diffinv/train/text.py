@@ -23,11 +23,11 @@ from torch import Tensor, nn
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from diffinv.errors import DiffinvError
+from diffinv.loop.common import EMA, FINAL, batch_rng, init_seed, make_optimizer, n_params, write_json
+from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.shapes.captions import caption
 from diffinv.shapes.splits import item_rng, sample_scene
-from diffinv.train.common import EMA, FINAL, batch_rng, init_seed, make_optimizer, n_params, write_json
 from diffinv.train.data import CAPTION_HEADS, IGNORE, caption_targets, sample_train_scenes
-from diffinv.train.stage import restore_stage, run_stage
 
 if TYPE_CHECKING:
     from diffinv.train.mini import MiniConfig

@@ -28,12 +28,12 @@ from tqdm import tqdm
 from transformers import CLIPTextModel
 
 from diffinv.io import atomic_write
+from diffinv.loop.common import EMA, FINAL, Clock, batch_rng, init_seed, make_optimizer, n_params, write_json
+from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.shapes.scene import Scene
-from diffinv.train.common import EMA, FINAL, Clock, batch_rng, init_seed, make_optimizer, n_params, write_json
 from diffinv.train.data import render_scenes, sample_captions, sample_train_scenes
 from diffinv.train.evaluate import evaluate_generation, load_probe, save_grid
 from diffinv.train.parts import Parts, scheduler
-from diffinv.train.stage import restore_stage, run_stage
 from diffinv.train.text import TextModelConfig, build_text_encoder, build_tokenizer, load_text_encoder, tokenize
 from diffinv.train.vae import encode_mean, load_final_vae
 

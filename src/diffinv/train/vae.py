@@ -19,10 +19,10 @@ from diffusers import AutoencoderKL
 from torch import Tensor
 
 from diffinv.errors import DiffinvError
+from diffinv.loop.common import EMA, FINAL, batch_rng, init_seed, make_optimizer, n_params, write_json
+from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.shapes.splits import item_rng, sample_scene
-from diffinv.train.common import EMA, FINAL, batch_rng, init_seed, make_optimizer, n_params, write_json
 from diffinv.train.data import CropConfig, eval_photo_crops, render_scenes, sample_train_scenes, to_uint8, vae_batch
-from diffinv.train.stage import restore_stage, run_stage
 
 if TYPE_CHECKING:
     from diffinv.train.mini import MiniConfig

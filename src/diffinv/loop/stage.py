@@ -1,9 +1,10 @@
-"""The optimisation loop of a training stage, shared by the stages of :mod:`diffinv.train.mini` and by
-:mod:`diffinv.train.probe`: :func:`restore_stage` (fresh start or resume from the newest checkpoint), then
-:func:`run_stage` (warm-up + cosine LR, gradient clipping, an optional EMA, checkpoints, SIGTERM and time budget).
+"""The optimisation loop of a training stage, shared by the stages of :mod:`diffinv.train.mini`,
+:mod:`diffinv.train.probe`, :mod:`diffinv.train.e4t` and the personalization methods: :func:`restore_stage`
+(fresh start or resume from the newest checkpoint), then :func:`run_stage` (warm-up + cosine LR, gradient
+clipping, an optional EMA, checkpoints, SIGTERM and time budget).
 
-Checkpoints follow the layout of :mod:`diffinv.train.common`: :data:`~diffinv.train.common.MODEL_FILE` holds the
-modules' :func:`~diffinv.train.common.flat_state`, :data:`~diffinv.train.common.EMA_FILE` its EMA (stages with
+Checkpoints follow the layout of :mod:`diffinv.loop.common`: :data:`~diffinv.loop.common.MODEL_FILE` holds the
+modules' :func:`~diffinv.loop.common.flat_state`, :data:`~diffinv.loop.common.EMA_FILE` its EMA (stages with
 one), and ``state.json`` the :class:`StageRun` snapshot (step, seed, loss EMA, EMA updates, stage config, timings).
 """
 
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from diffinv.errors import DiffinvError
-from diffinv.train.common import (
+from diffinv.loop.common import (
     CHECKPOINTS,
     EMA,
     EMA_FILE,

@@ -1,11 +1,12 @@
-"""Pieces shared by the training scripts (:mod:`diffinv.train.mini` and its stages, :mod:`diffinv.train.probe`).
+"""Pieces shared by everything that trains (:mod:`diffinv.train.mini` and its stages, :mod:`diffinv.train.probe`,
+:mod:`diffinv.train.e4t`, the personalization methods).
 
 Config dataclasses ↔ JSON, atomic JSON files, the warm-up + cosine learning rate, the AdamW parameter groups,
 seeds of initial weights and of batches, an EMA of module weights, the checkpoint folder layout, a SIGTERM stop
 flag and a wall/CPU clock with a time budget. The optimisation loop of a stage that uses them is
-:mod:`diffinv.train.stage`.
+:mod:`diffinv.loop.stage`.
 
-Checkpoint layout (both scripts): ``<folder>/checkpoints/step-NNNNNN/`` holds safetensors files of weights
+Checkpoint layout (all of them): ``<folder>/checkpoints/step-NNNNNN/`` holds safetensors files of weights
 (:data:`MODEL_FILE`, and :data:`EMA_FILE` for a stage with an EMA), ``optimizer.pt`` (an optimizer state dict,
 read back with ``torch.load(weights_only=True)``) and ``state.json`` (step, seed, loss EMA, timings, the stage
 config); ``checkpoints/latest.json`` (``{"step": N, "dir": "step-NNNNNN"}``) names the newest complete one and is
