@@ -29,6 +29,7 @@ from diffinv.inversion import Inversion, InversionConfig, InversionProblem, Inve
 from diffinv.personalization import Concept, get_personalizer
 from diffinv.personalization.base import check_token, extra_tokens
 from diffinv.personalization.config import check_property
+from diffinv.personalization.loading import check_tokens_free
 from diffinv.personalization.problem import ConceptProblem
 from diffinv.personalization.templates import check_captions
 from diffinv.pipelines import default_size, fingerprint
@@ -557,9 +558,7 @@ def learn_concept(
     if not isinstance(init_word, str) or not init_word.strip():
         raise DiffinvError("init_word must be a word")
     num_vectors = getattr(config, "num_vectors", 1)
-    taken = [t for t in extra_tokens(token, num_vectors) if t in pipe.tokenizer.get_vocab()]
-    if taken:
-        raise DiffinvError(f"the token {taken[0]!r} is already in the vocabulary; choose another")
+    check_tokens_free(pipe, extra_tokens(token, num_vectors))
     if resume and checkpoint_dir is None:
         raise DiffinvError("resume needs the checkpoint folder of the run to continue")
     height, width = _resolve_size(pipe, height, width)

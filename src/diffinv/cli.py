@@ -414,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     learn = sub.add_parser(
         "learn-concept",
-        help="learn a new word for a concept from a few images (textual inversion, LoRA) into a .safetensors file",
+        help="learn a new word for a concept from a few images (textual inversion, LoRA, E4T) into a .safetensors file",
         description="Writes a concept file that `--concept FILE` of every command loads, and that diffusers' "
         "load_textual_inversion loads unchanged; --a1111 also exports the AUTOMATIC1111 format.",
     )
@@ -625,13 +625,13 @@ def _cmd_learn_concept(args: argparse.Namespace) -> dict[str, Any]:
         concept.export_a1111(args.a1111)
     if args.lora_file is not None:
         concept.export_lora(args.lora_file)
-    info = concept.info
+    info = concept.info  # a learned concept always carries its description
     return {
         "token": concept.token,
         "vectors": concept.num_vectors,
-        "steps": info.steps if info else 0,
-        "seconds": info.seconds if info else 0.0,
-        "loss": info.loss if info else None,
+        "steps": info.steps,
+        "seconds": info.seconds,
+        "loss": info.loss,
         "output": str(args.output),
     }
 

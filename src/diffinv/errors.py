@@ -16,6 +16,12 @@ class DiffinvError(ValueError):
         super().__init__(" ".join(str(message).split()))
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (for a one-line error), or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def check_number(
     name: str, value: object, *, minimum: float | None = None, maximum: float | None = None, above: bool = False
 ) -> float:

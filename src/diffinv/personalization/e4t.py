@@ -24,7 +24,7 @@ from diffinv.personalization.base import Concept
 from diffinv.personalization.config import E4TConfig
 from diffinv.personalization.e4t_encoder import E4TEncoder
 from diffinv.personalization.loading import loaded
-from diffinv.personalization.problem import ConceptProblem, Vectors, frozen, substituted
+from diffinv.personalization.problem import ConceptProblem, Vectors, frozen, substituted, word_vector
 from diffinv.pipelines import fingerprint
 
 STREAM = 0x65347475  # "e4tu": the batch-seed stream of E4T tuning (diffinv.loop.common.batch_rng)
@@ -53,8 +53,7 @@ class E4T:
         if not trained_for.matches(model):
             raise DiffinvError(f"the E4T encoder was pre-trained for model {trained_for}, but this model is {model}")
         class_word = encoder.config.class_word
-        class_id = pipe.tokenizer(class_word, add_special_tokens=False).input_ids[0]
-        class_vector = pipe.text_encoder.get_input_embeddings().weight[class_id].detach().to("cpu", torch.float32)
+        class_vector = word_vector(pipe, class_word, "class word")
         encoder = encoder.to(pipe.unet.device)
         with torch.no_grad():
             word, coefficients = encoder(problem.pixels.to(pipe.unet.device, torch.float32))

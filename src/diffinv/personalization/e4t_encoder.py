@@ -28,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from diffinv.errors import DiffinvError, check_integer
+from diffinv.errors import DiffinvError, check_integer, first_line
 from diffinv.io import atomic_write
 from diffinv.pipelines import ModelFingerprint
 
@@ -138,7 +138,7 @@ class E4TEncoder(nn.Module):
         except (OSError, SafetensorError) as exc:
             raise DiffinvError(f"{folder}: no readable E4T encoder ({exc})") from None
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise DiffinvError(f"{folder}: not an E4T encoder folder ({str(exc).splitlines()[0]})") from None
+            raise DiffinvError(f"{folder}: not an E4T encoder folder ({first_line(exc)})") from None
         return encoder.eval(), model
 
 

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
-from diffinv.errors import DiffinvError
+from diffinv.errors import DiffinvError, first_line
 from diffinv.personalization.base import (
     A1111_KEY,
     FORMAT_NAME,
@@ -64,7 +64,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
             metadata = handle.metadata() or {}
             return {key: handle.get_tensor(key) for key in handle.keys()}, metadata  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as exc:
-        raise DiffinvError(f"{path}: not a readable .safetensors file ({_first_line(exc)})") from None
+        raise DiffinvError(f"{path}: not a readable .safetensors file ({first_line(exc)})") from None
 
 
 def _read_weights_only(path: Path) -> Any:
@@ -79,12 +79,7 @@ def _read_weights_only(path: Path) -> Any:
             "weights-only files (convert it to .safetensors where you trust it)"
         ) from None
     except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise DiffinvError(f"{path}: not a readable torch file ({_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise DiffinvError(f"{path}: not a readable torch file ({first_line(exc)})") from None
 
 
 def _diffinv_concept(path: Path, tensors: Mapping[str, Tensor], header_text: str) -> Concept:

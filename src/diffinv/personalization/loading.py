@@ -36,10 +36,7 @@ def load_concept(pipe: StableDiffusionPipeline, concept: Concept | str | Path, t
             f"{concept.token}: the embedding is {concept.embeds.shape[1]} wide, but this text encoder's tokens are "
             f"{width} wide (it was made for another model)"
         )
-    vocabulary = pipe.tokenizer.get_vocab()
-    taken = [t for t in concept.tokens if t in vocabulary]
-    if taken:
-        raise DiffinvError(f"the token {taken[0]!r} is already in the vocabulary; load the concept under another token")
+    check_tokens_free(pipe, concept.tokens)
     if concept.info is not None:
         current = fingerprint(pipe, base_model=True)
         if not concept.info.model_fingerprint.matches(current):
@@ -54,11 +51,25 @@ def load_concept(pipe: StableDiffusionPipeline, concept: Concept | str | Path, t
             lora = {f"{UNET_PREFIX}{k}": v.to(pipe.unet.dtype) for k, v in concept.unet_lora.items()}
             pipe.load_lora_weights(lora, adapter_name=adapter_name(concept.token))
         except (ValueError, KeyError, RuntimeError) as exc:
-            pipe.unload_textual_inversion(concept.tokens)
-            encoder.config.vocab_size = int(encoder.get_input_embeddings().weight.shape[0])
+            _remove_tokens(pipe, concept.tokens)
             raise DiffinvError(f"{concept.token}: its UNet offsets do not fit this model ({exc})") from None
         _activate_all(pipe)
     return concept
+
+
+def check_tokens_free(pipe: StableDiffusionPipeline, tokens: list[str]) -> None:
+    """Raise :class:`DiffinvError` if one of ``tokens`` is already in ``pipe``'s vocabulary."""
+    vocabulary = pipe.tokenizer.get_vocab()
+    taken = [t for t in tokens if t in vocabulary]
+    if taken:
+        raise DiffinvError(f"the token {taken[0]!r} is already in the vocabulary; choose another token")
+
+
+def _remove_tokens(pipe: StableDiffusionPipeline, tokens: list[str]) -> None:
+    """Take ``tokens`` out of the tokenizer and their rows out of the embedding table (diffusers'
+    ``unload_textual_inversion``), keeping the text encoder's ``vocab_size`` equal to its table's rows."""
+    pipe.unload_textual_inversion(tokens)
+    pipe.text_encoder.config.vocab_size = int(pipe.text_encoder.get_input_embeddings().weight.shape[0])
 
 
 def adapter_name(token: str) -> str:
@@ -84,8 +95,7 @@ def unload_concept(pipe: StableDiffusionPipeline, concept: Concept | str) -> Non
     tokens = [token]
     while f"{token}_{len(tokens)}" in added:
         tokens.append(f"{token}_{len(tokens)}")
-    pipe.unload_textual_inversion(tokens)
-    pipe.text_encoder.config.vocab_size = int(pipe.text_encoder.get_input_embeddings().weight.shape[0])
+    _remove_tokens(pipe, tokens)
     name = adapter_name(token)
     if any(name in names for names in pipe.get_list_adapters().values()):
         pipe.delete_adapters(name)

@@ -108,15 +108,9 @@ class ConceptProblem:
         return loss
 
     def init_vectors(self, num_vectors: int) -> Tensor:
-        """``(num_vectors, D)`` float32: the init word's embedding, repeated (as diffusers' textual-inversion
-        example). Raises :class:`DiffinvError` unless the word is exactly one token."""
-        ids = self.pipe.tokenizer(self.init_word, add_special_tokens=False).input_ids
-        if len(ids) != 1:
-            raise DiffinvError(
-                f"the init word {self.init_word!r} is {len(ids)} tokens for this tokenizer; give a word that is one"
-            )
-        row = self.pipe.text_encoder.get_input_embeddings().weight[ids[0]].detach().to("cpu", torch.float32)
-        return row.expand(num_vectors, -1).clone()
+        """``(num_vectors, D)`` float32: the init word's embedding (:func:`word_vector`), repeated (as diffusers'
+        textual-inversion example)."""
+        return word_vector(self.pipe, self.init_word, "init word").expand(num_vectors, -1).clone()
 
     def info(
         self,
@@ -197,6 +191,15 @@ class ConceptProblem:
         if saved != dict(identity):
             raise DiffinvError(f"{folder}: its checkpoint learns another concept (token, images or captions differ)")
         return seed
+
+
+def word_vector(pipe: StableDiffusionPipeline, word: str, role: str) -> Tensor:
+    """``(D,)`` float32 on the CPU: the row of ``pipe``'s token-embedding table for ``word``. Raises
+    :class:`DiffinvError` naming the ``role`` (init word, class word) unless the word is exactly one token."""
+    ids = pipe.tokenizer(word, add_special_tokens=False).input_ids
+    if len(ids) != 1:
+        raise DiffinvError(f"the {role} {word!r} is {len(ids)} tokens for this tokenizer; give a word that is one")
+    return pipe.text_encoder.get_input_embeddings().weight[ids[0]].detach().to("cpu", torch.float32)
 
 
 class Vectors(nn.Module):

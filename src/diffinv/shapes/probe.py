@@ -47,7 +47,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from diffinv.errors import DiffinvError
+from diffinv.errors import DiffinvError, first_line
 from diffinv.io import atomic_write
 from diffinv.shapes.scene import Scene, ShapeObject
 from diffinv.shapes.vocab import (
@@ -358,8 +358,7 @@ class ShapesProbe(nn.Module):
         try:
             probe.load_state_dict(load_file(weights, device=str(device)))
         except (RuntimeError, OSError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DiffinvError(f"{weights}: weights do not match {config_path} ({reason})") from None
+            raise DiffinvError(f"{weights}: weights do not match {config_path} ({first_line(exc)})") from None
         return probe.to(device).eval()
 
     def save_pretrained(self, directory: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:

@@ -33,7 +33,7 @@ from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.personalization.base import Concept
 from diffinv.personalization.e4t_encoder import E4TEncoder, EncoderConfig, offset_layers, per_prompt_offsets
 from diffinv.personalization.loading import loaded
-from diffinv.personalization.problem import frozen, substituted
+from diffinv.personalization.problem import frozen, substituted, word_vector
 from diffinv.pipelines import builtin_model_path, default_size, fingerprint, load_pipeline
 from diffinv.shapes.novel import HELDOUT_OFFSET, concept_caption, pretraining_shape
 from diffinv.shapes.vocab import ALLOWED_COLORS, BACKGROUNDS, POSITIONS
@@ -121,11 +121,8 @@ def train_e4t(
     torch.set_num_threads(config.num_threads)
     started = time.perf_counter()
     pipe = load_pipeline(model)
-    tokenizer, text_encoder = pipe.tokenizer, pipe.text_encoder
-    class_ids = tokenizer(config.encoder.class_word, add_special_tokens=False).input_ids
-    if len(class_ids) != 1:
-        raise DiffinvError(f"the class word {config.encoder.class_word!r} is not one token")
-    class_vector = text_encoder.get_input_embeddings().weight[class_ids[0]].detach().float()
+    text_encoder = pipe.text_encoder
+    class_vector = word_vector(pipe, config.encoder.class_word, "class word").to(text_encoder.device)
     torch.manual_seed(config.seed)
     encoder = E4TEncoder(config.encoder, offset_layers(pipe.unet), int(class_vector.numel()))
     optimizer = make_optimizer([encoder], config.lr, config.weight_decay)
