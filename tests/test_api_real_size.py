@@ -1,13 +1,13 @@
 """Smoke test at real size: an SD-1.5-*sized* random-init pipeline in bf16 (shapes and dtypes at scale).
 
-Slow (about a minute on 2 cores): run with `make test-slow`.
+Slow (about a minute on 2 cores for SD 1.5, TODO for SDXL): run with `make test-slow`.
 """
 
 import pytest
 import torch
 
 from diffinv import Inversion, InversionConfig, OptimizationConfig, edit, invert, reconstruct, sdedit
-from diffinv.testing import sd15_sized_pipeline
+from diffinv.testing import sd15_sized_pipeline, sdxl_sized_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -40,3 +40,23 @@ def test_real_size_edit_and_sdedit_in_bf16(sd15_sized, photo):
     image = sdedit(sd15_sized, photo, "a man", strength=1.0, num_inference_steps=2, height=256, width=256,
                    output_type="pt")  # fmt: skip
     assert image.shape == (1, 3, 256, 256) and torch.isfinite(image).all()
+
+
+@pytest.fixture(scope="module")
+def sdxl_sized():
+    pipe = sdxl_sized_pipeline(dtype=torch.bfloat16)
+    assert sum(p.numel() for p in pipe.unet.parameters()) > 2.5e9
+    return pipe
+
+
+def test_sdxl_sized_inversion_reconstruction_and_edit_in_bf16(sdxl_sized, photo, tmp_path):
+    config = InversionConfig(num_inference_steps=2, optimization=OptimizationConfig(num_inner_steps=1))
+    inversion = invert(sdxl_sized, photo, "a woman in a space suit", "prompt-tokens", config=config, height=256,
+                       width=256)  # fmt: skip
+    assert inversion.latents.shape == (1, 4, 32, 32) and inversion.prompt_embeds.shape == (2, 78, 2048)
+    assert inversion.stats.optimized_params == (8 * 2048 + 1280) * 2  # semantic slice of both encoders + pooled
+    loaded = Inversion.load(inversion.save(tmp_path / "xl.inv.safetensors"), sdxl_sized)
+    image = reconstruct(sdxl_sized, loaded, negative_prompt="blurry", output_type="pt")
+    assert image.shape == (1, 3, 256, 256) and torch.isfinite(image).all()
+    result = edit(sdxl_sized, loaded, "a man in a space suit", output_type="pt")
+    assert torch.isfinite(result.edit).all()

@@ -216,7 +216,7 @@ FILE_CASES = {
     "NaN latents": ({"tensors": lambda t: t["latents"].view(-1).__setitem__(0, math.nan)}, "NaN or Inf"),
     "embeddings of another width": (
         {"tensors": lambda t: t.update(prompt_embeds=torch.cat([t["prompt_embeds"]] * 2, dim=-1))},
-        "text embeddings are (L, D)",
+        "text embeddings are (rows, D)",
     ),
 }
 

@@ -79,15 +79,15 @@ def test_folders_of_other_pipeline_classes_are_refused_naming_the_class(tmp_path
     folder = tmp_path / "xl"
     shutil.copytree(saved_pipe, folder)
     index = json.loads((folder / "model_index.json").read_text())
-    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "StableDiffusionXLPipeline"}))
-    with pytest.raises(DiffinvError, match="holds a StableDiffusionXLPipeline model.*SDXL is not supported yet"):
+    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "StableDiffusion3Pipeline"}))
+    with pytest.raises(DiffinvError, match="holds a StableDiffusion3Pipeline model.*1.x/2.x and SDXL"):
         load_pipeline(folder)
     (folder / "model_index.json").write_text("{not json")
     with pytest.raises(DiffinvError, match="not readable JSON"):
         load_pipeline(folder)
 
 
-def test_an_sdxl_style_or_inpainting_unet_is_refused_after_loading(tmp_path, pipe):
+def test_an_sdxl_style_unet_in_an_sd_pipeline_or_an_inpainting_unet_is_refused_after_loading(tmp_path, pipe):
     from diffusers import UNet2DConditionModel
 
     config = dict(pipe.unet.config)

@@ -29,12 +29,12 @@ from diffinv.inversion import Inversion, InversionConfig, InversionProblem, Inve
 from diffinv.personalization import Concept, get_personalizer
 from diffinv.personalization.base import check_token, extra_tokens
 from diffinv.personalization.config import check_property
-from diffinv.personalization.loading import check_tokens_free
+from diffinv.personalization.loading import check_single_text_encoder, check_tokens_free
 from diffinv.personalization.problem import ConceptProblem
 from diffinv.personalization.templates import check_captions
 from diffinv.pipelines import default_size, fingerprint
 from diffinv.sampling import denoise
-from diffinv.text import encode_prompt
+from diffinv.text import encode_negative_prompt, encode_prompt
 
 ImageInput = str | Path | Image.Image
 ImageOutput = list[Image.Image] | np.ndarray | torch.Tensor
@@ -122,7 +122,7 @@ def invert(
     height, width = _resolve_size(pipe, height, width)
     pixels = [images.prepare_image(images.open_image(photo), height, width) for photo in photos]
     encoded = [encode_prompt(pipe, text, strict=strict) for text in prompts]
-    null = encode_prompt(pipe, "").embeds
+    null = encode_negative_prompt(pipe, None)
     template = InversionSettings(
         method=inverter.name,
         prompt="",
@@ -140,7 +140,7 @@ def invert(
     for first in range(0, len(photos), batch_size):
         chunk = range(first, min(first + batch_size, len(photos)))
         chunk_started = time.perf_counter()
-        denoiser = Denoiser(pipe.unet, Schedule.from_config(pipe.scheduler.config, config.num_inference_steps))
+        denoiser = Denoiser.for_pipeline(pipe, Schedule.from_config(pipe.scheduler.config, config.num_inference_steps))
         dtype = denoiser.compute_dtype
         problem = InversionProblem(
             denoiser=denoiser,
@@ -205,7 +205,7 @@ def reconstruct(
                 "inversions reconstructed together must share the number of steps, the guidance scale, the "
                 "scheduler and the size; reconstruct the others in a call of their own"
             )
-    denoiser = Denoiser(pipe.unet, Schedule.from_config(first.scheduler_config, first.num_inference_steps))
+    denoiser = Denoiser.for_pipeline(pipe, Schedule.from_config(first.scheduler_config, first.num_inference_steps))
     latents = []
     for start in range(0, len(inversions), batch_size):
         chunk = range(start, min(start + batch_size, len(inversions)))
@@ -238,7 +238,7 @@ def _unconditional(pipe: StableDiffusionPipeline, inversion: Inversion, negative
     """The unconditional slot's ``(S, L, D)``: the inversion's own, else the (empty) negative prompt's."""
     if inversion.negative_prompt_embeds is not None:
         return inversion.negative_prompt_embeds
-    return encode_prompt(pipe, negative_prompt or "").embeds
+    return encode_negative_prompt(pipe, negative_prompt)
 
 
 def _per_step(embeds: list[torch.Tensor], denoiser: Denoiser) -> torch.Tensor:
@@ -312,12 +312,12 @@ def generate(
         raise DiffinvError("give exactly one of prompt and prompt_embeds")
     check_number("guidance_scale", guidance_scale, minimum=0)
     height, width = _resolve_size(pipe, height, width)
-    denoiser = Denoiser(pipe.unet, Schedule.from_config(pipe.scheduler.config, num_inference_steps))
+    denoiser = Denoiser.for_pipeline(pipe, Schedule.from_config(pipe.scheduler.config, num_inference_steps))
     factor = pipe.vae_scale_factor
     shape = (1, pipe.unet.config.in_channels, height // factor, width // factor)
     noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(denoiser.compute_dtype)
     cond = encode_prompt(pipe, prompt).embeds if prompt_embeds is None else prompt_embeds
-    uncond = encode_prompt(pipe, negative_prompt or "").embeds
+    uncond = encode_negative_prompt(pipe, negative_prompt)
     dtype = denoiser.compute_dtype
     latents = denoise(
         denoiser,
@@ -558,6 +558,7 @@ def learn_concept(
     if not isinstance(init_word, str) or not init_word.strip():
         raise DiffinvError("init_word must be a word")
     num_vectors = getattr(config, "num_vectors", 1)
+    check_single_text_encoder(pipe)
     check_tokens_free(pipe, extra_tokens(token, num_vectors))
     if resume and checkpoint_dir is None:
         raise DiffinvError("resume needs the checkpoint folder of the run to continue")

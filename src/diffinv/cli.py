@@ -181,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="prompt-tokens: optimise the 'semantic' slice (BOS+prompt+EOS; default), 'all' positions, or the first N",
     )
+    inv.add_argument(
+        "--pooled",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="prompt-tokens on SDXL: optimise the pooled text embedding too (default: yes; @paper: no)",
+    )
     inv.add_argument("--height", type=_count(1), default=None, help="pixels (default: the model's native size)")
     inv.add_argument("--width", type=_count(1), default=None, help="pixels (default: the model's native size)")
     inv.add_argument("--strict", action="store_true", help="refuse prompts longer than the text encoder's limit")
@@ -504,6 +510,7 @@ def _cmd_invert(args: argparse.Namespace) -> dict[str, Any]:
         guidance_scale=args.guidance_scale,
         optimization=dataclasses.replace(base.optimization, **{k: v for k, v in overrides.items() if v is not None}),
         tokens=args.tokens or base.tokens,
+        pooled=base.pooled if args.pooled is None else args.pooled,
     )
     output = _check_output(args, args.output or Path(args.image.stem + ".inv.safetensors"), args.image)
     image = images.open_image(args.image)  # validate the photo before loading any model

@@ -21,6 +21,7 @@ from diffusers import DDIMScheduler, UNet2DConditionModel
 from torch import Tensor
 
 from diffinv import steps
+from diffinv.conditioning import split_pooled, unet_pooled_width
 from diffinv.errors import DiffinvError, check_integer, check_number
 
 
@@ -116,17 +117,29 @@ class Denoiser:
 
     Latents and embeddings are kept in a compute dtype (float32, or float64 for a float64 UNet) and cast to the UNet's
     dtype only for the forward pass, so optimisation stays in full precision with bf16/fp16 models.
+
+    An SDXL UNet's embeddings carry the pooled text embedding as their last row (:mod:`diffinv.conditioning`); the
+    denoiser hands it to the UNet with SDXL's size conditioning for an uncropped image of the latents' size
+    (``add_time_ids`` = (H, W, 0, 0, H, W), as diffusers' SDXL pipeline by default), ``H × W`` being the latent size
+    times ``vae_scale_factor``.
     """
 
-    def __init__(self, unet: UNet2DConditionModel, schedule: Schedule) -> None:
+    def __init__(self, unet: UNet2DConditionModel, schedule: Schedule, *, vae_scale_factor: int = 8) -> None:
         self.unet = unet
         self.schedule = schedule
+        self.pooled_width = unet_pooled_width(unet)
+        self.vae_scale_factor = vae_scale_factor
         self.row_passes: Counter[int] = Counter()
         # Read once: diffusers' ModelMixin.device/.dtype walk every module on each access.
         self.device: torch.device = unet.device
         self.unet_dtype: torch.dtype = unet.dtype
         self.compute_dtype: torch.dtype = torch.float64 if unet.dtype == torch.float64 else torch.float32
         self._timesteps = schedule.timesteps.to(self.device)
+
+    @classmethod
+    def for_pipeline(cls, pipe: Any, schedule: Schedule) -> Denoiser:
+        """The denoiser of ``pipe``'s UNet (with its VAE's scale factor, for SDXL's size conditioning)."""
+        return cls(pipe.unet, schedule, vae_scale_factor=int(pipe.vae_scale_factor))
 
     @property
     def unet_passes(self) -> int:
@@ -152,11 +165,23 @@ class Denoiser:
         rows = range(latents.shape[0]) if rows is None else rows
         if len(rows) != latents.shape[0]:
             raise ValueError(f"{len(rows)} rows named for a batch of {latents.shape[0]}")
-        output = self.unet(
-            latents.to(self.unet_dtype), self._timesteps[i], encoder_hidden_states=embeds.to(self.unet_dtype)
-        ).sample.to(latents.dtype)
+        output = self.unet(latents.to(self.unet_dtype), self._timesteps[i], **self._conditioning(latents, embeds))
+        output = output.sample.to(latents.dtype)
         self.row_passes.update(rows)
         return steps.predict_epsilon(output, latents, self._alpha(i, latents), self.schedule.prediction_type)
+
+    def _conditioning(self, latents: Tensor, embeds: Tensor) -> dict[str, Any]:
+        """The UNet's keyword arguments for ``embeds`` ``(B, L, D)`` (or ``(B, L + 1, D)`` with a pooled row)."""
+        hidden, pooled = split_pooled(embeds, self.pooled_width)
+        kwargs: dict[str, Any] = {"encoder_hidden_states": hidden.to(self.unet_dtype)}
+        if pooled is not None:
+            height, width = (int(size) * self.vae_scale_factor for size in latents.shape[-2:])
+            time_ids = torch.tensor([height, width, 0, 0, height, width], device=latents.device)
+            kwargs["added_cond_kwargs"] = {
+                "text_embeds": pooled.to(self.unet_dtype),
+                "time_ids": time_ids.to(self.unet_dtype).expand(latents.shape[0], -1),
+            }
+        return kwargs
 
     def denoising_loss(self, latents: Tensor, embeds: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The denoising objective of latent diffusion training, per sample ``(B,)``: DDPM's simple loss (Ho et al.

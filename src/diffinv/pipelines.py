@@ -4,9 +4,12 @@ Accepted model references (:func:`load_pipeline`):
 
 * a built-in name (shipped in the package, offline),
 * a local diffusers folder (``model_index.json`` inside),
-* a single-file checkpoint ending in ``.safetensors`` (``StableDiffusionPipeline.from_single_file``; pickled
-  ``.ckpt``/``.bin``/``.pt`` files are refused),
+* a single-file checkpoint ending in ``.safetensors`` (``from_single_file``; pickled ``.ckpt``/``.bin``/``.pt``
+  files are refused),
 * a Hugging Face Hub id such as ``org/name`` — downloaded only because the user named it.
+
+Stable Diffusion 1.x/2.x load as ``StableDiffusionPipeline`` and SDXL (base) as ``StableDiffusionXLPipeline``; any
+other pipeline class is refused naming what it is.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+from safetensors import SafetensorError, safe_open
 
+from diffinv.conditioning import unet_pooled_width
 from diffinv.errors import DiffinvError
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -69,13 +74,20 @@ def builtin_model_path(name: str) -> Path:
     return Path(str(resources.files("diffinv") / "assets" / "models" / name))
 
 
+Pipeline = StableDiffusionPipeline | StableDiffusionXLPipeline
+"""The pipelines diffinv works with."""
+
+
 def load_pipeline(
     model: str | Path | None = None,
     *,
     device: str | torch.device | None = "cpu",
     dtype: str | torch.dtype | None = None,
-) -> StableDiffusionPipeline:
-    """Load a Stable Diffusion pipeline (see the module docstring for what ``model`` may be).
+) -> Pipeline:
+    """Load a Stable Diffusion or SDXL pipeline (see the module docstring for what ``model`` may be).
+
+    An SDXL VAE that asks for it (``force_upcast``, as SDXL's original VAE) stays in float32 in an fp16 pipeline,
+    as diffusers' SDXL pipeline upcasts it: in fp16 it overflows to NaN.
 
     Args:
         model: built-in name, local folder, ``.safetensors`` file or hub id; ``None`` means the default built-in
@@ -90,33 +102,68 @@ def load_pipeline(
     torch_device = resolve_device(device)
     pipe = _load(str(DEFAULT_MODEL if model is None else model), torch_dtype)
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(torch_device)
+    pipe = pipe.to(torch_device)
+    if isinstance(pipe, StableDiffusionXLPipeline) and pipe.vae.dtype == torch.float16 and pipe.vae.config.force_upcast:
+        pipe.vae.to(torch.float32)
+    return pipe
 
 
-# Pipelines whose folders hold exactly SD 1.x/2.x's components (an img2img folder is an SD model saved by another
-# pipeline class).
-SD_PIPELINE_CLASSES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
+# The pipeline classes whose folders hold exactly SD 1.x/2.x's or SDXL base's components (an img2img folder is the
+# same model saved by another pipeline class), and the class each loads as.
+PIPELINE_CLASSES: dict[str, type[Pipeline]] = {
+    "StableDiffusionPipeline": StableDiffusionPipeline,
+    "StableDiffusionImg2ImgPipeline": StableDiffusionPipeline,
+    "StableDiffusionXLPipeline": StableDiffusionXLPipeline,
+    "StableDiffusionXLImg2ImgPipeline": StableDiffusionXLPipeline,
+}
 
 
-def _check_pipeline_class(folder: Path) -> None:
-    """Refuse a diffusers folder saved by a pipeline other than Stable Diffusion 1.x/2.x, naming what it is."""
+def _pipeline_class(name: Any, where: str) -> type[Pipeline]:
+    """The class a model saved by pipeline class ``name`` loads as; refuse any other, naming what it is."""
+    if name not in PIPELINE_CLASSES:
+        raise DiffinvError(f"{where} holds a {name} model; diffinv works with Stable Diffusion 1.x/2.x and SDXL "
+                           f"models ({', '.join(PIPELINE_CLASSES)})")  # fmt: skip
+    return PIPELINE_CLASSES[name]
+
+
+def _folder_class(folder: Path) -> type[Pipeline]:
     try:
         name = json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("_class_name")
     except (OSError, ValueError, AttributeError) as exc:
         raise DiffinvError(f"{folder}/model_index.json is not readable JSON ({_first_line(exc)})") from None
-    if name not in SD_PIPELINE_CLASSES:
-        raise DiffinvError(f"{folder} holds a {name} model; diffinv works with {' and '.join(SD_PIPELINE_CLASSES)} "
-                           "models (Stable Diffusion 1.x/2.x; SDXL is not supported yet)")  # fmt: skip
+    return _pipeline_class(name, str(folder))
 
 
-def _check_components(pipe: StableDiffusionPipeline, model: str) -> StableDiffusionPipeline:
-    """Refuse a loaded pipeline whose UNet is not a plain SD 1.x/2.x text-to-image UNet (SDXL's needs pooled text
-    and size conditioning; an inpainting UNet takes a mask and a masked image beside the latent)."""
+def _single_file_class(path: Path) -> type[Pipeline]:
+    """SDXL for a checkpoint in the original SDXL layout (its text encoders under ``conditioner.embedders``),
+    otherwise Stable Diffusion."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            sdxl = any(key.startswith("conditioner.embedders.1.") for key in handle.keys())  # noqa: SIM118
+    except (SafetensorError, OSError) as exc:
+        raise DiffinvError(f"{path}: not a readable single-file checkpoint ({_first_line(exc)})") from None
+    return StableDiffusionXLPipeline if sdxl else StableDiffusionPipeline
+
+
+def _check_components(pipe: Pipeline, model: str) -> Pipeline:
+    """Refuse a loaded pipeline whose UNet is not a plain text-to-image UNet of its family: SD 1.x/2.x condition on
+    hidden states only, SDXL base on hidden states, a pooled embedding and size (refiners, with one text encoder and
+    an aesthetic score, are refused); an inpainting UNet takes a mask and a masked image beside the latent."""
     unet = pipe.unet.config
-    if unet.addition_embed_type is not None or unet.class_embed_type is not None:
+    if isinstance(pipe, StableDiffusionXLPipeline):
+        encoder = pipe.text_encoder_2
+        if pipe.text_encoder is None or encoder is None or unet.addition_embed_type != "text_time":
+            raise DiffinvError(f"{model} is an SDXL model without both text encoders and size conditioning (a "
+                               "refiner?); diffinv works with SDXL base models")  # fmt: skip
+        pooled, given = unet_pooled_width(pipe.unet), encoder.config.projection_dim
+        if pooled != given:
+            raise DiffinvError(f"{model}: the UNet takes a pooled text embedding of width {pooled} with 6 size ids, "
+                               f"but text_encoder_2 gives {given}")  # fmt: skip
+    elif unet.addition_embed_type is not None or unet.class_embed_type is not None:
         kind = "an SDXL-style UNet" if unet.addition_embed_type == "text_time" else "a UNet with extra conditioning"
-        raise DiffinvError(f"{model} has {kind} ({unet.addition_embed_type or unet.class_embed_type}); diffinv works "
-                           "with Stable Diffusion 1.x/2.x models (SDXL is not supported yet)")  # fmt: skip
+        raise DiffinvError(f"{model} has {kind} ({unet.addition_embed_type or unet.class_embed_type}) in a "
+                           "Stable Diffusion pipeline; diffinv works with Stable Diffusion 1.x/2.x and SDXL "
+                           "models")  # fmt: skip
     if unet.in_channels != pipe.vae.config.latent_channels:
         channels = pipe.vae.config.latent_channels
         raise DiffinvError(f"{model} has a UNet taking {unet.in_channels} channels for {channels}-channel latents "
@@ -124,12 +171,19 @@ def _check_components(pipe: StableDiffusionPipeline, model: str) -> StableDiffus
     return pipe
 
 
-def _load(model: str, torch_dtype: torch.dtype) -> StableDiffusionPipeline:
+def _load(model: str, torch_dtype: torch.dtype) -> Pipeline:
     return _check_components(_load_any(model, torch_dtype), model)
 
 
-def _load_any(model: str, torch_dtype: torch.dtype) -> StableDiffusionPipeline:
-    common: dict[str, Any] = {"dtype": torch_dtype, "safety_checker": None, "requires_safety_checker": False}
+def _options(cls: type[Pipeline], torch_dtype: torch.dtype) -> dict[str, Any]:
+    """``from_pretrained``'s keyword arguments for ``cls`` (SD's safety checker is not loaded; SDXL has none)."""
+    if cls is StableDiffusionXLPipeline:
+        return {"dtype": torch_dtype}
+    return {"dtype": torch_dtype, "safety_checker": None, "requires_safety_checker": False}
+
+
+def _load_any(model: str, torch_dtype: torch.dtype) -> Pipeline:
+    common = _options(StableDiffusionPipeline, torch_dtype)
     if model in BUILTIN_MODELS:
         folder = builtin_model_path(model)
         if not (folder / "model_index.json").is_file():
@@ -139,9 +193,9 @@ def _load_any(model: str, torch_dtype: torch.dtype) -> StableDiffusionPipeline:
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise DiffinvError(f"{path} is a folder but not a diffusers pipeline (no model_index.json)")
-        _check_pipeline_class(path)
+        cls = _folder_class(path)
         try:
-            return StableDiffusionPipeline.from_pretrained(path, local_files_only=True, **common)
+            return cls.from_pretrained(path, local_files_only=True, **_options(cls, torch_dtype))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DiffinvError(f"could not load the diffusers folder {path}: {_first_line(exc)}") from None
     if path.is_file():
@@ -149,8 +203,9 @@ def _load_any(model: str, torch_dtype: torch.dtype) -> StableDiffusionPipeline:
             raise DiffinvError(f"{path.name}: pickled checkpoints are not loaded (unsafe); convert it to .safetensors")
         if path.suffix.lower() != ".safetensors":
             raise DiffinvError(f"{path}: expected a diffusers folder or a .safetensors checkpoint")
+        cls = _single_file_class(path)
         try:
-            return StableDiffusionPipeline.from_single_file(str(path), **common)
+            return cls.from_single_file(str(path), **_options(cls, torch_dtype))
         except Exception as exc:  # noqa: BLE001 - from_single_file raises many types; all mean "cannot load"
             raise DiffinvError(
                 f"could not load the single-file checkpoint {path} (from_single_file also needs the model's "
@@ -158,7 +213,10 @@ def _load_any(model: str, torch_dtype: torch.dtype) -> StableDiffusionPipeline:
             ) from None
     if HUB_ID.match(model) and not model.startswith((".", "/", "~")):
         try:
-            return StableDiffusionPipeline.from_pretrained(model, **common)
+            cls = _pipeline_class(DiffusionPipeline.load_config(model).get("_class_name"), model)
+            return cls.from_pretrained(model, **_options(cls, torch_dtype))
+        except DiffinvError:
+            raise
         except Exception as exc:  # noqa: BLE001 - network, auth and format errors all mean "cannot load"
             raise DiffinvError(
                 f"could not load {model!r} from the Hugging Face Hub or its local cache "
@@ -188,10 +246,10 @@ def _config_dict(config: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ModelFingerprint:
-    """Identity of a pipeline's UNet, text encoder and VAE, stable across dtypes and devices.
+    """Identity of a pipeline's UNet, text encoder(s) and VAE, stable across dtypes and devices.
 
     Attributes:
-        config_hash: ``"sha256:<16 hex>"`` over the three models' configs and every parameter's name and shape.
+        config_hash: ``"sha256:<16 hex>"`` over the models' configs and every parameter's name and shape.
         weight_signature: :data:`FINGERPRINT_SIGNATURE_SIZE` numbers per model: random ±1 projections of up to
             :data:`FINGERPRINT_SAMPLES_PER_TENSOR` strided elements of every weight, divided by their norm. Each is
             ~N(0, 1) for unrelated weights and moves by ~1e-3 when the same weights are rounded to bf16/fp16, so two
@@ -221,7 +279,7 @@ class ModelFingerprint:
 
 
 def fingerprint(pipe: StableDiffusionPipeline, *, base_model: bool = False) -> ModelFingerprint:
-    """Fingerprint ``pipe``'s UNet, text encoder and VAE (see :class:`ModelFingerprint`).
+    """Fingerprint ``pipe``'s UNet, text encoder(s) (SDXL's second too) and VAE (see :class:`ModelFingerprint`).
 
     With ``base_model``, what concepts add is left out — the text encoder's token-embedding table and vocabulary
     size, and LoRA adapter layers (their wrapped weights count under their own names) — so the fingerprint stays the
@@ -230,7 +288,8 @@ def fingerprint(pipe: StableDiffusionPipeline, *, base_model: bool = False) -> M
     digest = hashlib.sha256()
     signature: list[float] = []
     table = pipe.text_encoder.get_input_embeddings().weight if base_model else None
-    for module in (pipe.unet, pipe.text_encoder, pipe.vae):
+    encoders = [e for e in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if e is not None]
+    for module in (pipe.unet, *encoders, pipe.vae):
         config = _config_dict(module.config)
         skipped: set[str] = set()
         if module is pipe.text_encoder and table is not None:

@@ -1,6 +1,7 @@
 """Method variants for benchmarks and ablations: ``METHOD[@PRESET][:key=value,...]``.
 
-Keys: ``steps`` (num_inference_steps), ``guidance`` (guidance_scale), ``tokens`` (semantic|all|N), ``inner``
+Keys: ``steps`` (num_inference_steps), ``guidance`` (guidance_scale), ``tokens`` (semantic|all|N), ``pooled``
+(true|false: SDXL's pooled embedding optimised by prompt-tokens), ``inner``
 (num_inner_steps), ``lr`` (learning_rate), ``lr_decay``, ``eps`` (early_stop_epsilon), ``growth``
 (early_stop_growth). Examples: ``prompt-tokens:tokens=all,steps=50``, ``prompt-tokens@paper`` (the presets are the
 methods' own, see :func:`diffinv.inversion.resolve_method`).
@@ -14,7 +15,20 @@ from dataclasses import dataclass
 from diffinv.errors import DiffinvError
 from diffinv.inversion import InversionConfig, resolve_method
 
-TOP_LEVEL = {"steps": ("num_inference_steps", int), "guidance": ("guidance_scale", float), "tokens": ("tokens", str)}
+
+def boolean(value: str) -> bool:
+    """``true`` / ``false`` (any case) as a bool; anything else is a ValueError."""
+    if value.lower() not in ("true", "false"):
+        raise ValueError(value)
+    return value.lower() == "true"
+
+
+TOP_LEVEL = {
+    "steps": ("num_inference_steps", int),
+    "guidance": ("guidance_scale", float),
+    "tokens": ("tokens", str),
+    "pooled": ("pooled", boolean),
+}
 OPTIMIZATION = {
     "inner": ("num_inner_steps", int),
     "lr": ("learning_rate", float),

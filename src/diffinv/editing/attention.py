@@ -21,6 +21,8 @@ from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
 from torch import Tensor
 
+from diffinv.denoiser import Denoiser
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -151,12 +153,10 @@ class _SizeRecorder:
 
 
 @torch.no_grad()
-def cross_attention_sizes(
-    unet: UNet2DConditionModel, latents: Tensor, timestep: Tensor, embeds: Tensor
-) -> list[tuple[int, int]]:
-    """The map sizes of ``unet``'s cross-attention layers for ``latents`` ``(1, C, h, w)``, coarsest first (one
-    forward pass with ``embeds`` ``(1, L, D)``)."""
+def cross_attention_sizes(denoiser: Denoiser, latents: Tensor, embeds: Tensor) -> list[tuple[int, int]]:
+    """The map sizes of the denoiser's UNet's cross-attention layers for ``latents`` ``(1, C, h, w)``, coarsest first
+    (one forward pass at the first step with ``embeds`` ``(1, L, D)``)."""
     recorder = _SizeRecorder(tuple(latents.shape[-2:]))
-    with attention_control(unet, recorder):
-        unet(latents.to(unet.dtype), timestep, encoder_hidden_states=embeds.to(unet.dtype))
+    with attention_control(denoiser.unet, recorder), torch.no_grad():
+        denoiser.epsilon(latents.to(denoiser.compute_dtype), 0, embeds.to(denoiser.compute_dtype))
     return sorted(recorder.sizes, key=math.prod)

@@ -34,7 +34,7 @@ from diffinv.editing.registry import MODES
 from diffinv.errors import DiffinvError
 from diffinv.inversion import Inversion
 from diffinv.sampling import denoise
-from diffinv.text import encode_prompt, expand_prompt
+from diffinv.text import encode_negative_prompt, encode_prompt, expand_prompt
 
 
 class PromptToPromptController:
@@ -145,17 +145,20 @@ def branch_embeddings(
         target = source  # the prompt is unchanged: the target is conditioned exactly as the reconstruction
     elif config.embedding_transfer != "plain":
         offsets = source - encode_prompt(pipe, inversion.settings.prompt).embeds.to(source)
-        index = torch.tensor(mapping.source_index, device=source.device)
         keep = torch.tensor(mapping.same_token)
         changed = (~keep).nonzero()
         if config.embedding_transfer == "prefix" and len(changed):
             keep[int(changed[0]) :] = False  # CLIP is causal: only tokens before the first change encode alike
+        # rows past the token positions (SDXL's pooled embedding) carry their offset over unchanged
+        rows = range(len(mapping.source_index), source.shape[1])
+        index = torch.tensor([*mapping.source_index, *rows], device=source.device)
+        keep = torch.cat([keep, torch.ones(len(rows), dtype=torch.bool)])
         target = target + offsets.index_select(1, index) * keep.to(source)[None, :, None]
     if inversion.negative_prompt_embeds is not None:
         uncond = _pair(inversion.negative_prompt_embeds, inversion.negative_prompt_embeds)
     else:
-        empty = encode_prompt(pipe, "").embeds.to(source)
-        negative = empty if negative_prompt is None else encode_prompt(pipe, negative_prompt).embeds.to(source)
+        empty = encode_negative_prompt(pipe, None).to(source)
+        negative = empty if negative_prompt is None else encode_negative_prompt(pipe, negative_prompt).to(source)
         uncond = _pair(empty, negative)
     return _pair(source, target), uncond
 
@@ -187,12 +190,10 @@ def prompt_to_prompt(
     source_tokens, target_tokens = expand_prompt(pipe, settings.prompt), expand_prompt(pipe, target_prompt)
     mapping = MODES[config.mode].mapping(tokenizer, source_tokens, target_tokens)
     equalizer = _equalizer(tokenizer, target_tokens, config)
-    denoiser = Denoiser(pipe.unet, Schedule.from_config(settings.scheduler_config, num_steps))
+    denoiser = Denoiser.for_pipeline(pipe, Schedule.from_config(settings.scheduler_config, num_steps))
     dtype, device = denoiser.compute_dtype, denoiser.device
     cond, uncond = branch_embeddings(pipe, inversion, target_prompt, mapping, config, negative_prompt)
-    levels = cross_attention_sizes(
-        pipe.unet, inversion.latents.to(device), denoiser.schedule.timesteps[:1].to(device), cond[0, :1].to(device)
-    )
+    levels = cross_attention_sizes(denoiser, inversion.latents.to(device), cond[0, :1].to(device))
     if not levels:
         raise DiffinvError("the UNet has no cross-attention layers, and prompt-to-prompt edits through them")
     level = levels[min(config.attention_level, len(levels) - 1)]

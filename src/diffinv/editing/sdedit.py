@@ -23,7 +23,7 @@ from diffinv.denoiser import Denoiser, Schedule
 from diffinv.editing.config import SDEditConfig
 from diffinv.errors import DiffinvError
 from diffinv.sampling import denoise
-from diffinv.text import encode_prompt
+from diffinv.text import encode_negative_prompt, encode_prompt
 
 
 def sdedit_latents(
@@ -39,7 +39,7 @@ def sdedit_latents(
 ) -> Tensor:
     """SDEdit in latent space: ``guide`` pixels ``(1, 3, H, W)`` in [-1, 1], ``mask`` ``(1, 1, H, W)`` in [0, 1]
     (1 = edit) → ``(1, C, h, w)`` latents."""
-    denoiser = Denoiser(pipe.unet, Schedule.from_config(pipe.scheduler.config, config.num_inference_steps))
+    denoiser = Denoiser.for_pipeline(pipe, Schedule.from_config(pipe.scheduler.config, config.num_inference_steps))
     scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     scheduler.set_timesteps(config.num_inference_steps)
     dtype, device = denoiser.compute_dtype, denoiser.device
@@ -48,7 +48,7 @@ def sdedit_latents(
     if start == len(denoiser.schedule):
         return source
     cond = encode_prompt(pipe, prompt).embeds.to(device, dtype)
-    uncond = encode_prompt(pipe, negative_prompt or "").embeds.to(device, dtype)
+    uncond = encode_negative_prompt(pipe, negative_prompt).to(device, dtype)
     keep = None if mask is None else 1 - F.interpolate(mask.to(device, dtype), size=source.shape[-2:], mode="area")
 
     def noised(latents: Tensor, step: int) -> Tensor:

@@ -28,7 +28,7 @@ from diffinv.inversion.embedding_fit import FitResult, fit_embeddings
 from diffinv.inversion.trajectory import ddim_trajectory, direct_offsets
 from diffinv.io import atomic_write
 from diffinv.pipelines import ModelFingerprint, fingerprint
-from diffinv.text import EncodedPrompt
+from diffinv.text import EncodedPrompt, embedding_shape
 
 FORMAT_NAME = "diffinv.inversion"
 FORMAT_VERSION = 1
@@ -252,12 +252,13 @@ class Inversion:
         latent = (pipe.unet.config.in_channels, settings.height // factor, settings.width // factor)
         if tuple(self.latents.shape[1:]) != latent:
             raise DiffinvError(f"latents have shape {tuple(self.latents.shape)}, but this model takes (1, *{latent})")
-        embedding = (int(pipe.tokenizer.model_max_length), int(pipe.unet.config.cross_attention_dim))
+        embedding = embedding_shape(pipe)
         for key in ("prompt_embeds", "negative_prompt_embeds"):
             embeds = getattr(self, key)
             if embeds is not None and tuple(embeds.shape[1:]) != embedding:
                 raise DiffinvError(
-                    f"{key} have shape {tuple(embeds.shape)}, but this model's text embeddings are (L, D) = {embedding}"
+                    f"{key} have shape {tuple(embeds.shape)}, but this model's text embeddings are "
+                    f"(rows, D) = {embedding}"
                 )
 
 
@@ -313,12 +314,23 @@ class InversionProblem:
         :func:`~diffinv.inversion.trajectory.ddim_trajectory`): ``T + 1`` latents ``(B, C, h, w)``, noisiest first."""
         return ddim_trajectory(self.denoiser, self.source_latents, self.prompt_embeds, progress=self.progress)
 
-    def fit_embeddings(
-        self, trajectory: list[Tensor], *, slot: Literal["cond", "uncond"], n_positions: Sequence[int]
-    ) -> FitResult:
-        """Per-step optimisation of the first ``n_positions[b]`` of one embedding slot of each image along
-        ``trajectory`` (see :func:`~diffinv.inversion.embedding_fit.fit_embeddings`)."""
-        return fit_embeddings(self, trajectory, slot=slot, n_positions=n_positions)
+    def free_rows(self, n_positions: Sequence[int], *, pooled: bool) -> Tensor:
+        """``(B, L)`` bool: per image, the first ``n_positions[b]`` token positions, and with ``pooled`` the pooled
+        row of an SDXL embedding (:mod:`diffinv.conditioning`; a model without one has none to free)."""
+        rows = self.prompt_embeds.shape[1]
+        positions = rows - int(self.denoiser.pooled_width > 0)
+        counts = torch.tensor(list(n_positions))
+        if len(counts) != self.batch_size or bool((counts < 1).any() | (counts > positions).any()):
+            raise ValueError(f"position counts {list(n_positions)} for {self.batch_size} images of {positions}")
+        free = torch.arange(rows)[None, :] < counts[:, None]
+        if pooled and positions < rows:
+            free[:, positions:] = True
+        return free
+
+    def fit_embeddings(self, trajectory: list[Tensor], *, slot: Literal["cond", "uncond"], free: Tensor) -> FitResult:
+        """Per-step optimisation of the rows ``free[b]`` (:meth:`free_rows`) of one embedding slot of each image
+        along ``trajectory`` (see :func:`~diffinv.inversion.embedding_fit.fit_embeddings`)."""
+        return fit_embeddings(self, trajectory, slot=slot, free=free)
 
     def direct_offsets(self, trajectory: list[Tensor]) -> Tensor:
         """DirectInversion's per-step corrections ``(T, B, C, h, w)`` of the guided sampler toward ``trajectory``
@@ -340,7 +352,6 @@ class InversionProblem:
         negative_prompt_embeds: Tensor | None = None,
         latent_offsets: Tensor | None = None,
         fit: FitResult | None = None,
-        optimized_positions: Sequence[int] | None = None,
     ) -> list[Inversion]:
         """Split a method's batched tensors into one :class:`Inversion` per image, with its settings, UNet-pass
         count and, after an embedding fit, its optimisation record (seconds are added by the caller).
@@ -349,7 +360,8 @@ class InversionProblem:
             latents: ``(B, C, h, w)`` x_T.
             prompt_embeds / negative_prompt_embeds: ``(B, L, D)`` shared by all steps or ``(T, B, L, D)`` per step.
             latent_offsets: ``(T, B, C, h, w)``.
-            fit: the embedding fit that produced one of the embeddings; ``optimized_positions``: its per-image counts.
+            fit: the embedding fit that produced one of the embeddings (its free rows count as optimised positions;
+                an SDXL pooled row counts its pooled width of parameters, not its padding).
         """
 
         def own(tensor: Tensor) -> Tensor:
@@ -360,7 +372,7 @@ class InversionProblem:
 
         results = []
         for b, settings in enumerate(self.settings):
-            positions = 0 if optimized_positions is None else optimized_positions[b]
+            positions, params = (0, 0) if fit is None else self._optimised(fit, b)
             negative = None if negative_prompt_embeds is None else embeds_of(negative_prompt_embeds, b)
             results.append(
                 Inversion(
@@ -372,10 +384,20 @@ class InversionProblem:
                     settings=dataclasses.replace(settings, optimized_positions=positions),
                     stats=InversionStats(
                         unet_passes=self.denoiser.row_passes[b],
-                        optimized_params=0 if fit is None else positions * fit.embeds.shape[-1] * fit.embeds.shape[0],
+                        optimized_params=params,
                         inner_steps=() if fit is None else fit.inner_steps[b],
                         final_losses=() if fit is None else fit.final_losses[b],
                     ),
                 )
             )
         return results
+
+    def _optimised(self, fit: FitResult, b: int) -> tuple[int, int]:
+        """Image ``b``'s optimised positions and scalars (over all steps) in ``fit``."""
+        free = fit.free[b]
+        steps, width = fit.embeds.shape[0], fit.embeds.shape[-1]
+        pooled = self.denoiser.pooled_width
+        params = int(free.sum()) * width
+        if pooled and bool(free[-1]):
+            params -= width - pooled
+        return int(free.sum()), params * steps

@@ -7,13 +7,14 @@ classifier-free-guidance embeddings is optimised so that the guided DDIM step la
 
 ``null-text`` optimises the whole unconditional embedding ∅_i (ε_u depends on it); ``prompt-tokens`` (the
 reference paper) optimises only the first n positions of the conditional embedding (ε_c depends on them) and
-leaves the padding positions and the unconditional embedding untouched. The slice is warm-started from the
-previous step's solution; after the inner loop, x̄_{i+1} is the guided step with the optimised embedding.
+leaves the padding positions and the unconditional embedding untouched. Which rows of an embedding are free is a
+mask (an SDXL embedding's pooled row, :mod:`diffinv.conditioning`, is free or not on its own). The free rows are
+warm-started from the previous step's solution; after the inner loop, x̄_{i+1} is the guided step with the optimised
+embedding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -27,10 +28,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FitResult:
-    """Per-step optimised embeddings ``(T, B, L, D)`` and, per image, per step, the inner iterations taken and the
-    final loss."""
+    """Per-step optimised embeddings ``(T, B, L, D)``, the rows that were free ``(B, L)`` and, per image, per step,
+    the inner iterations taken and the final loss."""
 
     embeds: Tensor
+    free: Tensor
     inner_steps: tuple[tuple[int, ...], ...]
     final_losses: tuple[tuple[float, ...], ...]
 
@@ -40,34 +42,32 @@ def fit_embeddings(
     trajectory: list[Tensor],
     *,
     slot: Literal["cond", "uncond"],
-    n_positions: Sequence[int],
+    free: Tensor,
 ) -> FitResult:
-    """Optimise the first ``n_positions[b]`` of the ``slot`` embedding of every image ``b`` at every step (see the
-    module docstring).
+    """Optimise the rows ``free[b]`` of the ``slot`` embedding of every image ``b`` at every step (see the module
+    docstring).
 
     The images of a batch share each UNet call but not their optimisation: the loss is the sum of the per-image
-    losses (so each image gets the gradient it would get alone, and Adam is elementwise), positions past an image's
-    own count are held at their start value, and an image that reached its early-stop threshold leaves the UNet
-    batch and its embedding stays exactly where its last step put it (Adam's momentum would otherwise keep moving
-    it). Batched results therefore equal one-at-a-time results up to floating-point rounding.
+    losses (so each image gets the gradient it would get alone, and Adam is elementwise), rows not free for an image
+    are held at their start value, and an image that reached its early-stop threshold leaves the UNet batch and its
+    embedding stays exactly where its last step put it (Adam's momentum would otherwise keep moving it). Batched
+    results therefore equal one-at-a-time results up to floating-point rounding.
 
     Args:
         problem: the prepared inversion (``B`` images).
         trajectory: ``T + 1`` latents ``(B, C, h, w)`` from :func:`~diffinv.inversion.trajectory.ddim_trajectory`.
         slot: ``"uncond"`` (null-text) or ``"cond"`` (prompt tokens).
-        n_positions: per image, how many leading positions of that embedding are free (1 ≤ n ≤ L).
+        free: ``(B, L)`` bool, per image the rows of that embedding that are optimised (at least one).
     """
     denoiser, config = problem.denoiser, problem.config
     opt = config.optimization
     guidance = config.guidance_scale
     fixed = problem.null_embeds if slot == "cond" else problem.prompt_embeds
-    start = problem.prompt_embeds if slot == "cond" else problem.null_embeds
-    batch, width = start.shape[0], max(n_positions)
-    if len(n_positions) != batch:
-        raise ValueError(f"{len(n_positions)} position counts for {batch} images")
-    free = torch.arange(width, device=start.device)[None, :] < torch.tensor(n_positions, device=start.device)[:, None]
-    free = free[..., None]  # (B, width, 1): the positions image b optimises
-    initial, tail = start[:, :width], start[:, width:]
+    initial = problem.prompt_embeds if slot == "cond" else problem.null_embeds
+    batch = initial.shape[0]
+    if free.shape != initial.shape[:2] or free.dtype != torch.bool or not free.any(1).all():
+        raise ValueError(f"free rows {tuple(free.shape)} do not fit embeddings {tuple(initial.shape)}")
+    rows_free = free.to(initial.device)[..., None]  # (B, L, 1)
     head = initial.clone()
     latent = trajectory[0]
     per_step, inner_steps, losses = [], [], []
@@ -84,8 +84,8 @@ def fit_embeddings(
             rows = active.nonzero().flatten()
             if not len(rows):
                 break
-            index = rows.to(start.device)
-            embeds = torch.cat([torch.where(free[index], head[index], initial[index]), tail[index]], dim=1)
+            index = rows.to(initial.device)
+            embeds = torch.where(rows_free[index], head[index], initial[index])
             free_eps = denoiser.epsilon(latent[index], i, embeds, rows.tolist())
             cond_eps, uncond_eps = (free_eps, fixed_eps[index]) if slot == "cond" else (fixed_eps[index], free_eps)
             eps = uncond_eps + guidance * (cond_eps - uncond_eps)
@@ -94,7 +94,7 @@ def fit_embeddings(
             errors.sum().backward(inputs=[head])
             optimizer.step()
             with torch.no_grad():
-                stopped = ~active.to(start.device)
+                stopped = ~active.to(initial.device)
                 head[stopped] = frozen[stopped]  # a stopped image does not move again
                 threshold = opt.stop_threshold(i)
                 for row, value in zip(rows.tolist(), errors.detach().tolist(), strict=True):
@@ -102,7 +102,7 @@ def fit_embeddings(
                     if value < threshold:
                         active[row] = False
                         frozen[row] = head[row]
-        embeds = torch.cat([torch.where(free, head.detach(), initial), tail], dim=1)
+        embeds = torch.where(rows_free, head.detach(), initial)
         per_step.append(embeds)
         inner_steps.append(taken)
         losses.append(loss_values)
@@ -114,6 +114,7 @@ def fit_embeddings(
     bar.close()
     return FitResult(
         torch.stack(per_step),
+        free.cpu(),
         tuple(zip(*inner_steps, strict=True)),
         tuple(zip(*losses, strict=True)),
     )

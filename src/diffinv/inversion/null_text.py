@@ -2,7 +2,8 @@
 Guided Diffusion Models", Alg. 1).
 
 Optimises the whole unconditional embedding ∅_t ``(1, L, D)`` at each of the T steps (L·D·T parameters; 2.95M for
-SD 1.x at T = 50). The unconditional slot is then occupied: a negative prompt cannot be used afterwards.
+SD 1.x at T = 50; on SDXL both encoders' halves and the pooled embedding). The unconditional slot is then
+occupied: a negative prompt cannot be used afterwards.
 Default T = 50 (the paper's setting).
 """
 
@@ -34,14 +35,10 @@ class NullTextInversion:
 
     def invert(self, problem: InversionProblem) -> list[Inversion]:
         trajectory = problem.ddim_trajectory()
-        n_positions = [problem.null_embeds.shape[1]] * problem.batch_size
-        fit = problem.fit_embeddings(trajectory, slot="uncond", n_positions=n_positions)
+        free = problem.free_rows([prompt.max_length for prompt in problem.prompts], pooled=True)  # every row
+        fit = problem.fit_embeddings(trajectory, slot="uncond", free=free)
         return problem.result(
-            latents=trajectory[0],
-            prompt_embeds=problem.prompt_embeds,
-            negative_prompt_embeds=fit.embeds,
-            fit=fit,
-            optimized_positions=n_positions,
+            latents=trajectory[0], prompt_embeds=problem.prompt_embeds, negative_prompt_embeds=fit.embeds, fit=fit
         )
 
 

@@ -18,6 +18,7 @@ from diffinv.errors import DiffinvError
 from diffinv.personalization.base import UNET_PREFIX, Concept
 from diffinv.personalization.files import read_concept
 from diffinv.pipelines import fingerprint
+from diffinv.text import has_pooled_embeds
 
 
 def load_concept(pipe: StableDiffusionPipeline, concept: Concept | str | Path, token: str | None = None) -> Concept:
@@ -29,6 +30,7 @@ def load_concept(pipe: StableDiffusionPipeline, concept: Concept | str | Path, t
         DiffinvError: the embedding's width is not the text encoder's, one of its tokens is already in the
             vocabulary, or it was learned on another model.
     """
+    check_single_text_encoder(pipe)
     concept = (concept if isinstance(concept, Concept) else read_concept(concept)).with_token(token)
     width = int(pipe.text_encoder.get_input_embeddings().weight.shape[1])
     if concept.embeds.shape[1] != width:
@@ -55,6 +57,15 @@ def load_concept(pipe: StableDiffusionPipeline, concept: Concept | str | Path, t
             raise DiffinvError(f"{concept.token}: its UNet offsets do not fit this model ({exc})") from None
         _activate_all(pipe)
     return concept
+
+
+def check_single_text_encoder(pipe: StableDiffusionPipeline) -> None:
+    """Raise :class:`DiffinvError` for an SDXL pipeline: concepts live in one text encoder's vocabulary."""
+    if has_pooled_embeds(pipe):
+        raise DiffinvError(
+            "concepts (textual inversion, LoRA, E4T) work with Stable Diffusion 1.x/2.x models; SDXL's two text "
+            "encoders are not supported yet"
+        )
 
 
 def check_tokens_free(pipe: StableDiffusionPipeline, tokens: list[str]) -> None:
