@@ -144,17 +144,7 @@ def tiny_sdxl_pipeline(
     text_encoder_2 = CLIPTextModelWithProjection(_clip_config(tokenizer_2, **sizes, projection_dim=width))
     _scale_output(unet, output_scale)
     _measure_scaling_factor(vae, image_size)
-    pipe = StableDiffusionXLPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer_2,
-        unet=unet,
-        scheduler=EulerDiscreteScheduler.from_config(SDXL_SCHEDULER_CONFIG),
-        force_zeros_for_empty_prompt=True,
-    )
-    return _finish(pipe, dtype)
+    return _assemble_sdxl(unet, vae, (text_encoder, text_encoder_2), (tokenizer, tokenizer_2), dtype)
 
 
 def sdxl_sized_pipeline(
@@ -202,12 +192,23 @@ def sdxl_sized_pipeline(
                 projection_dim=1280,
             )
         )
+    return _assemble_sdxl(unet, vae, (text_encoder, text_encoder_2), (tokenizer, tokenizer_2), dtype)
+
+
+def _assemble_sdxl(
+    unet: UNet2DConditionModel,
+    vae: AutoencoderKL,
+    text_encoders: tuple[CLIPTextModel, CLIPTextModelWithProjection],
+    tokenizers: tuple[CLIPTokenizer, CLIPTokenizer],
+    dtype: torch.dtype,
+) -> StableDiffusionXLPipeline:
+    """An SDXL base pipeline of these components (SDXL's scheduler config, zeros for an empty negative prompt)."""
     pipe = StableDiffusionXLPipeline(
         vae=vae,
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer_2,
+        text_encoder=text_encoders[0],
+        text_encoder_2=text_encoders[1],
+        tokenizer=tokenizers[0],
+        tokenizer_2=tokenizers[1],
         unet=unet,
         scheduler=EulerDiscreteScheduler.from_config(SDXL_SCHEDULER_CONFIG),
         force_zeros_for_empty_prompt=True,

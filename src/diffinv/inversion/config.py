@@ -63,8 +63,8 @@ class InversionConfig:
         pooled: for ``prompt-tokens`` on SDXL, also optimise the conditional pooled text embedding (one more row
             per step; the unconditional slot stays free either way). On by default: on a tiny seeded SDXL pipeline
             it cut the latent error on 17 photos 4.7× at 25 steps and 4.8× at 10, at no extra time
-            (``benchmarks/sdxl_pooled.py``, ``docs/results.md``); the ``paper`` preset keeps it, as the paper optimises token positions only. No
-            effect on models without a pooled embedding.
+            (``benchmarks/sdxl_pooled.py``, ``docs/results.md``); the ``paper`` preset keeps it, as the paper
+            optimises token positions only. No effect on models without a pooled embedding.
     """
 
     num_inference_steps: int | None = None
