@@ -1,4 +1,4 @@
-"""Smoke test at real size: an SD-1.5-*sized* random-init pipeline in bf16 (shapes and dtypes at scale).
+"""Smoke tests at real size: SD-1.5- and SDXL-*sized* random-init pipelines in bf16 (shapes and dtypes at scale).
 
 Slow (SD 1.5: about a minute on 2 cores; SDXL: about 5 min, 80 s of it creating 3.5B random weights in bf16,
 7 GB): run with `make test-slow`.
