@@ -73,9 +73,10 @@ def token_influence(
 
     reference = render(full)
     changes, psnrs = [], []
-    for k in range(full.shape[1] + 1):
-        embeds = torch.cat([full[:, :k], filler[:, k:]], dim=1)
-        image = reference if k == full.shape[1] else render(embeds)
+    positions = encoded.max_length  # token positions; rows after them (SDXL's pooled embedding) are kept
+    for k in range(positions + 1):
+        embeds = torch.cat([full[:, :k], filler[:, k:positions], full[:, positions:]], dim=1)
+        image = reference if k == positions else render(embeds)
         changes.append(float((image - reference).abs().mean()))
         psnrs.append(metrics.psnr(image, reference))
     return TokenInfluence(prompt, mode, encoded.n_tokens, tuple(changes), tuple(psnrs), threshold)
