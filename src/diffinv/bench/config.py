@@ -74,6 +74,16 @@ EDITORS: dict[str, EditorSpec] = {
             "the target prompt from the inverted latent, no attention control",
             {"cross_replace_steps": 0.0, "self_replace_steps": 0.0},
         ),  # fmt: skip
+        EditorSpec(
+            "p2p-cross",
+            "prompt-to-prompt injecting cross-attention maps only (self_replace_steps 0)",
+            {"self_replace_steps": 0.0},
+        ),  # fmt: skip
+        EditorSpec(
+            "p2p-self",
+            "prompt-to-prompt injecting self-attention maps only (cross_replace_steps 0)",
+            {"cross_replace_steps": 0.0},
+        ),  # fmt: skip
         EditorSpec("p2p-neg", "prompt-to-prompt with the removed words as negative prompt", negative=True),
         EditorSpec(
             "negative", "the source prompt with the removed words as negative prompt", negative=True, keeps_prompt=True
@@ -99,7 +109,9 @@ EDITORS: dict[str, EditorSpec] = {
         EditorSpec("sdedit", "SDEdit: target strokes painted into the edited region, masked", needs_inversion=False),
     )
 }
-DEFAULT_EDITORS = tuple(EDITORS)
+# Which attention injection helps or hurts (docs/editing.md): run on request, not by default.
+DIAGNOSTIC_EDITORS = ("p2p-cross", "p2p-self")
+DEFAULT_EDITORS = tuple(name for name in EDITORS if name not in DIAGNOSTIC_EDITORS)
 
 
 @dataclass(frozen=True)
