@@ -129,6 +129,7 @@ class Denoiser:
         self.schedule = schedule
         self.pooled_width = unet_pooled_width(unet)
         self.vae_scale_factor = vae_scale_factor
+        self._time_ids: dict[tuple[int, ...], Tensor] = {}  # SDXL's size ids per latent shape, made once
         self.row_passes: Counter[int] = Counter()
         # Read once: diffusers' ModelMixin.device/.dtype walk every module on each access.
         self.device: torch.device = unet.device
@@ -175,11 +176,14 @@ class Denoiser:
         hidden, pooled = split_pooled(embeds, self.pooled_width)
         kwargs: dict[str, Any] = {"encoder_hidden_states": hidden.to(self.unet_dtype)}
         if pooled is not None:
-            height, width = (int(size) * self.vae_scale_factor for size in latents.shape[-2:])
-            time_ids = torch.tensor([height, width, 0, 0, height, width], device=latents.device)
+            shape = tuple(latents.shape[-2:])
+            if shape not in self._time_ids:
+                height, width = (int(size) * self.vae_scale_factor for size in shape)
+                ids = [height, width, 0, 0, height, width]
+                self._time_ids[shape] = torch.tensor(ids, dtype=self.unet_dtype, device=self.device)
             kwargs["added_cond_kwargs"] = {
                 "text_embeds": pooled.to(self.unet_dtype),
-                "time_ids": time_ids.to(self.unet_dtype).expand(latents.shape[0], -1),
+                "time_ids": self._time_ids[shape].expand(latents.shape[0], -1),
             }
         return kwargs
 

@@ -94,7 +94,8 @@ def encode_negative_prompt(pipe: StableDiffusionPipeline, negative_prompt: str |
     """The unconditional slot's embedding ``(1, L, D)``: the negative prompt's, or without one the empty prompt's —
     zeros for a pipeline configured with ``force_zeros_for_empty_prompt`` (SDXL base), as diffusers' pipelines do."""
     if negative_prompt is None and pipe.config.get("force_zeros_for_empty_prompt", False):
-        return torch.zeros_like(encode_prompt(pipe, "").embeds)
+        encoder = pipe.text_encoder_2 if has_pooled_embeds(pipe) else pipe.text_encoder
+        return torch.zeros(1, *embedding_shape(pipe), dtype=encoder.dtype, device=encoder.device)
     return encode_prompt(pipe, negative_prompt or "").embeds
 
 

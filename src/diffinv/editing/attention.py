@@ -157,6 +157,6 @@ def cross_attention_sizes(denoiser: Denoiser, latents: Tensor, embeds: Tensor) -
     """The map sizes of the denoiser's UNet's cross-attention layers for ``latents`` ``(1, C, h, w)``, coarsest first
     (one forward pass at the first step with ``embeds`` ``(1, L, D)``)."""
     recorder = _SizeRecorder(tuple(latents.shape[-2:]))
-    with attention_control(denoiser.unet, recorder), torch.no_grad():
+    with attention_control(denoiser.unet, recorder):
         denoiser.epsilon(latents.to(denoiser.compute_dtype), 0, embeds.to(denoiser.compute_dtype))
     return sorted(recorder.sizes, key=math.prod)
