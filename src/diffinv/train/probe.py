@@ -237,6 +237,16 @@ def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
+def probe_stage_parts(config: TrainConfig) -> tuple[dict[str, ShapesProbe], torch.optim.AdamW]:
+    """What probe training trains, freshly initialised from ``config.seed`` (the global RNG untouched): its modules
+    (``{"": probe}``: checkpoints hold the probe's own state dict, unprefixed) and the optimizer; a checkpoint loads
+    into them."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed(config.seed))
+        probe = ShapesProbe(config.model)
+    return {"": probe}, make_optimizer([probe], config.lr, config.weight_decay)
+
+
 def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> ShapesProbe:
     """Train a probe into ``out`` (see the module docstring for the layout); returns it in eval mode.
 
@@ -245,11 +255,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     """
     out = Path(out)
     torch.set_num_threads(config.num_threads)
-    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
-        torch.manual_seed(init_seed(config.seed))
-        probe = ShapesProbe(config.model)
-    modules = {"": probe}  # checkpoints hold the probe's own state dict, unprefixed
-    optimizer = make_optimizer([probe], config.lr, config.weight_decay)
+    modules, optimizer = probe_stage_parts(config)
+    probe = modules[""]
     state = restore_stage("probe", out, modules, None, optimizer, config, resume)
     write_json(out / CONFIG_NAME, config.to_dict())
 

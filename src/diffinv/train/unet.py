@@ -138,6 +138,11 @@ class LatentPool:
     std: Tensor
     scenes: list[Scene]
 
+    def __post_init__(self) -> None:
+        # One memory layout whether just encoded (the VAE may return channels-last tensors) or read from the cache:
+        # convolutions round differently on another layout, and a resumed run must equal an uninterrupted one.
+        self.mean, self.std = self.mean.contiguous(), self.std.contiguous()
+
     def sample(self, index: np.ndarray, generator: torch.Generator) -> Tensor:
         """Posterior samples ``(B, C, h, w)`` of the scenes ``index``."""
         idx = torch.from_numpy(index)

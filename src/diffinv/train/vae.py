@@ -184,6 +184,16 @@ def measure_scaling_factor(vae: AutoencoderKL, config: VAETrainConfig, seed: int
     return float(1.0 / mean.std())
 
 
+def vae_stage_parts(cfg: VAETrainConfig, seed: int) -> tuple[dict[str, AutoencoderKL], EMA, torch.optim.AdamW]:
+    """What the VAE stage trains, freshly initialised from ``seed`` (the global RNG untouched): its modules
+    (``{"vae": vae}``, the checkpoint's key prefixes), their EMA and the optimizer; a checkpoint loads into them."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed(seed, 0))
+        vae = build_vae(cfg.model)
+    modules = {"vae": vae}
+    return modules, EMA(modules, cfg.ema_decay), make_optimizer([vae], cfg.lr, cfg.weight_decay)
+
+
 def train_vae(
     config: MiniConfig, work: Path, *, resume: bool = False, minutes: float | None = None, progress: bool = True
 ) -> AutoencoderKL:
@@ -191,12 +201,8 @@ def train_vae(
     cfg = config.vae
     folder = work / "vae"
     torch.set_num_threads(config.num_threads)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed(config.seed, 0))
-        vae = build_vae(cfg.model)
-    modules = {"vae": vae}
-    ema = EMA(modules, cfg.ema_decay)
-    optimizer = make_optimizer([vae], cfg.lr, cfg.weight_decay)
+    modules, ema, optimizer = vae_stage_parts(cfg, config.seed)
+    vae = modules["vae"]
     state = restore_stage("vae", folder, modules, ema, optimizer, cfg, resume)
 
     def batch_loss(step: int) -> tuple[Tensor, dict[str, float]]:
