@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench ui ui-screenshots clean
+.PHONY: demo test test-slow test-other-cpu lint bench ui ui-screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP) lint
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
+
+# the tests that read shipped or stored numbers, with the CPU kernels held to AVX2 and then to the generic ones:
+# on this CPU that reproduces another CPU's rounding (it catches a test that compares two machines' floats)
+test-other-cpu: $(STAMP)
+	DNNL_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2 $(BIN)/pytest -q -m stored_data
+	ATEN_CPU_CAPABILITY=default $(BIN)/pytest -q -m stored_data
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools

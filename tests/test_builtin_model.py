@@ -16,6 +16,8 @@ from diffinv.pipelines import DEFAULT_MODEL, builtin_model_path, default_size, l
 from diffinv.shapes import Scene, ShapeObject, caption
 from diffinv.shapes.probe import read_scenes, scene_agreement
 
+pytestmark = pytest.mark.stored_data  # reads shipped/stored numbers: also run on other CPUs (.ci/run)
+
 MAX_WEIGHTS_MB = 30.0  # issue #3
 MAX_LOAD_SECONDS = 10.0  # the budget is 2 s on an idle CPU; the test suite shares the machine
 

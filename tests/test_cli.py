@@ -270,6 +270,7 @@ def test_bench_command(capsys, tmp_path, model_dir):
     assert not (tmp_path / "empty" / "x").exists()
 
 
+@pytest.mark.stored_data
 def test_probe_command(capsys, tmp_path):
     from PIL import Image
 
@@ -489,6 +490,7 @@ def test_edit_bench_and_sdedit_sweep_commands(capsys, tmp_path, model_dir):
              match="unknown editor")  # fmt: skip
 
 
+@pytest.mark.stored_data
 def test_doctor(capsys, tmp_path):
     from diffinv.doctor import folder_sha256
     from diffinv.pipelines import builtin_model_path

@@ -101,6 +101,7 @@ def test_pretraining_runs_resumes_and_writes_a_loadable_encoder(tmp_path, monkey
         train_e4t.train_e4t(config, tmp_path / "work", model=str(tmp_path / "model"), progress=False)
 
 
+@pytest.mark.stored_data
 def test_the_shipped_encoder_belongs_to_the_built_in_model():
     from diffinv.personalization.e4t import shipped_encoder
     from diffinv.pipelines import load_pipeline

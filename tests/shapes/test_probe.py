@@ -31,6 +31,8 @@ from diffinv.shapes.probe import (
     to_probe_input,
 )
 
+pytestmark = pytest.mark.stored_data  # reads shipped/stored numbers: also run on other CPUs (.ci/run)
+
 N_IMAGES = 100
 EVAL_SEED = 7  # any seed: the probe never trains on the test split
 

@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -33,6 +34,8 @@ from diffinv.train.mini import MiniConfig
 from diffinv.train.vae import vae_stage_parts
 
 DATA = Path(__file__).parent / "data"
+
+pytestmark = pytest.mark.stored_data  # reads stored checkpoints: also run on other CPUs (.ci/run)
 
 
 def _latest(folder: Path) -> tuple[Path, dict]:
