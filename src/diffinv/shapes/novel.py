@@ -20,7 +20,8 @@ from skimage.measure import label
 from skimage.transform import resize
 
 from diffinv.shapes.captions import caption
-from diffinv.shapes.render import INSIDE, InsideFn, _fit_to_box, _inside_polygon, composite, coverage, object_box
+from diffinv.shapes.geometry import fit_to_box, inside_polygon
+from diffinv.shapes.render import INSIDE, InsideFn, composite, coverage, object_box
 from diffinv.shapes.scene import Scene, ShapeObject
 from diffinv.shapes.vocab import GEOMETRY, HELDOUT_SHAPES, PALETTE
 
@@ -54,7 +55,7 @@ class ConceptShape:
         if self.vertices is None:
             return INSIDE[self.name]
         polygon = np.asarray(self.vertices)
-        return lambda u, v: _inside_polygon(u, v, polygon)
+        return lambda u, v: inside_polygon(u, v, polygon)
 
     def render(self, color: str, position: str, background: str, size: int = 64, object_size: str = "large"):
         """The shape alone on a plain background: ``(image uint8 (size, size, 3), mask bool (size, size))``."""
@@ -87,7 +88,7 @@ def novel_shape(index: int) -> ConceptShape:
         radii = np.ones(BLOB_VERTICES)
         for k in (2, 3, 4):
             radii += rng.uniform(-0.22, 0.22) * np.cos(k * angles + rng.uniform(0, 2 * math.pi))
-    vertices = _fit_to_box(np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1))
+    vertices = fit_to_box(np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1))
     return ConceptShape(f"novel-{index}", tuple((float(x), float(y)) for x, y in vertices))
 
 

@@ -14,6 +14,7 @@ from functools import cache
 
 import numpy as np
 
+from diffinv.shapes.geometry import fit_to_box, inside_polygon, regular_star
 from diffinv.shapes.scene import Scene, ShapeObject
 from diffinv.shapes.vocab import GEOMETRY, GRID, PALETTE, RGB, SHAPES, SIZE_FRACTION
 
@@ -25,48 +26,22 @@ InsideFn = Callable[[FloatArray, FloatArray], np.ndarray]
 # --------------------------------------------------------------------------------------------------------
 
 
-def _fit_to_box(vertices: np.ndarray) -> np.ndarray:
-    """Centre a polygon's bounding box on the origin and scale it so its larger half-extent is 1."""
-    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
-    return (vertices - (lo + hi) / 2) / ((hi - lo).max() / 2)
-
-
-def _regular_star(points: int, inner_ratio: float) -> np.ndarray:
-    """Vertices of a star with ``points`` tips, a tip pointing up, outer radius 1."""
-    angles = math.pi / 2 + np.arange(2 * points) * math.pi / points
-    radii = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner_ratio)
-    return np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
-
-
 @cache
 def _polygon(shape: str) -> np.ndarray:
     """Vertices (counter-clockwise, fitted to the unit box) of the polygonal shapes."""
     g = GEOMETRY
     if shape == "triangle":
-        verts = _regular_star(3, 1.0)[::2]  # equilateral, apex up
+        verts = regular_star(3, 1.0)[::2]  # equilateral, apex up
     elif shape == "star":
-        verts = _regular_star(g.star_points, g.star_inner_ratio)
+        verts = regular_star(g.star_points, g.star_inner_ratio)
     elif shape == "pentagon":
-        verts = _regular_star(5, 1.0)[::2]  # regular, a vertex up
+        verts = regular_star(5, 1.0)[::2]  # regular, a vertex up
     elif shape == "diamond":
         w = g.diamond_half_width
         verts = np.array([[0.0, 1.0], [-w, 0.0], [0.0, -1.0], [w, 0.0]])
     else:
         raise KeyError(shape)
-    return _fit_to_box(verts)
-
-
-def _inside_polygon(u: FloatArray, v: FloatArray, vertices: np.ndarray) -> np.ndarray:
-    """Even-odd point-in-polygon test, vectorised over points."""
-    inside = np.zeros(np.broadcast(u, v).shape, dtype=bool)
-    x0, y0 = vertices[-1]
-    for x1, y1 in vertices:
-        crosses = (y0 > v) != (y1 > v)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x_at = x0 + (v - y0) * (x1 - x0) / (y1 - y0)
-        inside ^= crosses & (u < x_at)
-        x0, y0 = x1, y1
-    return inside
+    return fit_to_box(verts)
 
 
 def _circle(u: FloatArray, v: FloatArray) -> np.ndarray:
@@ -101,7 +76,7 @@ def _moon(u: FloatArray, v: FloatArray) -> np.ndarray:
 
 
 def _polygon_fn(shape: str) -> InsideFn:
-    return lambda u, v: _inside_polygon(u, v, _polygon(shape))
+    return lambda u, v: inside_polygon(u, v, _polygon(shape))
 
 
 INSIDE: dict[str, InsideFn] = {
