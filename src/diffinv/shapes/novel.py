@@ -21,8 +21,9 @@ from skimage.transform import resize
 
 from diffinv.shapes.captions import caption
 from diffinv.shapes.geometry import fit_to_box, inside_polygon
-from diffinv.shapes.render import INSIDE, InsideFn, composite, coverage, object_box
+from diffinv.shapes.render import composite, coverage, object_box
 from diffinv.shapes.scene import Scene, ShapeObject
+from diffinv.shapes.v2_outlines import INSIDE, InsideFn
 from diffinv.shapes.vocab import GEOMETRY, HELDOUT_SHAPES, PALETTE
 
 NOVEL_SEED: Final[int] = 0x6E6F76656C  # "novel"

@@ -9,111 +9,39 @@ over the background in drawing order (later objects on top).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from functools import cache
+from collections.abc import Sequence
 
 import numpy as np
+from scipy import ndimage
 
-from diffinv.shapes.geometry import fit_to_box, inside_polygon, regular_star
 from diffinv.shapes.scene import Scene, ShapeObject
-from diffinv.shapes.vocab import GEOMETRY, GRID, PALETTE, RGB, SHAPES, SIZE_FRACTION
-
-FloatArray = np.ndarray
-InsideFn = Callable[[FloatArray, FloatArray], np.ndarray]
-
-# --------------------------------------------------------------------------------------------------------
-# Shape inside tests, unit frame: bounding box [-1, 1]^2, y up
-# --------------------------------------------------------------------------------------------------------
-
-
-@cache
-def _polygon(shape: str) -> np.ndarray:
-    """Vertices (counter-clockwise, fitted to the unit box) of the polygonal shapes."""
-    g = GEOMETRY
-    if shape == "triangle":
-        verts = regular_star(3, 1.0)[::2]  # equilateral, apex up
-    elif shape == "star":
-        verts = regular_star(g.star_points, g.star_inner_ratio)
-    elif shape == "pentagon":
-        verts = regular_star(5, 1.0)[::2]  # regular, a vertex up
-    elif shape == "diamond":
-        w = g.diamond_half_width
-        verts = np.array([[0.0, 1.0], [-w, 0.0], [0.0, -1.0], [w, 0.0]])
-    else:
-        raise KeyError(shape)
-    return fit_to_box(verts)
-
-
-def _circle(u: FloatArray, v: FloatArray) -> np.ndarray:
-    return u * u + v * v <= 1.0
-
-
-def _square(u: FloatArray, v: FloatArray) -> np.ndarray:
-    return np.maximum(np.abs(u), np.abs(v)) <= GEOMETRY.square_half_side
-
-
-def _cross(u: FloatArray, v: FloatArray) -> np.ndarray:
-    au, av = np.abs(u), np.abs(v)
-    w = GEOMETRY.cross_half_width
-    return ((au <= w) & (av <= 1.0)) | ((av <= w) & (au <= 1.0))
-
-
-def _ring(u: FloatArray, v: FloatArray) -> np.ndarray:
-    r2 = u * u + v * v
-    return (r2 <= 1.0) & (r2 >= GEOMETRY.ring_inner_radius**2)
-
-
-def _heart(u: FloatArray, v: FloatArray) -> np.ndarray:
-    x = u * GEOMETRY.heart_scale
-    y = v * GEOMETRY.heart_scale + GEOMETRY.heart_shift
-    return (x * x + y * y - 1.0) ** 3 - x * x * y**3 <= 0.0
-
-
-def _moon(u: FloatArray, v: FloatArray) -> np.ndarray:
-    cx, cy = GEOMETRY.moon_cut_offset
-    cut = (u - cx) ** 2 + (v - cy) ** 2 <= GEOMETRY.moon_cut_radius**2
-    return _circle(u, v) & ~cut
-
-
-def _polygon_fn(shape: str) -> InsideFn:
-    return lambda u, v: inside_polygon(u, v, _polygon(shape))
-
-
-INSIDE: dict[str, InsideFn] = {
-    "circle": _circle,
-    "square": _square,
-    "triangle": _polygon_fn("triangle"),
-    "star": _polygon_fn("star"),
-    "heart": _heart,
-    "cross": _cross,
-    "ring": _ring,
-    "diamond": _polygon_fn("diamond"),
-    "pentagon": _polygon_fn("pentagon"),
-    "moon": _moon,
-}
-"""Inside test of every shape, in the unit frame (bounding box ``[-1, 1]^2``, ``y`` up)."""
-
-if set(INSIDE) != set(SHAPES):  # pragma: no cover - guards edits of the vocabulary
-    raise RuntimeError(f"shapes without an inside test: {sorted(set(SHAPES) - set(INSIDE))}")
-
+from diffinv.shapes.v2_outlines import InsideFn
+from diffinv.shapes.vocab import GEOMETRY, GRID, PALETTE, RGB
+from diffinv.shapes.world import V2, FillStyle, World, get_world
 
 # --------------------------------------------------------------------------------------------------------
 # Layout and rasterisation
 # --------------------------------------------------------------------------------------------------------
 
 
-def object_box(obj: ShapeObject, scale: float = 1.0) -> tuple[float, float, float]:
-    """Centre ``(cx, cy)`` and half extent ``h`` of an object, in image fractions (``y`` down).
+def object_box(obj: ShapeObject, scale: float = 1.0, world: World = V2) -> tuple[float, float, float]:
+    """Centre ``(cx, cy)`` and half extent ``h`` of an object of ``world``, in image fractions (``y`` down).
 
-    ``scale`` multiplies the object's extent (used by the stroke painter); at ``scale=1`` the object's
-    bounding box always lies inside its grid cell, whatever its offset.
+    ``scale`` multiplies the object's extent (used by the stroke painter). In a world without ``jitter`` (v2), at
+    ``scale=1`` the object's bounding box always lies inside its grid cell, whatever its offset; with it (v3), an
+    offset of 1 moves the centre ``world.jitter`` cell widths, and the box is kept inside the image.
     """
     cell = 1.0 / GRID
-    half = SIZE_FRACTION[obj.size] * scale / 2
-    slack = max(cell / 2 - half, 0.0)
+    half = world.size_fraction[obj.size] * scale / 2
     row, col = obj.cell
     dx, dy = obj.offset
-    return (col + 0.5) * cell + dx * slack, (row + 0.5) * cell + dy * slack, half
+    if world.jitter <= 0:
+        slack = max(cell / 2 - half, 0.0)
+        return (col + 0.5) * cell + dx * slack, (row + 0.5) * cell + dy * slack, half
+    lo, hi = min(half, 0.5), max(1.0 - half, 0.5)
+    cx = min(max((col + 0.5 + dx * world.jitter) * cell, lo), hi)
+    cy = min(max((row + 0.5 + dy * world.jitter) * cell, lo), hi)
+    return cx, cy, half
 
 
 def check_size(size: int) -> int:
@@ -123,14 +51,21 @@ def check_size(size: int) -> int:
     return int(size)
 
 
-def object_coverage(obj: ShapeObject, size: int, scale: float = 1.0) -> np.ndarray:
-    """Anti-aliased coverage in ``[0, 1]`` of one object alone, as a float32 array ``(size, size)``."""
-    return coverage(INSIDE[obj.shape], object_box(obj, scale), size)
+def object_coverage(obj: ShapeObject, size: int, scale: float = 1.0, world: World = V2) -> np.ndarray:
+    """Anti-aliased coverage in ``[0, 1]`` of one object of ``world`` alone (its painted pixels: the whole silhouette
+    when solid, its rim when outlined, rim and stripes when striped), a float32 array ``(size, size)``."""
+    return coverage(world.inside(obj.shape), object_box(obj, scale, world), size, obj.fill, world.fill_style)
 
 
-def coverage(inside: InsideFn, box: tuple[float, float, float], size: int) -> np.ndarray:
+def coverage(
+    inside: InsideFn, box: tuple[float, float, float], size: int, fill: str = "solid", style: FillStyle | None = None
+) -> np.ndarray:
     """Anti-aliased coverage in ``[0, 1]`` of the shape with unit-frame inside test ``inside`` drawn in ``box``
-    (centre ``(cx, cy)`` and half extent, image fractions, see :func:`object_box`), float32 ``(size, size)``."""
+    (centre ``(cx, cy)`` and half extent, image fractions, see :func:`object_box`), float32 ``(size, size)``.
+
+    ``fill`` (with ``style``, default :class:`~diffinv.shapes.world.FillStyle`) paints only part of the silhouette:
+    ``outlined`` the sub-samples within ``style.stroke`` of its edge, ``striped`` those plus diagonal stripes.
+    """
     size = check_size(size)
     ss = GEOMETRY.supersample
     cx, cy, half = box
@@ -140,11 +75,29 @@ def coverage(inside: InsideFn, box: tuple[float, float, float], size: int) -> np
     if x1 <= x0 or y1 <= y0:
         return out
     sub = (np.arange(ss) + 0.5) / ss
-    xs = ((np.arange(x0, x1)[:, None] + sub[None, :]).ravel() / size - cx) / half
-    ys = -((np.arange(y0, y1)[:, None] + sub[None, :]).ravel() / size - cy) / half
-    block = inside(xs[None, :], ys[:, None]).reshape(y1 - y0, ss, x1 - x0, ss).mean(axis=(1, 3))
-    out[y0:y1, x0:x1] = block
+    px = (np.arange(x0, x1)[:, None] + sub[None, :]).ravel() / size
+    py = (np.arange(y0, y1)[:, None] + sub[None, :]).ravel() / size
+    samples = inside(((px - cx) / half)[None, :], (-(py - cy) / half)[:, None])
+    if fill != "solid":
+        samples = _painted(samples, px, py, fill, style or FillStyle(), size * ss)
+    out[y0:y1, x0:x1] = samples.reshape(y1 - y0, ss, x1 - x0, ss).mean(axis=(1, 3))
     return out
+
+
+def _painted(
+    samples: np.ndarray, px: np.ndarray, py: np.ndarray, fill: str, style: FillStyle, per_unit: int
+) -> np.ndarray:
+    """The painted sub-samples of a silhouette ``samples`` (rows ``py``, columns ``px``, image fractions) under
+    ``fill``; ``per_unit`` sub-samples span the image width."""
+    # distance of every inside sub-sample to the nearest outside one (the grid's border counts as outside)
+    depth = ndimage.distance_transform_edt(np.pad(samples, 1))[1:-1, 1:-1]
+    rim = samples & (depth <= style.stroke * per_unit)
+    if fill == "outlined":
+        return rim
+    if fill == "striped":
+        stripes = ((px[None, :] + py[:, None]) / style.stripe_period) % 1.0 < 0.5
+        return rim | (samples & stripes)
+    raise ValueError(f"unknown fill {fill!r}")
 
 
 def composite(
@@ -167,19 +120,21 @@ def render(scene: Scene, size: int = 64) -> np.ndarray:
     Deterministic: the same scene always gives the same bytes (jitter is part of the scene data).
     """
     size = check_size(size)
-    layers = [(object_coverage(obj, size), PALETTE[obj.color]) for obj in scene.objects]
+    world = get_world(scene.world)
+    layers = [(object_coverage(obj, size, world=world), PALETTE[obj.color]) for obj in scene.objects]
     return composite(size, PALETTE[scene.background], layers)
 
 
 def render_masks(scene: Scene, size: int = 64) -> np.ndarray:
     """Visible masks of the objects, a bool array ``(n_objects, size, size)``.
 
-    A pixel belongs to object ``i`` if its coverage by object ``i`` is at least
+    A pixel belongs to object ``i`` if its (painted, see :func:`object_coverage`) coverage by object ``i`` is at least
     ``GEOMETRY.mask_threshold`` and it does not belong to the mask of a later object (drawn on top).
     Masks are therefore disjoint.
     """
     size = check_size(size)
-    masks = np.stack([object_coverage(obj, size) >= GEOMETRY.mask_threshold for obj in scene.objects])
+    world = get_world(scene.world)
+    masks = np.stack([object_coverage(obj, size, world=world) >= GEOMETRY.mask_threshold for obj in scene.objects])
     occluded = np.zeros((size, size), dtype=bool)
     for i in range(len(masks) - 1, -1, -1):
         masks[i] &= ~occluded

@@ -9,18 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from diffinv.shapes.vocab import (
-    ALLOWED_COLORS,
-    BACKGROUNDS,
-    COLORS,
-    GRID,
-    MAX_OBJECTS,
-    MIN_OBJECTS,
-    POSITION_CELLS,
-    POSITIONS,
-    SHAPES,
-    SIZES,
-)
+from diffinv.shapes.vocab import COLORS, GRID, POSITION_CELLS, POSITIONS, SIZES
+from diffinv.shapes.world import DEFAULT_WORLD, FILLS, WORLDS, get_world
+
+ALL_SHAPES: tuple[str, ...] = tuple(dict.fromkeys(s for world in WORLDS.values() for s in world.shapes))
+"""The shapes of every world (a scene checks its objects against its own world's)."""
 
 Position = str | tuple[int, int]
 
@@ -64,7 +57,7 @@ class ShapeObject:
     """One object of a scene.
 
     Attributes:
-        shape: Shape name, one of :data:`~diffinv.shapes.vocab.SHAPES`.
+        shape: Shape name, one of the scene's world's shapes (:data:`ALL_SHAPES` for an object alone).
         color: Colour name, one of :data:`~diffinv.shapes.vocab.COLORS`.
         size: Size name, one of :data:`~diffinv.shapes.vocab.SIZES`.
         position: Grid cell name, one of :data:`~diffinv.shapes.vocab.POSITIONS`. A ``(row, col)`` tuple
@@ -72,7 +65,10 @@ class ShapeObject:
         offset: Jitter of the object centre inside its cell, ``(dx, dy)`` each in ``[-1, 1]``, in units of
             the free margin between the object's bounding box and its cell (``dx = 1`` puts the object's
             right edge on the cell's right edge; ``dy = 1`` is downwards). Part of the scene data, so
-            re-rendering is exact at any resolution. ``(0, 0)`` centres the object.
+            re-rendering is exact at any resolution. ``(0, 0)`` centres the object. In a world with
+            ``jitter`` (v3) an offset of 1 moves the centre that many cell widths instead, past the cell's edge.
+        fill: ``solid`` (the default, and v2's only fill), ``striped`` or ``outlined`` (see
+            :data:`~diffinv.shapes.world.FILLS`).
     """
 
     shape: str
@@ -80,9 +76,11 @@ class ShapeObject:
     size: str
     position: str
     offset: tuple[float, float] = field(default=(0.0, 0.0))
+    fill: str = "solid"
 
     def __post_init__(self) -> None:
-        _check_choice("shape", self.shape, SHAPES)
+        _check_choice("shape", self.shape, ALL_SHAPES)
+        _check_choice("fill", self.fill, FILLS)
         _check_choice("color", self.color, COLORS)
         _check_choice("size", self.size, SIZES)
         object.__setattr__(self, "position", _normalize_position(self.position))
@@ -102,19 +100,22 @@ class ShapeObject:
         return self.replace(offset=(0.0, 0.0))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible dictionary of the object."""
-        return {
+        """JSON-compatible dictionary of the object (``fill`` only when not solid: v2 records are unchanged)."""
+        data: dict[str, Any] = {
             "shape": self.shape,
             "color": self.color,
             "size": self.size,
             "position": self.position,
             "offset": list(self.offset),
         }
+        if self.fill != "solid":
+            data["fill"] = self.fill
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ShapeObject:
-        """Inverse of :meth:`to_dict` (``offset`` is optional)."""
-        unknown = set(data) - {"shape", "color", "size", "position", "offset"}
+        """Inverse of :meth:`to_dict` (``offset`` and ``fill`` are optional)."""
+        unknown = set(data) - {"shape", "color", "size", "position", "offset", "fill"}
         if unknown:
             raise ValueError(f"unknown object field(s): {', '.join(sorted(unknown))}")
         try:
@@ -124,6 +125,7 @@ class ShapeObject:
                 size=data["size"],
                 position=_normalize_position(_position_from_json(data["position"])),
                 offset=_normalize_offset(data.get("offset", (0.0, 0.0))),
+                fill=data.get("fill", "solid"),
             )
         except KeyError as e:
             raise ValueError(f"missing object field {e.args[0]!r}") from None
@@ -136,10 +138,12 @@ def _position_from_json(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Scene:
-    """A scene: a plain background and 1 to 3 objects in distinct grid cells, drawn in order.
+    """A scene of the Shapes world ``world`` (:mod:`diffinv.shapes.world`): a plain background and objects in
+    distinct grid cells (1 to 3 in v2, 1 to 4 in v3), drawn in order (later ones on top where they overlap).
 
     Every object colour must contrast with the background (see
-    :data:`~diffinv.shapes.vocab.ALLOWED_COLORS`); in particular it never equals the background colour.
+    :data:`~diffinv.shapes.vocab.ALLOWED_COLORS`); in particular it never equals the background colour. Shapes and
+    fills must be the world's.
 
     Scenes are immutable; edits return new scenes::
 
@@ -149,20 +153,32 @@ class Scene:
 
     background: str
     objects: tuple[ShapeObject, ...]
+    world: str = DEFAULT_WORLD
 
     def __post_init__(self) -> None:
-        _check_choice("background", self.background, BACKGROUNDS)
+        world = get_world(self.world)
+        _check_choice("background", self.background, world.backgrounds)
         objects = tuple(self.objects)
         object.__setattr__(self, "objects", objects)
-        if not MIN_OBJECTS <= len(objects) <= MAX_OBJECTS:
-            raise ValueError(f"a scene has {MIN_OBJECTS} to {MAX_OBJECTS} objects, got {len(objects)}")
+        if not world.min_objects <= len(objects) <= world.max_objects:
+            raise ValueError(
+                f"a scene of world {world.name} has {world.min_objects} to {world.max_objects} objects, "
+                f"got {len(objects)}"
+            )
+        allowed = world.allowed_colors[self.background]
         for i, obj in enumerate(objects):
             if not isinstance(obj, ShapeObject):
                 raise ValueError(f"object {i} is a {type(obj).__name__}, expected ShapeObject")
-            if obj.color not in ALLOWED_COLORS[self.background]:
+            if obj.shape not in world.shapes:
+                raise ValueError(f"object {i}: {obj.shape!r} is not a shape of world {world.name}")
+            if obj.fill not in world.fills:
+                raise ValueError(
+                    f"object {i}: fill {obj.fill!r} is not one of world {world.name}'s ({', '.join(world.fills)})"
+                )
+            if obj.color not in allowed:
                 raise ValueError(
                     f"object {i} colour {obj.color!r} does not contrast with the {self.background!r} "
-                    f"background; allowed: {', '.join(ALLOWED_COLORS[self.background])}"
+                    f"background; allowed: {', '.join(allowed)}"
                 )
         positions = [obj.position for obj in objects]
         if len(set(positions)) != len(positions):
@@ -195,26 +211,31 @@ class Scene:
     def canonical(self) -> Scene:
         """Return a copy with the objects sorted in row-major cell order.
 
-        Every object's bounding box lies inside its own cell, so the drawing order only matters for the
+        In v2 every object's bounding box lies inside its own cell, so the drawing order only matters for the
         few anti-aliased pixels straddling a border that two objects both touch; a scene and its canonical
-        form describe the same picture.
+        form describe the same picture. In a world whose objects overlap (v3) they describe the same content,
+        not always the same picture.
         """
         return self.replace(objects=tuple(sorted(self.objects, key=lambda o: o.cell)))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible dictionary of the scene."""
-        return {"background": self.background, "objects": [obj.to_dict() for obj in self.objects]}
+        """JSON-compatible dictionary of the scene (``world`` only when not v2: v2 records are unchanged)."""
+        data: dict[str, Any] = {"background": self.background, "objects": [obj.to_dict() for obj in self.objects]}
+        if self.world != DEFAULT_WORLD:
+            data["world"] = self.world
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Scene:
         """Inverse of :meth:`to_dict`."""
-        unknown = set(data) - {"background", "objects"}
+        unknown = set(data) - {"background", "objects", "world"}
         if unknown:
             raise ValueError(f"unknown scene field(s): {', '.join(sorted(unknown))}")
         try:
             return cls(
                 background=data["background"],
                 objects=tuple(ShapeObject.from_dict(o) for o in data["objects"]),
+                world=data.get("world", DEFAULT_WORLD),
             )
         except KeyError as e:
             raise ValueError(f"missing scene field {e.args[0]!r}") from None
