@@ -29,6 +29,7 @@ from diffinv.shapes.vocab import (
     COLORS,
     GRID,
     HELDOUT_SHAPES,
+    MAX_CAPTION_TOKENS,
     MAX_OBJECTS,
     MIN_OBJECTS,
     NOVEL_COMBOS,
@@ -39,6 +40,9 @@ from diffinv.shapes.vocab import (
 
 FILLS: Final[tuple[str, ...]] = ("solid", "striped", "outlined")
 """Every fill of any world; ``solid`` is the default and the only one of v2."""
+
+FILL_WORDS: Final = MappingProxyType({"solid": (), "striped": ("striped",), "outlined": ("hollow",)})
+"""The caption word of each fill (single CLIP tokens); a solid object's fill goes unsaid."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class World:
     fill_probs: tuple[float, ...] = (1.0,)
     """Relative probability of each fill in sampled scenes."""
     fill_style: FillStyle = field(default_factory=FillStyle)
+    max_caption_tokens: int = MAX_CAPTION_TOKENS
+    """Upper bound on the CLIP token count of a caption, start/end tokens excluded (the built-in model's text
+    encoder takes two more positions)."""
     colors: tuple[str, ...] = COLORS
     backgrounds: tuple[str, ...] = BACKGROUNDS
     sizes: tuple[str, ...] = SIZES
@@ -116,6 +123,7 @@ V3: Final[World] = World(
     jitter=0.22,
     fills=FILLS,
     fill_probs=(0.7, 0.15, 0.15),
+    max_caption_tokens=62,
 )
 
 WORLDS: Final = MappingProxyType({world.name: world for world in (V2, V3)})

@@ -1,0 +1,204 @@
+"""Captions at three levels of detail, as people write them, with a record of what each one mentions.
+
+Real captions name a fraction of what a photo holds; inversion and attention control exist to keep the unnamed rest.
+:func:`describe` captions one scene at a level:
+
+* ``full``: every object with every attribute, and the background (:func:`~diffinv.shapes.captions.caption`);
+* ``partial``: some objects or attributes left out, as a person would: only the largest object or a few of them;
+  no size, no position, no fill, sometimes no colour; "a shape" instead of the shape's name; no background;
+  synonyms and other word orders ("a red circle on the left and a small star, white background");
+* ``short``: how many shapes, and sometimes the background ("two shapes on a green background").
+
+The :class:`Mentions` record says, for every object of the scene, which of its attributes the caption names (none:
+the object goes unmentioned), and whether it names the background and the number of objects, so benches can score
+mentioned and unmentioned content separately. A full caption mentions everything (a solid object's fill goes unsaid
+there: solid is what an unmarked object is); a partial caption mentions a fill only where it says it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from diffinv.shapes.captions import (
+    LAST_SEPARATORS,
+    TEMPLATES,
+    article,
+    caption,
+    count_tokens,
+    fill_template,
+    join_phrases,
+)
+from diffinv.shapes.scene import Scene, ShapeObject
+from diffinv.shapes.vocab import POSITION_PHRASES, SIZE_WORDS
+from diffinv.shapes.world import FILL_WORDS, get_world
+
+LEVELS: Final[tuple[str, ...]] = ("full", "partial", "short")
+"""Levels of detail of :func:`describe`."""
+
+ATTRIBUTES: Final[tuple[str, ...]] = ("shape", "color", "size", "position", "fill")
+"""The attributes of an object a caption may mention."""
+
+GENERIC_WORDS: Final[tuple[str, ...]] = ("shape", "object")
+"""Words that stand for an object whose shape a partial caption leaves out."""
+
+COUNT_WORDS: Final[tuple[str, ...]] = ("one", "two", "three", "four")
+"""``COUNT_WORDS[n - 1]`` names ``n`` objects in short captions."""
+
+
+@dataclass(frozen=True)
+class PartialStyle:
+    """How often a partial caption leaves each thing out (probabilities, drawn independently)."""
+
+    largest_only: float = 0.35
+    """Mention only the largest object (the first drawn of the largest ones)."""
+    some_objects: float = 0.3
+    """Otherwise, mention a random non-empty strict subset of the objects (scenes of two or more)."""
+    drop_size: float = 0.45
+    drop_position: float = 0.5
+    drop_fill: float = 0.5
+    drop_color: float = 0.2
+    generic_shape: float = 0.15
+    """Say "a shape" / "an object" instead of the shape's name (never together with no colour)."""
+    drop_background: float = 0.4
+
+
+PARTIAL_STYLE: Final[PartialStyle] = PartialStyle()
+
+
+@dataclass(frozen=True)
+class Mentions:
+    """What a caption says about its scene."""
+
+    objects: tuple[frozenset[str], ...]
+    """Per scene object (scene order), the :data:`ATTRIBUTES` the caption names; empty: not mentioned."""
+    background: bool
+    count: bool = False
+    """Whether the caption says how many objects there are (short captions)."""
+
+    def mentioned(self, index: int) -> bool:
+        """Whether object ``index`` is mentioned at all."""
+        return bool(self.objects[index])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "objects": [sorted(a, key=ATTRIBUTES.index) for a in self.objects],
+            "background": self.background,
+            "count": self.count,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Mentions:
+        unknown = set(data) - {"objects", "background", "count"}
+        if unknown:
+            raise ValueError(f"unknown mentions field(s): {', '.join(sorted(unknown))}")
+        objects = tuple(frozenset(a) for a in data["objects"])
+        bad = set().union(*objects) - set(ATTRIBUTES)
+        if bad:
+            raise ValueError(f"unknown attribute(s) {sorted(bad)}; expected some of {', '.join(ATTRIBUTES)}")
+        return cls(objects, bool(data["background"]), bool(data.get("count", False)))
+
+
+@dataclass(frozen=True)
+class Description:
+    """A caption of a scene at one level of detail, and what it mentions."""
+
+    text: str
+    level: str
+    mentions: Mentions
+
+
+def describe(scene: Scene, level: str = "full", rng: np.random.Generator | int | None = None) -> Description:
+    """Caption ``scene`` at ``level`` (one of :data:`LEVELS`); ``rng`` (a generator or a seed; ``None``: the
+    canonical full caption, and seed 0 for the other levels) chooses what is left out, synonyms and word order."""
+    if level not in LEVELS:
+        raise ValueError(f"invalid caption level {level!r}; expected one of {', '.join(LEVELS)}")
+    if level == "full":
+        everything = frozenset(ATTRIBUTES)
+        return Description(caption(scene, rng), level, Mentions(tuple(everything for _ in scene.objects), True))
+    rng = np.random.default_rng(0 if rng is None else rng)
+    if level == "short":
+        return _short(scene, rng)
+    return _partial(scene, rng, PARTIAL_STYLE)
+
+
+def _with_background(objects: str, scene: Scene, rng: np.random.Generator, keep: bool) -> str:
+    if not keep:
+        return objects
+    return fill_template(TEMPLATES[int(rng.integers(len(TEMPLATES)))], objects, scene.background)
+
+
+def _short(scene: Scene, rng: np.random.Generator) -> Description:
+    n = len(scene.objects)
+    noun = GENERIC_WORDS[int(rng.integers(len(GENERIC_WORDS)))]
+    objects = f"{article(noun)} {noun}" if n == 1 else f"{COUNT_WORDS[n - 1]} {noun}s"
+    background = bool(rng.random() < 0.7)
+    text = _with_background(objects, scene, rng, background)
+    return Description(text, "short", Mentions(tuple(frozenset() for _ in scene.objects), background, count=True))
+
+
+def _largest(scene: Scene) -> int:
+    sizes = get_world(scene.world).size_fraction
+    return max(range(len(scene.objects)), key=lambda i: (sizes[scene.objects[i].size], -i))
+
+
+def _kept_objects(scene: Scene, rng: np.random.Generator, style: PartialStyle) -> list[int]:
+    n = len(scene.objects)
+    draw = rng.random()
+    if draw < style.largest_only:
+        return [_largest(scene)]
+    if n > 1 and draw < style.largest_only + style.some_objects:
+        count = int(rng.integers(1, n))
+        return sorted(int(i) for i in rng.choice(n, size=count, replace=False))
+    return list(range(n))
+
+
+def _object_words(obj: ShapeObject, rng: np.random.Generator, style: PartialStyle) -> tuple[str, set[str]]:
+    said = {"shape", "color", "size", "position", "fill"}
+    if rng.random() < style.drop_size:
+        said.discard("size")
+    if rng.random() < style.drop_position:
+        said.discard("position")
+    if obj.fill == "solid" or rng.random() < style.drop_fill:
+        said.discard("fill")
+    if rng.random() < style.drop_color:
+        said.discard("color")
+    elif rng.random() < style.generic_shape:
+        said.discard("shape")
+    size_words = SIZE_WORDS[obj.size]
+    words = [size_words[int(rng.integers(len(size_words)))]] if "size" in said else []
+    words += [obj.color] if "color" in said else []
+    words += list(FILL_WORDS[obj.fill]) if "fill" in said else []
+    words.append(obj.shape if "shape" in said else GENERIC_WORDS[int(rng.integers(len(GENERIC_WORDS)))])
+    phrase = f"{article(words[0])} {' '.join(words)}"
+    if "position" in said:
+        phrases = POSITION_PHRASES[obj.position]
+        phrase += " " + phrases[int(rng.integers(len(phrases)))]
+    return phrase, said
+
+
+def _partial(scene: Scene, rng: np.random.Generator, style: PartialStyle) -> Description:
+    full = frozenset(ATTRIBUTES)
+    for _ in range(16):  # redraw until something is left out (a partial caption is never a full one)
+        kept = _kept_objects(scene, rng, style)
+        said: dict[int, set[str]] = {}
+        phrases = []
+        for i in (int(j) for j in rng.permutation(kept)):
+            phrase, said[i] = _object_words(scene.objects[i], rng, style)
+            phrases.append(phrase)
+        background = bool(rng.random() >= style.drop_background)
+        objects = tuple(frozenset(said.get(i, ())) for i in range(len(scene.objects)))
+        says_all = all(
+            said | ({"fill"} if obj.fill == "solid" else set()) == full
+            for said, obj in zip(objects, scene.objects, strict=True)
+        )
+        if background and says_all:
+            continue
+        separator = LAST_SEPARATORS[int(rng.integers(len(LAST_SEPARATORS)))]
+        text = _with_background(join_phrases(phrases, separator), scene, rng, background)
+        if count_tokens(text) <= get_world(scene.world).max_caption_tokens:
+            return Description(text, "partial", Mentions(objects, background))
+    raise RuntimeError("could not draw a partial caption")  # pragma: no cover - each try leaves out with p > 0.4

@@ -1,0 +1,75 @@
+"""Captions at three levels of detail and their mention records (world v3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diffinv.shapes import Scene, dataset
+from diffinv.shapes.captions import caption, count_tokens, parse_caption
+from diffinv.shapes.descriptions import ATTRIBUTES, COUNT_WORDS, GENERIC_WORDS, LEVELS, Mentions, describe
+from diffinv.shapes.world import FILL_WORDS, V3
+
+
+@pytest.fixture(scope="module")
+def scenes() -> list[Scene]:
+    return dataset("train", 300, seed=4, world="v3")
+
+
+def _words(text: str) -> list[str]:
+    return text.replace(",", " ").split()
+
+
+def test_full_captions_say_everything_and_parse_back(scenes: list[Scene]) -> None:
+    for i, scene in enumerate(scenes):
+        full = describe(scene, "full", i)
+        assert full.text == caption(scene, i) and count_tokens(full.text) <= V3.max_caption_tokens
+        assert full.mentions.background and all(m == frozenset(ATTRIBUTES) for m in full.mentions.objects)
+        assert parse_caption(full.text, "v3") == scene.without_jitter().canonical()
+
+
+def test_partial_captions_leave_something_out_and_record_what_they_say(scenes: list[Scene]) -> None:
+    left_out = {"object": 0, "background": 0, **{a: 0 for a in ATTRIBUTES}}
+    for i, scene in enumerate(scenes):
+        partial = describe(scene, "partial", i)
+        words, mentions = _words(partial.text), partial.mentions
+        assert len(mentions.objects) == len(scene.objects) and any(mentions.objects)
+        assert ("background" in words) == mentions.background
+        nouns = [w for w in words if w in V3.shapes or w in GENERIC_WORDS]
+        assert len(nouns) == sum(map(mentions.mentioned, range(len(scene.objects))))
+        for obj, said in zip(scene.objects, mentions.objects, strict=True):
+            for attribute, present in (("shape", obj.shape in words), ("color", obj.color in words)):
+                assert present or attribute not in said
+            if "fill" in said:
+                assert obj.fill != "solid" and FILL_WORDS[obj.fill][0] in words
+            left_out["object"] += not said
+            for attribute in ATTRIBUTES:
+                left_out[attribute] += bool(said) and attribute not in said
+        left_out["background"] += not mentions.background
+        says_everything = mentions.background and all(
+            said | ({"fill"} if o.fill == "solid" else set()) == set(ATTRIBUTES)
+            for said, o in zip(mentions.objects, scene.objects, strict=True)
+        )
+        assert not says_everything
+        assert not set(words) & set(V3.heldout_shapes)
+    assert all(count > 10 for count in left_out.values()), left_out  # every kind of omission occurs
+
+
+def test_short_captions_count_the_objects(scenes: list[Scene]) -> None:
+    for i, scene in enumerate(scenes[:60]):
+        short = describe(scene, "short", i)
+        n = len(scene.objects)
+        assert short.mentions.count and not any(short.mentions.objects)
+        assert (COUNT_WORDS[n - 1] in _words(short.text)) == (n > 1)
+        assert ("background" in short.text) == short.mentions.background
+
+
+def test_descriptions_are_deterministic_and_mentions_round_trip(scenes: list[Scene]) -> None:
+    for level in LEVELS:
+        assert describe(scenes[0], level, 7) == describe(scenes[0], level, np.random.default_rng(7))
+    mentions = describe(scenes[1], "partial", 3).mentions
+    assert Mentions.from_dict(mentions.to_dict()) == mentions
+    with pytest.raises(ValueError, match="invalid caption level 'medium'"):
+        describe(scenes[0], "medium")
+    with pytest.raises(ValueError, match="unknown attribute"):
+        Mentions.from_dict({"objects": [["texture"]], "background": True})
