@@ -170,7 +170,8 @@ def _logits(scene: Scene, scale: float = 10.0) -> ProbeOutput:
     targets = encode_targets([scene])
     sizes = (len(SLOT_CLASSES), len(COLORS), len(SIZES), len(BACKGROUNDS))
     shape, color, size, background = (
-        F.one_hot(t.clamp_min(0), n).float().view(1, NUM_CELLS, n) * scale for t, n in zip(targets, sizes, strict=True)
+        F.one_hot(t.clamp_min(0), n).float().view(1, NUM_CELLS, n) * scale
+        for t, n in zip(targets[:4], sizes, strict=True)
     )
     return ProbeOutput(shape, color, size, background[:, 0])
 

@@ -50,23 +50,20 @@ from torch import Tensor, nn
 from diffinv.errors import DiffinvError, first_line
 from diffinv.io import atomic_write
 from diffinv.shapes.scene import Scene, ShapeObject
-from diffinv.shapes.vocab import (
-    ALLOWED_COLORS,
-    BACKGROUNDS,
-    COLORS,
-    GRID,
-    MAX_OBJECTS,
-    MIN_OBJECTS,
-    POSITIONS,
-    SHAPES,
-    SIZES,
-)
+from diffinv.shapes.vocab import BACKGROUNDS, COLORS, GRID, POSITIONS, SIZES
+from diffinv.shapes.world import DEFAULT_WORLD, World, get_world
 
 EMPTY: Final[str] = "empty"
 """Class of a cell without an object."""
 
-SLOT_CLASSES: Final[tuple[str, ...]] = (EMPTY, *SHAPES)
-"""Classes of the occupancy-and-shape head: index 0 is an empty cell, ``1 + i`` is ``SHAPES[i]``."""
+
+def slot_classes(world: World) -> tuple[str, ...]:
+    """Classes of the occupancy-and-shape head of a probe for ``world``: 0 an empty cell, ``1 + i`` its i-th shape."""
+    return (EMPTY, *world.shapes)
+
+
+SLOT_CLASSES: Final[tuple[str, ...]] = slot_classes(get_world(DEFAULT_WORLD))
+"""The slot classes of world v2 (the shipped probe's)."""
 
 NUM_CELLS: Final[int] = GRID * GRID
 """Number of object slots (grid cells), in row-major order like :data:`~diffinv.shapes.vocab.POSITIONS`."""
@@ -79,14 +76,18 @@ CONFIG_FILE: Final[str] = "config.json"
 DEFAULT_PATH: Final[Path] = Path(__file__).resolve().parent.parent / "assets" / "probe"
 """Folder of the shipped probe."""
 
-_VOCABULARY: Final[dict[str, tuple[str, ...]]] = {
-    "slot_classes": SLOT_CLASSES,
-    "colors": COLORS,
-    "sizes": SIZES,
-    "backgrounds": BACKGROUNDS,
-    "positions": POSITIONS,
-}
-"""Class lists the heads are indexed by; saved with the weights and checked on load."""
+
+def vocabulary(world: World) -> dict[str, tuple[str, ...]]:
+    """Class lists the heads of a probe for ``world`` are indexed by; saved with the weights and checked on load
+    (``fills`` only for a world with fills, so v2 probes keep the record they were saved with)."""
+    classes = {
+        "slot_classes": slot_classes(world),
+        "colors": world.colors,
+        "sizes": world.sizes,
+        "backgrounds": world.backgrounds,
+        "positions": POSITIONS,
+    }
+    return {**classes, "fills": world.fills} if len(world.fills) > 1 else classes
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -109,8 +110,12 @@ class ProbeConfig:
     """Indices of the convolutions followed by a 2 x 2 max-pool."""
     hidden: int = 128
     """Width of the fully connected layer between the flattened cell features and the heads."""
+    world: str = DEFAULT_WORLD
+    """The Shapes world whose scenes the probe reads (:mod:`diffinv.shapes.world`): its shapes, fills (a fill head
+    where the world has several) and number of objects."""
 
     def __post_init__(self) -> None:
+        get_world(self.world)  # ValueError naming the worlds
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         object.__setattr__(self, "pool_after", tuple(int(i) for i in self.pool_after))
         positive = ("image_size", "crop_size", "hidden")
@@ -135,9 +140,17 @@ class ProbeConfig:
             side //= 2
         return side
 
+    @property
+    def world_spec(self) -> World:
+        """The :class:`~diffinv.shapes.world.World` named by :attr:`world`."""
+        return get_world(self.world)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible dictionary."""
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in _fields(self)}
+        """JSON-compatible dictionary (``world`` only when not v2: the shipped probe's record is unchanged)."""
+        data = {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in _fields(self)}
+        if self.world == DEFAULT_WORLD:
+            del data["world"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProbeConfig:
@@ -168,6 +181,8 @@ class ProbeOutput(NamedTuple):
     """``(B, 9, 2)`` size logits over :data:`~diffinv.shapes.vocab.SIZES`."""
     background: Tensor
     """``(B, 7)`` background logits over :data:`~diffinv.shapes.vocab.BACKGROUNDS` (mean of the cells')."""
+    fill: Tensor | None = None
+    """``(B, 9, F)`` fill logits over the world's fills; ``None`` for a world with one fill (v2)."""
 
 
 class CellLogits(NamedTuple):
@@ -181,6 +196,8 @@ class CellLogits(NamedTuple):
     """``(N, 2)`` over ``SIZES``."""
     background: Tensor
     """``(N, 7)`` over ``BACKGROUNDS`` (every crop shows some background)."""
+    fill: Tensor | None = None
+    """``(N, F)`` over the world's fills; ``None`` for a world with one fill."""
 
 
 class CellTargets(NamedTuple):
@@ -194,38 +211,44 @@ class CellTargets(NamedTuple):
     """Index into ``SIZES``, :data:`IGNORE_INDEX` for empty cells."""
     background: Tensor
     """Index into ``BACKGROUNDS``."""
+    fill: Tensor | None = None
+    """Index into the world's fills, :data:`IGNORE_INDEX` for empty cells; ``None`` for a world with one fill."""
 
     def select(self, index: Tensor) -> CellTargets:
         """Targets of a subset of the cells (``index``: a boolean mask or integer indices over ``N``)."""
-        return CellTargets(*(t[index] for t in self))
+        return CellTargets(*(None if t is None else t[index] for t in self))
 
 
-def encode_targets(scenes: Sequence[Scene]) -> CellTargets:
+def encode_targets(scenes: Sequence[Scene], world: World | None = None) -> CellTargets:
     """Targets of the ``N = 9 * len(scenes)`` cells of ``scenes`` (cells of one scene consecutive, in
-    row-major order, like :func:`cell_crops`); jitter and drawing order are ignored."""
+    row-major order, like :func:`cell_crops`) for a probe of ``world`` (default: v2); jitter and drawing order
+    are ignored."""
+    world = world or get_world(DEFAULT_WORLD)
+    classes = slot_classes(world)
     n = len(scenes)
     shape = torch.zeros(n, NUM_CELLS, dtype=torch.long)
-    color = torch.full((n, NUM_CELLS), IGNORE_INDEX, dtype=torch.long)
-    size = torch.full((n, NUM_CELLS), IGNORE_INDEX, dtype=torch.long)
+    color, size, fill = (torch.full((n, NUM_CELLS), IGNORE_INDEX, dtype=torch.long) for _ in range(3))
     background = torch.empty(n, NUM_CELLS, dtype=torch.long)
     for i, scene in enumerate(scenes):
         background[i] = BACKGROUNDS.index(scene.background)
         for obj in scene.objects:
             cell = POSITIONS.index(obj.position)
-            shape[i, cell] = SLOT_CLASSES.index(obj.shape)
+            shape[i, cell] = classes.index(obj.shape)
             color[i, cell] = COLORS.index(obj.color)
             size[i, cell] = SIZES.index(obj.size)
-    return CellTargets(shape.flatten(), color.flatten(), size.flatten(), background.flatten())
+            fill[i, cell] = world.fills.index(obj.fill)
+    fills = fill.flatten() if len(world.fills) > 1 else None
+    return CellTargets(shape.flatten(), color.flatten(), size.flatten(), background.flatten(), fills)
 
 
 def probe_loss(
     logits: CellLogits, targets: CellTargets, label_smoothing: float = 0.0
 ) -> tuple[Tensor, dict[str, float]]:
-    """Sum of the cross-entropies of the four heads over ``N`` cells (colour and size on occupied cells).
+    """Sum of the cross-entropies of the heads over ``N`` cells (colour, size and fill on occupied cells).
 
     Each term is a mean over its own items (all cells, or occupied cells), so the terms have comparable
     scales. Returns the scalar loss and the detached value of every term (keys ``shape``, ``color``,
-    ``size``, ``background``).
+    ``size``, ``background``, and ``fill`` for a world with fills).
     """
 
     def ce(logits: Tensor, target: Tensor) -> Tensor:
@@ -233,7 +256,11 @@ def probe_loss(
             return logits.sum() * 0.0
         return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing)
 
-    terms = {name: ce(getattr(logits, name), getattr(targets, name)) for name in CellLogits._fields}
+    terms = {
+        name: ce(getattr(logits, name), getattr(targets, name))
+        for name in CellLogits._fields
+        if getattr(logits, name) is not None
+    }
     total = torch.stack(list(terms.values())).sum()
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
@@ -297,10 +324,12 @@ class ShapesProbe(nn.Module):
             nn.Linear(in_channels * config.feature_side**2, config.hidden),
             nn.ReLU(inplace=True),
         )
-        self.shape_head = nn.Linear(config.hidden, len(SLOT_CLASSES))
+        self.shape_head = nn.Linear(config.hidden, len(slot_classes(config.world_spec)))
         self.color_head = nn.Linear(config.hidden, len(COLORS))
         self.size_head = nn.Linear(config.hidden, len(SIZES))
         self.background_head = nn.Linear(config.hidden, len(BACKGROUNDS))
+        fills = config.world_spec.fills
+        self.fill_head = nn.Linear(config.hidden, len(fills)) if len(fills) > 1 else None
 
     def forward_cells(self, crops: Tensor) -> CellLogits:
         """``crops``: ``(N, 3, crop_size, crop_size)`` float in ``[0, 1]`` (see :meth:`crops`) → :class:`CellLogits`."""
@@ -310,6 +339,7 @@ class ShapesProbe(nn.Module):
             self.color_head(features),
             self.size_head(features),
             self.background_head(features),
+            None if self.fill_head is None else self.fill_head(features),
         )
 
     def crops(self, images: Tensor) -> Tensor:
@@ -328,6 +358,7 @@ class ShapesProbe(nn.Module):
             color=cells.color.view(batch, NUM_CELLS, -1),
             size=cells.size.view(batch, NUM_CELLS, -1),
             background=cells.background.view(batch, NUM_CELLS, -1).mean(dim=1),
+            fill=None if cells.fill is None else cells.fill.view(batch, NUM_CELLS, -1),
         )
 
     def num_parameters(self) -> int:
@@ -351,8 +382,8 @@ class ShapesProbe(nn.Module):
             config = ProbeConfig.from_dict(meta["config"])
         except (ValueError, KeyError, TypeError) as exc:
             raise DiffinvError(f"{config_path}: not a probe config ({exc})") from None
-        vocabulary = {k: tuple(v) for k, v in meta.get("vocabulary", {}).items()}
-        if vocabulary != _VOCABULARY:
+        saved = {k: tuple(v) for k, v in meta.get("vocabulary", {}).items()}
+        if saved != vocabulary(config.world_spec):
             raise DiffinvError(f"{config_path}: the probe was trained for another Shapes vocabulary")
         probe = cls(config)
         try:
@@ -369,7 +400,7 @@ class ShapesProbe(nn.Module):
         atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
         meta = {
             "config": self.config.to_dict(),
-            "vocabulary": {k: list(v) for k, v in _VOCABULARY.items()},
+            "vocabulary": {k: list(v) for k, v in vocabulary(self.config.world_spec).items()},
             **({"metadata": dict(metadata)} if metadata else {}),
         }
         atomic_write(folder / CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
@@ -440,34 +471,37 @@ def _resize(batch: Tensor, image_size: int) -> Tensor:
     return F.interpolate(batch, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
 
 
-def decode_scenes(output: ProbeOutput) -> list[Scene]:
-    """Most likely valid scene for every image of a batch of probe logits.
+def decode_scenes(output: ProbeOutput, world: World | None = None) -> list[Scene]:
+    """Most likely valid scene of ``world`` (default: v2) for every image of a batch of probe logits.
 
     The background is the arg-max of its head. A cell holds an object when its arg-max class is not
-    ``"empty"``; if more than :data:`~diffinv.shapes.vocab.MAX_OBJECTS` cells do, the most confident ones
-    are kept, and if none does, the least-empty cell holds the one object. Colours are restricted to those
-    allowed on the predicted background. Objects come in canonical (row-major) order, without jitter.
+    ``"empty"``; if more than the world's maximum number of objects do, the most confident ones are kept, and if
+    none does, the least-empty cell holds the one object. Colours are restricted to those allowed on the predicted
+    background. Objects come in canonical (row-major) order, without jitter.
     """
-    shape_prob = output.shape.detach().float().softmax(dim=-1).cpu()  # (B, 9, 11)
+    world = world or get_world(DEFAULT_WORLD)
+    shape_prob = output.shape.detach().float().softmax(dim=-1).cpu()  # (B, 9, classes)
     color_logits = output.color.detach().float().cpu()
     size_index = output.size.detach().argmax(dim=-1).cpu()
+    fill_index = None if output.fill is None else output.fill.detach().argmax(dim=-1).cpu()
     background_index = output.background.detach().argmax(dim=-1).cpu()
     scenes = []
     for b in range(shape_prob.shape[0]):
         background = BACKGROUNDS[int(background_index[b])]
         object_prob = 1.0 - shape_prob[b, :, 0]
         occupied = [c for c in range(NUM_CELLS) if int(shape_prob[b, c].argmax()) != 0]
-        if len(occupied) > MAX_OBJECTS:
-            occupied = sorted(occupied, key=lambda c: -float(object_prob[c]))[:MAX_OBJECTS]
-        if len(occupied) < MIN_OBJECTS:
+        if len(occupied) > world.max_objects:
+            occupied = sorted(occupied, key=lambda c: -float(object_prob[c]))[: world.max_objects]
+        if len(occupied) < world.min_objects:
             occupied = [int(object_prob.argmax())]
-        allowed = [COLORS.index(c) for c in ALLOWED_COLORS[background]]
+        allowed = [COLORS.index(c) for c in world.allowed_colors[background]]
         objects = []
         for c in sorted(occupied):
-            shape = SHAPES[int(shape_prob[b, c, 1:].argmax())]
+            shape = world.shapes[int(shape_prob[b, c, 1:].argmax())]
             color = COLORS[allowed[int(color_logits[b, c, allowed].argmax())]]
-            objects.append(ShapeObject(shape, color, SIZES[int(size_index[b, c])], POSITIONS[c]))
-        scenes.append(Scene(background, tuple(objects)))
+            fill = world.fills[0] if fill_index is None else world.fills[int(fill_index[b, c])]
+            objects.append(ShapeObject(shape, color, SIZES[int(size_index[b, c])], POSITIONS[c], fill=fill))
+        scenes.append(Scene(background, tuple(objects), world.name))
     return scenes
 
 
@@ -496,7 +530,7 @@ def read_scenes(images: ImageInput, probe: ShapesProbe | None = None, batch_size
     try:
         scenes: list[Scene] = []
         for start in range(0, pixels.shape[0], batch_size):
-            scenes += decode_scenes(probe(pixels[start : start + batch_size].to(device)))
+            scenes += decode_scenes(probe(pixels[start : start + batch_size].to(device)), probe.config.world_spec)
     finally:
         probe.train(was_training)
     return scenes
@@ -505,7 +539,7 @@ def read_scenes(images: ImageInput, probe: ShapesProbe | None = None, batch_size
 @torch.no_grad()
 def scene_confidence(images: ImageInput, probe: ShapesProbe | None = None) -> Tensor:
     """How sure the probe is that each image is a clean Shapes scene: the mean, over the 9 cells' occupancy-and-shape
-    heads, the occupied cells' colour and size heads and the background head, of the top class probability;
+    heads, the occupied cells' colour, size (and fill) heads and the background head, of the top class probability;
     ``(B,)`` in (0, 1]. Renders score near 1; blurry, blobby or ambiguous pictures lower (SDEdit's "realism")."""
     probe = probe if probe is not None else default_probe()
     pixels = to_probe_input(images, probe.config.image_size)
@@ -515,10 +549,11 @@ def scene_confidence(images: ImageInput, probe: ShapesProbe | None = None) -> Te
         output = probe(pixels.to(next(probe.parameters()).device))
     finally:
         probe.train(was_training)
-    top = [head.float().softmax(dim=-1).amax(dim=-1).cpu() for head in output]  # shape, color, size: (B, 9)
-    shape, color, size, background = top
+    shape, color, size, background, *fill = (
+        head.float().softmax(dim=-1).amax(dim=-1).cpu() for head in output if head is not None
+    )  # shape, color, size, fill: (B, 9)
     occupied = (output.shape.float().argmax(dim=-1) != 0).cpu().float()
-    per_object = (color + size) / 2
+    per_object = (color + size + sum(fill)) / (2 + len(fill))
     objects = (per_object * occupied).sum(-1) / occupied.sum(-1).clamp(min=1)
     return (shape.mean(-1) + objects + background) / 3
 
@@ -528,7 +563,7 @@ def scene_confidence(images: ImageInput, probe: ShapesProbe | None = None) -> Te
 # --------------------------------------------------------------------------------------------------------
 
 AGREEMENT_KEYS: Final[tuple[str, ...]] = ("background", "shape", "color", "size", "position", "all")
-"""Keys of :func:`scene_agreement`."""
+"""Keys of :func:`scene_agreement` (and ``fill`` for scenes of a world with fills)."""
 
 
 def scene_agreement(pred: Scene, truth: Scene) -> dict[str, float]:
@@ -543,6 +578,7 @@ def scene_agreement(pred: Scene, truth: Scene) -> dict[str, float]:
         ``shape``, ``color``, ``size``: fraction of slots occupied in both scenes by objects with the same
         shape / colour / size.
         ``position``: fraction of slots occupied in both scenes (the Jaccard index of the occupied cells).
+        ``fill``: as ``shape``, for the fill; only when the true scene's world has several fills.
         ``all``: 1.0 if everything agrees (same background, same objects in the same cells), else 0.0.
     """
     pred_cells = {o.position: o for o in pred.objects}
@@ -557,26 +593,26 @@ def scene_agreement(pred: Scene, truth: Scene) -> dict[str, float]:
         "size": sum(p.size == t.size for p, t in both) / n,
         "position": len(both) / n,
     }
+    if len(get_world(truth.world).fills) > 1:
+        scores["fill"] = sum(p.fill == t.fill for p, t in both) / n
     scores["all"] = float(all(v == 1.0 for v in scores.values()))
     return scores
 
 
 def mean_agreement(preds: Sequence[Scene], truths: Sequence[Scene]) -> dict[str, float]:
-    """:func:`scene_agreement` averaged over pairs of scenes (keys :data:`AGREEMENT_KEYS`)."""
+    """:func:`scene_agreement` averaged over pairs of scenes (its keys)."""
     if len(preds) != len(truths) or not preds:
         raise ValueError(f"need equally many (>0) predicted and true scenes, got {len(preds)} and {len(truths)}")
     scores = [scene_agreement(p, t) for p, t in zip(preds, truths, strict=True)]
-    return {k: sum(s[k] for s in scores) / len(scores) for k in AGREEMENT_KEYS}
+    return {k: sum(s[k] for s in scores) / len(scores) for k in scores[0]}
 
 
 def describe(scene: Scene) -> dict[str, Any]:
     """JSON form of what the probe reads: ``{"background": ..., "objects": [{"shape", "color", "size",
-    "position"}, ...]}`` (objects in the scene's order; no jitter)."""
+    "position"(, "fill")}, ...]}`` (objects in the scene's order; no jitter; a fill only when not solid)."""
     return {
         "background": scene.background,
-        "objects": [
-            {"shape": o.shape, "color": o.color, "size": o.size, "position": o.position} for o in scene.objects
-        ],
+        "objects": [{k: v for k, v in o.to_dict().items() if k != "offset"} for o in scene.objects],
     }
 
 

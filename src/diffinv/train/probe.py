@@ -62,7 +62,8 @@ from diffinv.shapes.probe import (
 from diffinv.shapes.render import render
 from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import SPLITS, dataset, is_train_object, sample_scene
-from diffinv.shapes.vocab import HELDOUT_SHAPES, POSITIONS
+from diffinv.shapes.vocab import POSITIONS
+from diffinv.shapes.world import get_world
 from diffinv.train.augment import AugmentConfig, augment, gaussian_blur, jpeg
 
 TRAIN_STREAM: Final[int] = 0x70726F6265  # "probe"
@@ -162,7 +163,7 @@ def training_batch(config: TrainConfig, step: int) -> tuple[Tensor, list[Scene],
     aug = config.augment
     mask = np.zeros((config.batch_size, NUM_CELLS), dtype=bool)
     for i in range(config.batch_size):
-        scene = sample_scene(rng, splits[int(rng.choice(len(splits), p=probs))])
+        scene = sample_scene(rng, splits[int(rng.choice(len(splits), p=probs))], world=config.model.world)
         image = render(scene, config.model.image_size)
         if rng.random() < aug.jpeg_prob:
             image = jpeg(image, int(rng.integers(aug.jpeg_quality[0], aug.jpeg_quality[1] + 1)))
@@ -184,14 +185,15 @@ CONDITIONS: Final[tuple[str, ...]] = ("clean", "degraded")
 
 def special_accuracy(preds: Sequence[Scene], truths: Sequence[Scene]) -> float:
     """Fraction of the held-out-shape / novel-combination objects of ``truths`` read entirely right
-    (an object of the same shape, colour and size in the same cell); NaN if there are none."""
+    (an object of the same shape, colour, size and fill in the same cell); NaN if there are none."""
     right = total = 0
     for pred, truth in zip(preds, truths, strict=True):
-        read = {(o.position, o.shape, o.color, o.size) for o in pred.objects}
+        world = get_world(truth.world)
+        read = {(o.position, o.shape, o.color, o.size, o.fill) for o in pred.objects}
         for o in truth.objects:
-            if not is_train_object(o) or o.shape in HELDOUT_SHAPES:
+            if not is_train_object(o, world):
                 total += 1
-                right += (o.position, o.shape, o.color, o.size) in read
+                right += (o.position, o.shape, o.color, o.size, o.fill) in read
     return right / total if total else float("nan")
 
 
@@ -206,7 +208,7 @@ def evaluate(probe: ShapesProbe, config: TrainConfig) -> dict[str, dict[str, dic
     table: dict[str, dict[str, dict[str, float]]] = {}
     size = probe.config.image_size
     for split_index, split in enumerate(config.eval_splits):
-        truths = dataset(split, config.eval_images, config.eval_seed)
+        truths = dataset(split, config.eval_images, config.eval_seed, world=config.model.world)
         clean = _to_tensor([render(s, size) for s in truths])
         sequence = np.random.SeedSequence(config.eval_seed, spawn_key=(DEGRADE_STREAM, split_index))
         generator = torch.Generator().manual_seed(int(sequence.generate_state(1, dtype=np.uint32)[0]))
@@ -222,7 +224,8 @@ def evaluate(probe: ShapesProbe, config: TrainConfig) -> dict[str, dict[str, dic
 
 def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
     """Plain-text accuracy table (percentages) of :func:`evaluate`'s result."""
-    keys = (*AGREEMENT_KEYS, "special")
+    first = next(iter(next(iter(table.values())).values()))
+    keys = (*AGREEMENT_KEYS, *(["fill"] if "fill" in first else []), "special")
     header = f"{'split':<14} {'condition':<9} " + " ".join(f"{k:>10}" for k in keys)
     lines = [header, "-" * len(header)]
     for split, conditions in table.items():
@@ -263,7 +266,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     def batch_loss(step: int) -> tuple[Tensor, dict[str, float]]:
         images, scenes, cells = training_batch(config, step)
         logits = probe.forward_cells(probe.crops(images)[cells])
-        return probe_loss(logits, encode_targets(scenes).select(cells), config.label_smoothing)
+        targets = encode_targets(scenes, config.model.world_spec).select(cells)
+        return probe_loss(logits, targets, config.label_smoothing)
 
     probe.train()
     run = run_stage("probe", out, modules, None, optimizer, config, config.seed, state, batch_loss, progress=progress)
