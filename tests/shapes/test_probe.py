@@ -57,6 +57,7 @@ def test_shipped_probe_loads_offline_and_is_small(probe: ShapesProbe) -> None:
     assert not probe.training
     assert probe.num_parameters() < 1_000_000
     assert ShapesProbe.from_pretrained(DEFAULT_PATH).config == probe.config
+    assert probe.config.world == "v2" and probe.fill_head is None  # its record predates worlds: read as v2
 
 
 def test_accuracy_on_fresh_test_renders(probe: ShapesProbe, test_scenes: list[Scene], test_images) -> None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from diffinv.errors import DiffinvError
 from diffinv.loop.common import learning_rate
 from diffinv.shapes.probe import ShapesProbe, encode_targets
 from diffinv.train import probe as probe_training
@@ -109,3 +110,27 @@ def test_config_round_trip_and_schedule() -> None:
         TrainConfig.from_dict({"split_mix": [["test", 1.0]]})
     with pytest.raises(ValueError):
         TrainConfig.from_dict({"no_such_field": 1})
+
+
+def test_a_probe_for_world_v3_trains_saves_and_reads_fills(tmp_path: Path) -> None:
+    config = TrainConfig.from_dict({**TINY, "model": {**TINY["model"], "world": "v3", "crop_size": 36}, "steps": 2})
+    probe = train(config, tmp_path / "v3", progress=False)
+    loaded = ShapesProbe.from_pretrained(tmp_path / "v3")
+    assert loaded.config.world == "v3" and loaded.fill_head is not None
+    meta = json.loads((tmp_path / "v3" / "config.json").read_text())
+    assert meta["config"]["world"] == "v3" and meta["vocabulary"]["fills"] == ["solid", "striped", "outlined"]
+    assert len(meta["vocabulary"]["slot_classes"]) == 1 + 37
+    for key, value in probe.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+    images, scenes, cells = training_batch(config, 0)
+    assert {s.world for s in scenes} == {"v3"}
+    targets = encode_targets(scenes, config.model.world_spec)
+    assert targets.fill is not None and set(targets.fill[targets.shape != 0].tolist()) <= {0, 1, 2}
+    scores = probe_training.evaluate(loaded, config)["test"]["clean"]
+    assert "fill" in scores and 0 <= scores["fill"] <= 1
+    # a v2 probe's record says nothing of worlds or fills, so the shipped probe loads as it did
+    (tmp_path / "v3" / "config.json").write_text(
+        json.dumps({**meta, "vocabulary": {**meta["vocabulary"], "fills": []}})
+    )
+    with pytest.raises(DiffinvError, match="another Shapes vocabulary"):
+        ShapesProbe.from_pretrained(tmp_path / "v3")
