@@ -14,8 +14,12 @@ from safetensors.torch import load_file
 
 from diffinv.api import generate
 from diffinv.loop.common import EMA, batch_rng, learning_rate
+from diffinv.shapes import Scene
+from diffinv.shapes.captions import caption
 from diffinv.shapes.vocab import COLORS, POSITIONS, SHAPES, TRAIN_SHAPES
+from diffinv.shapes.world import V2
 from diffinv.train import data
+from diffinv.train.data import sample_train_scenes
 from diffinv.train.mini import MiniConfig, main
 from diffinv.train.parts import scheduler
 from diffinv.train.text import CaptionHeads, caption_loss
@@ -198,7 +202,48 @@ def test_caption_targets_follow_what_a_causal_encoder_can_see() -> None:
         data.caption_targets([text], 13)
     with pytest.raises(ValueError):
         data.caption_targets(["a photo of a cat"], 16)
-    heads = CaptionHeads(8)
+    heads = CaptionHeads(8, V2)
     logits = heads(torch.zeros(1, 16, 8))
     assert logits["cell_shape"].shape == (1, 16, 9, len(SHAPES) + 1)
     assert caption_loss(logits, t).item() > 0
+
+
+def test_a_world_v3_run_trains_every_stage_on_v3_scenes_and_captions(tmp_path: Path, capsys) -> None:
+    v3 = {**TINY, "world": "v3"}
+    v3["vae"] = {**TINY["vae"], "object_probs": [1, 1, 1, 1]}
+    v3["text"] = {**TINY["text"], "object_probs": [1, 1, 1, 1]}
+    levels = [["full", 1.0], ["partial", 1.0], ["short", 1.0]]
+    v3["unet"] = {**TINY["unet"], "text": {**TINY["unet"]["text"], "max_length": 64}, "caption_levels": levels}
+    v3["unet"]["object_probs"] = [1, 1, 1, 1]
+    config = tmp_path / "v3.json"
+    config.write_text(json.dumps(v3))
+    run, out = tmp_path / "run", tmp_path / "mini-v3"
+    args = ["--work", str(run), "--config", str(config), "--no-progress"]
+    for stage in ("vae", "text", "unet"):
+        assert main([stage, *args]) == 0, stage
+    assert main(["assemble", *args, "--out", str(out)]) == 0
+    assert json.loads((run / "config.json").read_text())["world"] == "v3"
+    assert "fill" in json.loads((run / "text" / "eval.json").read_text())["accuracy"]
+    pool = json.loads((run / "unet" / "pool.json").read_text())
+    assert pool["key"]["world"] == "v3" and {Scene.from_dict(s).world for s in pool["scenes"]} == {"v3"}
+    pipe = StableDiffusionPipeline.from_pretrained(out, local_files_only=True, safety_checker=None)
+    assert pipe.tokenizer.model_max_length == 64
+    prompt = "a large red striped donut at the top left and a small blue hollow arrow in the center, white background"
+    image = generate(pipe, prompt, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np")
+    assert image.shape == (1, 32, 32, 3) and np.isfinite(image).all()
+    assert main(["eval", *args, "--out", str(out), "--eval-prompts", "1"]) == 2  # the shipped probe reads v2
+    assert "reads world v2's scenes; scoring world v3 needs a probe" in capsys.readouterr().err
+
+
+def test_training_captions_mix_levels_of_detail() -> None:
+    scenes = sample_train_scenes(np.random.default_rng(0), 60, (1, 1, 1, 1), world="v3")
+    levels = (("full", 1.0), ("partial", 1.0), ("short", 1.0))
+    texts = data.sample_captions(scenes, np.random.default_rng(1), 0.1, levels)
+    assert sum(t == "" for t in texts) >= 2 and any("shapes" in t or "objects" in t for t in texts)
+    assert sum(len(t.split()) for t in texts) < sum(len(caption(s).split()) for s in scenes)
+    again = data.sample_captions(scenes, np.random.default_rng(1), 0.1, levels)
+    assert texts == again
+    v2 = sample_train_scenes(np.random.default_rng(0), 5, (1, 1, 1))
+    rng = np.random.default_rng(2)
+    rng.random(len(v2))  # the empty-caption draws: v2's full captions follow them as before levels existed
+    assert data.sample_captions(v2, np.random.default_rng(2), 0.0) == [caption(s, rng) for s in v2]

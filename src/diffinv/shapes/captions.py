@@ -208,7 +208,8 @@ class ObjectMention:
 
     object: ShapeObject
     first: Mapping[str, int]
-    """Position of the first word of each attribute: ``size``, ``color``, ``shape``, ``position``."""
+    """Position of the first word of each attribute: ``size``, ``color``, ``shape``, ``position`` (and ``fill``
+    where the caption names one)."""
     last: int
     """Position of the phrase's last word (the end of the position phrase)."""
 
@@ -230,13 +231,14 @@ def caption_words(text: str) -> tuple[str, ...]:
     return tuple(m.group() for m in _TOKEN_RE.finditer(text))
 
 
-def locate(text: str) -> CaptionLayout:
-    """Word positions of every phrase of a caption produced by :func:`caption` (lowercase, single spaces).
+def locate(text: str, world: str = DEFAULT_WORLD) -> CaptionLayout:
+    """Word positions of every phrase of a caption of ``world`` produced by :func:`caption` (lowercase, single
+    spaces).
 
     Raises:
         ValueError: If ``text`` is not such a caption.
     """
-    parse_caption(text)  # validates the grammar
+    parse_caption(text, world)  # validates the grammar
     matches = list(_TOKEN_RE.finditer(text))
     start_of = {m.start(): i for i, m in enumerate(matches)}
     end_of = {m.end(): i for i, m in enumerate(matches)}
@@ -245,8 +247,12 @@ def locate(text: str) -> CaptionLayout:
         raise ValueError(f"not a normalised caption: {text!r}")
     background_word = end_of[backgrounds[0].end("bg")] + 1
     mentions = []
-    for m in _object_re(DEFAULT_WORLD).finditer(text):
-        first = {name: start_of[m.start(name)] for name in ("size", "color", "shape", "position")}
+    for m in _object_re(world).finditer(text):
+        first = {
+            name: start_of[m.start(name)]
+            for name in ("size", "color", "fill", "shape", "position")
+            if m.groupdict().get(name)
+        }
         mentions.append(ObjectMention(object=_matched_object(m), first=first, last=end_of[m.end("position")]))
     return CaptionLayout(
         words=tuple(m.group() for m in matches),

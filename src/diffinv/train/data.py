@@ -30,10 +30,12 @@ from torch import Tensor
 
 from diffinv.errors import DiffinvError
 from diffinv.shapes.captions import caption, locate
+from diffinv.shapes.descriptions import LEVELS, describe
 from diffinv.shapes.render import render
 from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import is_train_object, sample_scene
-from diffinv.shapes.vocab import BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES
+from diffinv.shapes.vocab import BACKGROUNDS, COLORS, POSITIONS, SIZES
+from diffinv.shapes.world import DEFAULT_WORLD, World, get_world
 
 TRAIN_PHOTOS: Final[tuple[str, ...]] = (
     "rocket",
@@ -96,8 +98,10 @@ def sample_train_scenes(
     object_probs: Sequence[float],
     color_weights: Sequence[tuple[str, float]] = (),
     size_weights: Sequence[tuple[str, float]] = (),
+    world: str = DEFAULT_WORLD,
 ) -> list[Scene]:
-    """``n`` train-split scenes; ``object_probs[k]`` is the probability of ``k + 1`` objects (normalised).
+    """``n`` train-split scenes of ``world``; ``object_probs[k]`` is the probability of ``k + 1`` objects
+    (normalised).
 
     ``color_weights`` and ``size_weights`` (``(name, weight)`` pairs, unnamed colours and sizes weigh 1) make
     scenes with those objects more frequent: a scene of the train split is kept with probability proportional to
@@ -105,25 +109,27 @@ def sample_train_scenes(
     scene and the object count still follows ``object_probs``). Without weights the draws are exactly those of
     the unweighted sampler.
     """
+    most = get_world(world).max_objects
     probs = np.asarray(object_probs, dtype=np.float64)
-    if probs.ndim != 1 or not 1 <= len(probs) <= 3 or (probs < 0).any() or probs.sum() <= 0:
-        raise ValueError(f"object_probs must give 1 to 3 non-negative weights, got {list(object_probs)}")
+    if probs.ndim != 1 or not 1 <= len(probs) <= most or (probs < 0).any() or probs.sum() <= 0:
+        raise ValueError(f"object_probs must give 1 to {most} non-negative weights, got {list(object_probs)}")
     colors = _named_weights(color_weights, COLORS, "colour")
     sizes = _named_weights(size_weights, SIZES, "size")
     counts = rng.choice(len(probs), size=n, p=probs / probs.sum()) + 1
     if not color_weights and not size_weights:
-        scenes = [sample_scene(rng, "train", n_objects=int(k)) for k in counts]
+        scenes = [sample_scene(rng, "train", n_objects=int(k), world=world) for k in counts]
     else:
         top = max(colors.values()) * max(sizes.values())
         scenes = []
         for k in counts:
             while True:
-                scene = sample_scene(rng, "train", n_objects=int(k))
+                scene = sample_scene(rng, "train", n_objects=int(k), world=world)
                 weight = float(np.mean([colors[o.color] * sizes[o.size] for o in scene.objects]))
                 if rng.random() * top < weight:
                     break
             scenes.append(scene)
-    assert all(is_train_object(o) for s in scenes for o in s.objects)  # the train split's guarantee
+    # the train split's guarantee
+    assert all(is_train_object(o, get_world(world)) for s in scenes for o in s.objects)
     return scenes
 
 
@@ -132,35 +138,54 @@ def render_scenes(scenes: Sequence[Scene], size: int) -> Tensor:
     return to_tensor([render(s, size) for s in scenes])
 
 
-def sample_captions(scenes: Sequence[Scene], rng: np.random.Generator, empty_prob: float) -> list[str]:
-    """A random caption variant per scene, or ``""`` with probability ``empty_prob``."""
+def sample_captions(
+    scenes: Sequence[Scene],
+    rng: np.random.Generator,
+    empty_prob: float,
+    levels: Sequence[tuple[str, float]] = (("full", 1.0),),
+) -> list[str]:
+    """A random caption per scene, or ``""`` with probability ``empty_prob``: at a level of detail
+    (:mod:`diffinv.shapes.descriptions`) drawn from ``levels`` (``(level, weight)`` pairs; full captions only draw
+    nothing more, so v2's captions are what they were)."""
     drop = rng.random(len(scenes)) < empty_prob
-    return ["" if d else caption(s, rng) for s, d in zip(scenes, drop, strict=True)]
+    if len(levels) == 1 and levels[0][0] == "full":
+        return ["" if d else caption(s, rng) for s, d in zip(scenes, drop, strict=True)]
+    names = [name for name, _ in levels]
+    if any(name not in LEVELS for name in names):
+        raise ValueError(f"caption levels must be among {', '.join(LEVELS)}, got {names}")
+    weights = np.asarray([w for _, w in levels], dtype=np.float64)
+    picks = rng.choice(len(names), size=len(scenes), p=weights / weights.sum())
+    return ["" if d else describe(s, names[int(k)], rng).text for s, d, k in zip(scenes, drop, picks, strict=True)]
 
 
 IGNORE: Final[int] = -100
 """Target of the positions a head is not trained on (``torch.nn.functional.cross_entropy``'s ignore index)."""
 
-CAPTION_HEADS: Final = {
-    "size": len(SIZES),
-    "color": len(COLORS),
-    "shape": len(SHAPES),
-    "position": len(POSITIONS),
-    "background": len(BACKGROUNDS),
-    "cell_shape": len(POSITIONS) * (len(SHAPES) + 1),
-    "cell_color": len(POSITIONS) * len(COLORS),
-}
-"""Output sizes of the caption-parsing heads of the text pretraining (cell heads: one class set per grid cell;
-``cell_shape`` has an extra "empty" class 0)."""
+
+def caption_heads(world: World) -> dict[str, int]:
+    """Output sizes of the caption-parsing heads of the text pretraining for ``world`` (cell heads: one class set
+    per grid cell; ``cell_shape`` has an extra "empty" class 0; a ``fill`` head where the world has fills)."""
+    heads = {
+        "size": len(SIZES),
+        "color": len(COLORS),
+        "shape": len(world.shapes),
+        "position": len(POSITIONS),
+        "background": len(BACKGROUNDS),
+        "cell_shape": len(POSITIONS) * (len(world.shapes) + 1),
+        "cell_color": len(POSITIONS) * len(COLORS),
+    }
+    return {**heads, "fill": len(world.fills)} if len(world.fills) > 1 else heads
 
 
-def caption_targets(texts: Sequence[str], length: int) -> dict[str, Tensor]:
+def caption_targets(texts: Sequence[str], length: int, world: str = DEFAULT_WORLD) -> dict[str, Tensor]:
     """Per-token parsing targets of captions, for pretraining a causal text encoder.
 
     Position ``p`` of a sequence is BOS (0), then the caption's words (:func:`~diffinv.shapes.captions.locate`),
     then EOS padding up to ``length``. A position is trained only on what it can see (the encoder is causal):
 
     * ``size``/``color``/``shape`` ``(B, L)``: from that attribute's word to the end of its object's phrase;
+    * ``fill`` ``(B, L)`` (a world with fills): from the shape's word (the fill word, or its absence, is known
+      there) to the end of the phrase;
     * ``position`` ``(B, L)``: at the last word of the object's phrase;
     * ``background`` ``(B, L)``: from the word ``background`` on, EOS padding included;
     * ``cell_shape``/``cell_color`` ``(B, L, 9)``: at the EOS positions, the shape (``0`` = empty cell, else
@@ -168,27 +193,34 @@ def caption_targets(texts: Sequence[str], length: int) -> dict[str, Tensor]:
 
     Everything else is :data:`IGNORE`. Raises ValueError for a text that is not a caption or does not fit.
     """
+    spec = get_world(world)
     cells = len(POSITIONS)
     out = {
         name: torch.full((len(texts), length, cells) if name.startswith("cell") else (len(texts), length), IGNORE)
-        for name in CAPTION_HEADS
+        for name in caption_heads(spec)
     }
     for b, text in enumerate(texts):
-        layout = locate(text)
+        layout = locate(text, world)
         end = len(layout.words) + 1  # first EOS position
         if end >= length:
             raise ValueError(f"caption of {len(layout.words)} words does not fit {length} positions: {text!r}")
         for mention in layout.objects:
             obj, last = mention.object, mention.last + 1
-            values = {"size": SIZES.index(obj.size), "color": COLORS.index(obj.color), "shape": SHAPES.index(obj.shape)}
+            values = {
+                "size": SIZES.index(obj.size),
+                "color": COLORS.index(obj.color),
+                "shape": spec.shapes.index(obj.shape),
+            }
             for name, value in values.items():
                 out[name][b, mention.first[name] + 1 : last + 1] = value
+            if "fill" in out:
+                out["fill"][b, mention.first["shape"] + 1 : last + 1] = spec.fills.index(obj.fill)
             out["position"][b, last] = POSITIONS.index(obj.position)
         out["background"][b, layout.background_word + 1 :] = BACKGROUNDS.index(layout.background)
         out["cell_shape"][b, end:] = 0
         for mention in layout.objects:
             cell = POSITIONS.index(mention.object.position)
-            out["cell_shape"][b, end:, cell] = 1 + SHAPES.index(mention.object.shape)
+            out["cell_shape"][b, end:, cell] = 1 + spec.shapes.index(mention.object.shape)
             out["cell_color"][b, end:, cell] = COLORS.index(mention.object.color)
     return out
 
@@ -290,11 +322,13 @@ def vae_batch(
     photo_fraction: float,
     object_probs: Sequence[float],
     crop: CropConfig | None = None,
+    world: str = DEFAULT_WORLD,
 ) -> Tensor:
-    """A VAE training batch ``(n, 3, size, size)``: Shapes renders mixed with photo crops (``photo_fraction``),
-    in random order."""
+    """A VAE training batch ``(n, 3, size, size)``: Shapes renders of ``world`` mixed with photo crops
+    (``photo_fraction``), in random order."""
     n_photos = int(rng.binomial(n, photo_fraction))
-    parts = [render_scenes(sample_train_scenes(rng, n - n_photos, object_probs), size)] if n > n_photos else []
+    shapes = sample_train_scenes(rng, n - n_photos, object_probs, world=world) if n > n_photos else []
+    parts = [render_scenes(shapes, size)] if shapes else []
     if n_photos:
         parts.append(random_photo_crops(rng, n_photos, size, config=crop))
     batch = torch.cat(parts)

@@ -16,10 +16,12 @@ import torch
 from tqdm import tqdm
 
 from diffinv.denoiser import Denoiser, Schedule
+from diffinv.errors import DiffinvError
 from diffinv.sampling import denoise
 from diffinv.shapes.captions import caption
 from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import item_rng, sample_scene
+from diffinv.shapes.world import DEFAULT_WORLD
 from diffinv.train.assemble import weights_megabytes
 from diffinv.train.data import to_uint8
 from diffinv.train.parts import Parts, scheduler
@@ -30,10 +32,13 @@ if TYPE_CHECKING:
     from diffinv.train.mini import MiniConfig
 
 
-def eval_scenes(kind: str, n: int, seed: int) -> list[Scene]:
-    """``n`` held-out (test-split) scenes with ``kind`` = ``"single"`` (one object) or ``"double"`` (two)."""
+def eval_scenes(kind: str, n: int, seed: int, world: str = DEFAULT_WORLD) -> list[Scene]:
+    """``n`` held-out (test-split) scenes of ``world`` with ``kind`` = ``"single"`` (one object) or ``"double"``
+    (two)."""
     n_objects = {"single": 1, "double": 2}[kind]
-    return [sample_scene(item_rng("test", seed + n_objects, i), "test", n_objects=n_objects) for i in range(n)]
+    return [
+        sample_scene(item_rng("test", seed + n_objects, i), "test", n_objects=n_objects, world=world) for i in range(n)
+    ]
 
 
 def eval_captions(scenes: Sequence[Scene], seed: int) -> list[str]:
@@ -72,8 +77,9 @@ def generate_batch(
     return np.concatenate(images)
 
 
-def load_probe(path: str | Path | None) -> Any | None:
-    """The Shapes probe (``path``, else the shipped one), or ``None`` when unavailable."""
+def load_probe(path: str | Path | None, world: str = DEFAULT_WORLD) -> Any | None:
+    """The Shapes probe (``path``, else the shipped one), or ``None`` when unavailable; DiffinvError when it reads
+    another world's scenes than ``world``."""
     try:
         from diffinv.shapes.probe import DEFAULT_PATH, ShapesProbe
     except ImportError:
@@ -81,7 +87,13 @@ def load_probe(path: str | Path | None) -> Any | None:
     folder = Path(path) if path is not None else DEFAULT_PATH
     if not (folder / "config.json").is_file():
         return None
-    return ShapesProbe.from_pretrained(folder)
+    probe = ShapesProbe.from_pretrained(folder)
+    if probe.config.world != world:
+        raise DiffinvError(
+            f"{folder}: this probe reads world {probe.config.world}'s scenes; scoring world {world} needs a probe "
+            f"for it (--probe DIR, e.g. one trained by python -m diffinv.train.probe)"
+        )
+    return probe
 
 
 def score_images(images: np.ndarray, truths: Sequence[Scene], probe: Any) -> dict[str, float]:
@@ -99,7 +111,7 @@ def evaluate_generation(
     """Probe scores of batched generations on ``n`` single- and ``n`` two-object held-out captions."""
     results, images = {}, {}
     for kind in ("single", "double"):
-        scenes = eval_scenes(kind, n, seed)
+        scenes = eval_scenes(kind, n, seed, config.world)
         prompts = eval_captions(scenes, seed)
         seeds = [seed * 100_003 + i for i in range(n)]
         generated = generate_batch(
@@ -172,11 +184,13 @@ def evaluate_pipeline(
     pipe = load_pipeline(str(folder))
     load_seconds = time.perf_counter() - started
     result: dict[str, Any] = {"load_seconds": round(load_seconds, 3), "weights_mb": round(weights_megabytes(folder), 3)}
-    result["vae"] = evaluate_vae(pipe.vae, config.vae.eval_images, config.vae.eval_seed, config.vae.model.image_size)
-    probe = load_probe(probe_path)
+    result["vae"] = evaluate_vae(
+        pipe.vae, config.vae.eval_images, config.vae.eval_seed, config.vae.model.image_size, config.world
+    )
+    probe = load_probe(probe_path, config.world)
     sets = []
     for kind in ("single", "double"):
-        scenes = eval_scenes(kind, n_prompts, seed)
+        scenes = eval_scenes(kind, n_prompts, seed, config.world)
         prompts = eval_captions(scenes, seed)
         images, timings = [], []
         for i, prompt in enumerate(tqdm(prompts, desc=f"generate {kind}", mininterval=5)):

@@ -27,7 +27,8 @@ from diffinv.loop.common import EMA, FINAL, batch_rng, init_seed, make_optimizer
 from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.shapes.captions import caption
 from diffinv.shapes.splits import item_rng, sample_scene
-from diffinv.train.data import CAPTION_HEADS, IGNORE, caption_targets, sample_train_scenes
+from diffinv.shapes.world import World, get_world
+from diffinv.train.data import IGNORE, caption_heads, caption_targets, sample_train_scenes
 
 if TYPE_CHECKING:
     from diffinv.train.mini import MiniConfig
@@ -110,11 +111,11 @@ def tokenize(tokenizer: CLIPTokenizer, texts: Sequence[str]) -> Tensor:
 
 class CaptionHeads(nn.Module):
     """Linear heads ``(B, L, D)`` → ``{name: (B, L, n)}`` (cell heads ``(B, L, 9, n / 9)``) over
-    :data:`~diffinv.train.data.CAPTION_HEADS`; used only by the text stage and then discarded."""
+    :func:`~diffinv.train.data.caption_heads` of ``world``; used only by the text stage and then discarded."""
 
-    def __init__(self, hidden_size: int) -> None:
+    def __init__(self, hidden_size: int, world: World) -> None:
         super().__init__()
-        self.heads = nn.ModuleDict({name: nn.Linear(hidden_size, n) for name, n in CAPTION_HEADS.items()})
+        self.heads = nn.ModuleDict({name: nn.Linear(hidden_size, n) for name, n in caption_heads(world).items()})
 
     def forward(self, hidden: Tensor) -> dict[str, Tensor]:
         out = {}
@@ -147,8 +148,8 @@ def caption_accuracy(logits: Mapping[str, Tensor], targets: Mapping[str, Tensor]
     return scores
 
 
-def _text_batch(tokenizer: CLIPTokenizer, texts: Sequence[str]) -> tuple[Tensor, dict[str, Tensor]]:
-    return tokenize(tokenizer, texts), caption_targets(texts, int(tokenizer.model_max_length))
+def _text_batch(tokenizer: CLIPTokenizer, texts: Sequence[str], world: str) -> tuple[Tensor, dict[str, Tensor]]:
+    return tokenize(tokenizer, texts), caption_targets(texts, int(tokenizer.model_max_length), world)
 
 
 def train_text(
@@ -165,7 +166,7 @@ def train_text(
             torch.manual_seed(init_seed(config.seed, 1))
             text_encoder = build_text_encoder(config.unet.text, tokenizer)
             torch.manual_seed(init_seed(config.seed, 3))
-            heads = CaptionHeads(config.unet.text.hidden_size)
+            heads = CaptionHeads(config.unet.text.hidden_size, get_world(config.world))
         return text_encoder, heads
 
     text_encoder, heads = fresh()
@@ -176,8 +177,8 @@ def train_text(
 
     def batch_loss(step: int) -> tuple[Tensor, dict[str, float]]:
         rng, _ = batch_rng(config.seed, TEXT_STREAM, step)
-        scenes = sample_train_scenes(rng, cfg.batch_size, cfg.object_probs)
-        ids, targets = _text_batch(tokenizer, [caption(s, rng) for s in scenes])
+        scenes = sample_train_scenes(rng, cfg.batch_size, cfg.object_probs, world=config.world)
+        ids, targets = _text_batch(tokenizer, [caption(s, rng) for s in scenes], config.world)
         return caption_loss(heads(text_encoder(ids)[0]), targets), {}
 
     print(f"text: {n_params(text_encoder):,} parameters, from step {state['step']}", flush=True)
@@ -188,9 +189,11 @@ def train_text(
     averaged, averaged_heads = fresh()
     ema.copy_to({"text_encoder": averaged, "heads": averaged_heads})
     averaged.eval()
-    scenes = [sample_scene(item_rng("test", cfg.eval_seed, i), "test") for i in range(cfg.eval_captions)]
+    scenes = [
+        sample_scene(item_rng("test", cfg.eval_seed, i), "test", world=config.world) for i in range(cfg.eval_captions)
+    ]
     texts = [caption(s, item_rng("test", cfg.eval_seed, i, "caption")) for i, s in enumerate(scenes)]
-    ids, targets = _text_batch(tokenizer, texts)
+    ids, targets = _text_batch(tokenizer, texts, config.world)
     with torch.no_grad():
         scores = caption_accuracy(averaged_heads(averaged(ids)[0]), targets)
     final = folder / FINAL

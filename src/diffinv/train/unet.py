@@ -31,6 +31,7 @@ from diffinv.io import atomic_write
 from diffinv.loop.common import EMA, FINAL, Clock, batch_rng, init_seed, make_optimizer, n_params, write_json
 from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.shapes.scene import Scene
+from diffinv.shapes.world import DEFAULT_WORLD
 from diffinv.train.data import render_scenes, sample_captions, sample_train_scenes
 from diffinv.train.evaluate import evaluate_generation, load_probe, save_grid
 from diffinv.train.parts import Parts, scheduler
@@ -88,8 +89,11 @@ class UNetTrainConfig:
     """Learning rate of the pretrained text encoder relative to ``lr`` (``0`` freezes it, as SD freezes CLIP)."""
     empty_caption_prob: float = 0.1
     """Probability of training on the empty caption (classifier-free guidance)."""
+    caption_levels: tuple[tuple[str, float], ...] = (("full", 1.0),)
+    """``(level, weight)`` pairs: the levels of detail of the training captions (:mod:`diffinv.shapes.descriptions`:
+    ``full``, ``partial``, ``short``); v1 and v2 train on full captions only."""
     object_probs: tuple[float, ...] = (0.45, 0.35, 0.2)
-    """Relative probabilities of 1, 2 and 3 objects in the pool's scenes."""
+    """Relative probabilities of 1, 2, 3 (and 4, in world v3) objects in the pool's scenes."""
     color_weights: tuple[tuple[str, float], ...] = ()
     """``(colour, weight)`` pairs: scenes with objects of these colours are more frequent in the pool (other
     colours weigh 1; :func:`diffinv.train.data.sample_train_scenes`). Empty: v1's unweighted pool."""
@@ -170,6 +174,8 @@ def build_pool(vae: AutoencoderKL, config: MiniConfig, work: Path, progress: boo
     if cfg.color_weights or cfg.size_weights:  # absent from v1's key, so its cached pools stay valid
         key["color_weights"] = [list(pair) for pair in cfg.color_weights]
         key["size_weights"] = [list(pair) for pair in cfg.size_weights]
+    if config.world != DEFAULT_WORLD:  # likewise absent from v1's and v2's
+        key["world"] = config.world
     tensors, meta = work / "unet" / "pool.safetensors", work / "unet" / "pool.json"
     if tensors.is_file() and meta.is_file():
         saved = json.loads(meta.read_text())
@@ -178,7 +184,9 @@ def build_pool(vae: AutoencoderKL, config: MiniConfig, work: Path, progress: boo
             scenes = [Scene.from_dict(s) for s in saved["scenes"]]
             return LatentPool(data["mean"], data["std"], scenes)
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(POOL_STREAM,)))
-    scenes = sample_train_scenes(rng, cfg.pool_size, cfg.object_probs, cfg.color_weights, cfg.size_weights)
+    scenes = sample_train_scenes(
+        rng, cfg.pool_size, cfg.object_probs, cfg.color_weights, cfg.size_weights, world=config.world
+    )
     factor = float(vae.config.scaling_factor)
     means, stds = [], []
     chunk = 256
@@ -286,7 +294,7 @@ def train_unet(
     state = restore_stage("unet", folder, modules, ema, optimizer, cfg, resume)
     pool = build_pool(vae, config, work, progress)
     alphas_cumprod = scheduler().alphas_cumprod.to(torch.float64)
-    probe = load_probe(probe_path) if cfg.eval_every_minutes > 0 else None
+    probe = load_probe(probe_path, config.world) if cfg.eval_every_minutes > 0 else None
     eval_text_encoder, eval_unet = fresh()
     eval_parts = Parts(vae=vae, text_encoder=eval_text_encoder, tokenizer=tokenizer, unet=eval_unet)
     next_eval = cfg.eval_every_minutes * 60.0
@@ -295,7 +303,7 @@ def train_unet(
         rng, generator = batch_rng(config.seed, UNET_STREAM, step)
         index = rng.integers(len(pool.scenes), size=cfg.batch_size)
         latents = pool.sample(index, generator)
-        captions = sample_captions([pool.scenes[i] for i in index], rng, cfg.empty_caption_prob)
+        captions = sample_captions([pool.scenes[i] for i in index], rng, cfg.empty_caption_prob, cfg.caption_levels)
         loss = diffusion_loss(
             unet,
             text_encoder,

@@ -22,6 +22,7 @@ from diffinv.errors import DiffinvError
 from diffinv.loop.common import EMA, FINAL, batch_rng, init_seed, make_optimizer, n_params, write_json
 from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.shapes.splits import item_rng, sample_scene
+from diffinv.shapes.world import DEFAULT_WORLD
 from diffinv.train.data import CropConfig, eval_photo_crops, render_scenes, sample_train_scenes, to_uint8, vae_batch
 
 if TYPE_CHECKING:
@@ -150,20 +151,23 @@ def round_trip(vae: AutoencoderKL, pixels: Tensor, batch_size: int = 64) -> Tens
     return torch.cat(out).clamp(-1, 1)
 
 
-def heldout_shapes(n: int, seed: int, size: int) -> Tensor:
-    """Renders of the first ``n`` test-split scenes of ``seed``: ``(n, 3, size, size)`` in [-1, 1]."""
-    return render_scenes([sample_scene(item_rng("test", seed, i), "test") for i in range(n)], size)
+def heldout_shapes(n: int, seed: int, size: int, world: str = DEFAULT_WORLD) -> Tensor:
+    """Renders of the first ``n`` test-split scenes of ``seed`` in ``world``: ``(n, 3, size, size)`` in [-1, 1]."""
+    return render_scenes([sample_scene(item_rng("test", seed, i), "test", world=world) for i in range(n)], size)
 
 
 @torch.no_grad()
-def evaluate_vae(vae: AutoencoderKL, n_shapes: int, seed: int, size: int) -> dict[str, float]:
+def evaluate_vae(
+    vae: AutoencoderKL, n_shapes: int, seed: int, size: int, world: str = DEFAULT_WORLD
+) -> dict[str, float]:
     """Round-trip PSNR (mean of per-image dB, and dB of the pooled MSE) on held-out Shapes scenes and on the
     held-out photos' evaluation views (:func:`~diffinv.train.data.eval_photo_crops`)."""
     was_training = vae.training
     vae.eval()
     try:
         result: dict[str, float] = {}
-        for name, pixels in (("shapes", heldout_shapes(n_shapes, seed, size)), ("photos", eval_photo_crops(size))):
+        shapes = heldout_shapes(n_shapes, seed, size, world)
+        for name, pixels in (("shapes", shapes), ("photos", eval_photo_crops(size))):
             recon = round_trip(vae, pixels)
             per_image = psnr(recon, pixels)
             pooled_mse = (10 ** (-per_image / 10)).mean()
@@ -176,10 +180,10 @@ def evaluate_vae(vae: AutoencoderKL, n_shapes: int, seed: int, size: int) -> dic
 
 
 @torch.no_grad()
-def measure_scaling_factor(vae: AutoencoderKL, config: VAETrainConfig, seed: int) -> float:
+def measure_scaling_factor(vae: AutoencoderKL, config: VAETrainConfig, seed: int, world: str = DEFAULT_WORLD) -> float:
     """``1 / std`` of the posterior means of ``config.scale_images`` train-split Shapes renders (Rombach et al.)."""
     rng, _ = batch_rng(seed, VAE_STREAM, 10**9)  # a batch index training never reaches
-    scenes = sample_train_scenes(rng, config.scale_images, config.object_probs)
+    scenes = sample_train_scenes(rng, config.scale_images, config.object_probs, world=world)
     mean, _ = encode_mean(vae.eval(), render_scenes(scenes, config.model.image_size))
     return float(1.0 / mean.std())
 
@@ -207,7 +211,9 @@ def train_vae(
 
     def batch_loss(step: int) -> tuple[Tensor, dict[str, float]]:
         rng, generator = batch_rng(config.seed, VAE_STREAM, step)
-        pixels = vae_batch(rng, cfg.batch_size, cfg.model.image_size, cfg.photo_fraction, cfg.object_probs, cfg.crop)
+        pixels = vae_batch(
+            rng, cfg.batch_size, cfg.model.image_size, cfg.photo_fraction, cfg.object_probs, cfg.crop, config.world
+        )
         return vae_loss(vae, pixels, cfg, generator)
 
     print(f"vae: {n_params(vae):,} parameters, factor {vae_factor(cfg.model)}, from step {state['step']}", flush=True)
@@ -219,9 +225,9 @@ def train_vae(
         averaged = build_vae(cfg.model)
     ema.copy_to({"vae": averaged})
     averaged.eval()
-    factor = measure_scaling_factor(averaged, cfg, config.seed)
+    factor = measure_scaling_factor(averaged, cfg, config.seed, config.world)
     averaged.register_to_config(scaling_factor=factor)
-    scores = evaluate_vae(averaged, cfg.eval_images, cfg.eval_seed, cfg.model.image_size)
+    scores = evaluate_vae(averaged, cfg.eval_images, cfg.eval_seed, cfg.model.image_size, config.world)
     record = {**run.state, "complete": run.step >= cfg.steps, "scaling_factor": factor, "eval": scores}
     final = folder / FINAL
     if final.exists():
