@@ -2,11 +2,11 @@
 
 Usage::
 
-    python -m diffinv.shapes.preview OUT.png [--split train] [--n 16] [--size 64] [--seed 0] [--zoom 1]
-        [--strokes]
+    python -m diffinv.shapes.preview OUT.png [--world v2] [--split train] [--n 16] [--size 64] [--seed 0]
+        [--zoom 1] [--strokes] [--level full]
 
-Tiles are laid out row-major, numbered like the printed captions. With ``--strokes`` every scene is
-followed by its stroke painting.
+Tiles are laid out row-major, numbered like the printed captions (at ``--level`` of detail:
+:mod:`diffinv.shapes.descriptions`). With ``--strokes`` every scene is followed by its stroke painting.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from diffinv.shapes.captions import caption
+from diffinv.shapes.descriptions import LEVELS, describe
 from diffinv.shapes.render import render
 from diffinv.shapes.splits import SPLITS, dataset, item_rng
 from diffinv.shapes.strokes import stroke_painting
+from diffinv.shapes.world import DEFAULT_WORLD, WORLDS
 
 _GAP = 2
 _GAP_VALUE = 255
@@ -42,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m diffinv.shapes.preview``."""
     parser = argparse.ArgumentParser(prog="python -m diffinv.shapes.preview", description=__doc__)
     parser.add_argument("out", help="output PNG path")
+    parser.add_argument("--world", default=DEFAULT_WORLD, choices=sorted(WORLDS), help="Shapes world")
     parser.add_argument("--split", default="train", choices=SPLITS)
+    parser.add_argument("--level", default="full", choices=LEVELS, help="level of detail of the printed captions")
     parser.add_argument("--n", type=int, default=16, help="number of scenes")
     parser.add_argument("--size", type=int, default=64, help="resolution of every tile")
     parser.add_argument("--seed", type=int, default=0)
@@ -50,10 +53,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--strokes", action="store_true", help="add the stroke painting of every scene")
     args = parser.parse_args(argv)
 
-    scenes = dataset(args.split, args.n, args.seed)
+    scenes = dataset(args.split, args.n, args.seed, world=args.world)
     tiles = []
     for i, scene in enumerate(scenes):
-        print(f"{i:2d}: {caption(scene, item_rng(args.split, args.seed, i, 'caption'))}")
+        print(f"{i:2d}: {describe(scene, args.level, item_rng(args.split, args.seed, i, 'caption')).text}")
         tiles.append(render(scene, args.size))
         if args.strokes:
             tiles.append(stroke_painting(scene, args.size, item_rng(args.split, args.seed, i, "strokes")))

@@ -18,6 +18,7 @@ import numpy as np
 from diffinv.shapes.render import check_size, object_coverage
 from diffinv.shapes.scene import Scene
 from diffinv.shapes.vocab import PALETTE, RGB, STROKE_STYLE
+from diffinv.shapes.world import get_world
 
 
 def _jitter_color(rgb: RGB, rng: np.random.Generator) -> np.ndarray:
@@ -56,6 +57,7 @@ def stroke_painting(scene: Scene, size: int = 64, rng: np.random.Generator | int
     rng = np.random.default_rng(rng)
     style = STROKE_STYLE
     low = max(size // style.downscale, style.min_resolution)
+    world = get_world(scene.world)
 
     colors = [_jitter_color(PALETTE[scene.background], rng)]
     visible = []
@@ -63,7 +65,9 @@ def stroke_painting(scene: Scene, size: int = 64, rng: np.random.Generator | int
     for obj in reversed(scene.objects):  # top-most first, to compute visible coverage
         offset = np.clip(np.asarray(obj.offset) + rng.normal(0.0, style.offset_jitter, size=2), -1.0, 1.0)
         scale = 1.0 + rng.uniform(-style.scale_jitter, style.scale_jitter)
-        coverage = object_coverage(obj.replace(offset=tuple(offset)), low, scale=scale).astype(np.float64)
+        coverage = object_coverage(obj.replace(offset=tuple(offset), fill="solid"), low, scale, world).astype(
+            np.float64
+        )
         visible.append(coverage * remaining)
         remaining = remaining * (1.0 - coverage)
         colors.append(_jitter_color(PALETTE[obj.color], rng))

@@ -12,8 +12,8 @@ Usage::
     python -m diffinv.train.mini import-text --work runs/mini [--source DIR]   # instead of text: reuse one
 
 Common options: ``--preset v1|v2|v3`` (the base config of a new work folder; default v1, the first shipped recipe;
-:func:`v2_config`, :func:`v3_config`), ``--config FILE`` (JSON overrides of :class:`MiniConfig`, nested objects allowed), ``--seed S``,
-``--vae-steps N``, ``--unet-steps N``, ``--no-progress``.
+:func:`v2_config`, :func:`v3_config`), ``--config FILE`` (JSON overrides of :class:`MiniConfig`, nested objects
+allowed), ``--seed S``, ``--vae-steps N``, ``--unet-steps N``, ``--no-progress``.
 
 Stages (each can be re-run alone; each writes into its own folder of ``--work``):
 
