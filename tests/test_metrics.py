@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,3 +111,29 @@ def test_clip_scores_with_a_local_model(tmp_path):
     assert scorer.clip_i(x, x) == pytest.approx(1.0, abs=1e-5)
     assert scorer.clip_i(x, _images(seed=5)) < 1.0
     assert -1.0 <= scorer.clip_t(x[:1], ["a photo"]) <= 1.0
+
+
+def test_feature_distances_on_probe_features_grow_with_the_difference(tmp_path) -> None:
+    from diffinv.metrics import feature_distances, load_inception
+    from diffinv.shapes import dataset, render
+    from diffinv.shapes.probe import ProbeFeatures, default_probe
+    from diffinv.train.augment import gaussian_blur
+
+    def pixels(scenes) -> torch.Tensor:
+        return torch.from_numpy(np.stack([render(s, 64) for s in scenes])).permute(0, 3, 1, 2).float() / 255
+
+    features = ProbeFeatures(default_probe())
+    real = pixels(dataset("test", 100, seed=0))
+    other_renders = pixels(dataset("test", 100, seed=1))
+    same = feature_distances(other_renders, real, features)
+    blurred = [gaussian_blur(other_renders, torch.full((100,), sigma)) for sigma in (1.0, 2.0)]
+    mild, strong = (feature_distances(b, real, features) for b in blurred)
+    assert same["fid"] < mild["fid"] < strong["fid"] and same["kid"] < mild["kid"] < strong["kid"]
+    assert abs(same["kid"]) < mild["kid"] / 5
+    assert feature_distances(other_renders, real, features) == same  # deterministic
+    assert features(real[:2]).shape == (2, features.num_features)
+    with pytest.raises(ValueError, match="references must be"):
+        feature_distances(real, real[:1], features)
+    assert load_inception(None).startswith("unavailable:")
+    (tmp_path / "w.pth").write_bytes(b"not weights")
+    assert load_inception(tmp_path / "w.pth").startswith("unavailable:")

@@ -3,13 +3,16 @@
 Pixel tensors are ``(B, 3, H, W)`` floats in [0, 1]. PSNR and SSIM come from scikit-image. LPIPS and CLIP need
 pretrained weights: :func:`load_lpips` and :func:`load_clip` return a scorer when the weights exist locally and
 otherwise a string ``"unavailable: <reason>"`` — never a made-up number, and never a download the user did not ask
-for.
+for. Distances between *sets* of images (FID, KID: :func:`feature_distances`) take any feature network: the Shapes
+probe's (:class:`~diffinv.shapes.probe.ProbeFeatures`, always there) or Inception's where its weights are on disk
+(:func:`load_inception`).
 """
 
 from __future__ import annotations
 
 import math
 import pickle
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,3 +190,78 @@ def load_clip(model: str | Path | None = None) -> ClipScorer | str:
     except Exception as exc:  # noqa: BLE001 - missing files surface as OSError, ValueError, ...
         return f"unavailable: no local CLIP weights at {name!r} ({type(exc).__name__}); pass --clip-model PATH"
     return ClipScorer(clip, processor)
+
+
+def feature_distances(
+    images: Tensor, references: Tensor, features: nn.Module, *, kid_subsets: int = 50, kid_subset_size: int = 100
+) -> dict[str, float]:
+    """Fréchet distance (FID, Heusel et al. 2017) and kernel distance (KID, Bińkowski et al. 2018: the unbiased MMD²
+    of a cubic polynomial kernel, mean and standard deviation over ``kid_subsets`` random subsets) between the
+    feature distributions of two sets of ``(N, 3, H, W)`` images in [0, 1], through torchmetrics with ``features``
+    as the feature network (a module taking such images and returning ``(N, D)``, with ``num_features = D``).
+
+    FID is biased upwards for small sets; compare FIDs of equal set sizes only. KID is unbiased (it may be slightly
+    negative for sets from one distribution). The subsets of KID are drawn from torch's global generator, forked and
+    seeded here, so the result is deterministic.
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    for name, batch in (("images", images), ("references", references)):
+        if batch.ndim != 4 or batch.shape[1] != 3 or batch.shape[0] < 2:
+            raise ValueError(f"{name} must be (N >= 2, 3, H, W) images, got {tuple(batch.shape)}")
+    size = min(kid_subset_size, images.shape[0], references.shape[0])
+    fake, real = (features(batch.float()).double() for batch in (images, references))  # once for both metrics
+    given = _Given(fake.shape[-1])
+    fid = FrechetInceptionDistance(feature=given, normalize=True, reset_real_features=True)
+    with warnings.catch_warnings():  # "will save all extracted features": they are what KID needs
+        warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+        kid = KernelInceptionDistance(feature=given, normalize=True, subsets=kid_subsets, subset_size=size)
+    for metric in (fid, kid):
+        metric.update(real, real=True)
+        metric.update(fake, real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        kid_mean, kid_std = kid.compute()
+    return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+
+
+def load_inception(weights: str | Path | None = None) -> nn.Module | str:
+    """The FID Inception-v3 feature network (2048-d pool features, torch-fidelity's port used by torchmetrics) from
+    a local weights file, or ``"unavailable: <reason>"``; nothing is downloaded."""
+    if weights is None or not Path(weights).is_file():
+        return "unavailable: FID on Inception features needs its weights file (pt_inception-2015-12-05-6726825d.pth)"
+    try:
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        network = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                     feature_extractor_weights_path=str(weights))  # fmt: skip
+    except (ImportError, ModuleNotFoundError) as exc:
+        return f"unavailable: FID on Inception features needs torch-fidelity ({exc})"
+    except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as exc:
+        return f"unavailable: {weights} is not the FID Inception weights ({type(exc).__name__})"
+    return _UInt8Inception(network)
+
+
+class _Given(nn.Module):
+    """The identity, as torchmetrics' feature network: the features are computed once, before."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
+
+
+class _UInt8Inception(nn.Module):
+    """Inception takes uint8 images: converts the [0, 1] floats :func:`feature_distances` passes."""
+
+    num_features = 2048
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.network((images.clamp(0, 1) * 255).round().to(torch.uint8)).reshape(images.shape[0], -1)

@@ -407,6 +407,26 @@ class ShapesProbe(nn.Module):
         return folder
 
 
+class ProbeFeatures(nn.Module):
+    """Image-level features of a probe, for distances between sets of images (FID and KID on Shapes,
+    :func:`diffinv.metrics.feature_distances`): per image, the mean and the maximum over its nine cells of the cell
+    network's hidden features, ``(B, 2 * hidden)``. Takes ``(B, 3, H, W)`` floats in ``[0, 1]`` of any size (resized
+    to the probe's input). Unlike the probe's confidence, which saturates near 1 for anything render-like, these
+    features move with every change of shape, colour, sharpness or texture."""
+
+    def __init__(self, probe: ShapesProbe) -> None:
+        super().__init__()
+        self.probe = probe.eval()
+        self.num_features = 2 * probe.config.hidden
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        pixels = _resize(images.float().clamp(0.0, 1.0), self.probe.config.image_size)
+        crops = self.probe.crops(pixels.to(next(self.probe.parameters()).device))
+        cells = self.probe.cell_mlp(self.probe.cell_features(crops * 2.0 - 1.0)).view(pixels.shape[0], NUM_CELLS, -1)
+        return torch.cat([cells.mean(dim=1), cells.amax(dim=1)], dim=-1).cpu()
+
+
 @lru_cache(maxsize=1)
 def default_probe() -> ShapesProbe:
     """The shipped probe (loaded once per process, CPU, eval mode)."""
