@@ -195,10 +195,22 @@ def load_clip(model: str | Path | None = None) -> ClipScorer | str:
 def feature_distances(
     images: Tensor, references: Tensor, features: nn.Module, *, kid_subsets: int = 50, kid_subset_size: int = 100
 ) -> dict[str, float]:
-    """Fréchet distance (FID, Heusel et al. 2017) and kernel distance (KID, Bińkowski et al. 2018: the unbiased MMD²
-    of a cubic polynomial kernel, mean and standard deviation over ``kid_subsets`` random subsets) between the
-    feature distributions of two sets of ``(N, 3, H, W)`` images in [0, 1], through torchmetrics with ``features``
-    as the feature network (a module taking such images and returning ``(N, D)``, with ``num_features = D``).
+    """Fréchet distance (FID, Heusel et al. 2017) and kernel distance (KID, Bińkowski et al. 2018) between two sets
+    of ``(N, 3, H, W)`` images in [0, 1] in the space of ``features`` (a module taking such images and returning
+    ``(N, D)``): :func:`distribution_distances` of their features."""
+    for name, batch in (("images", images), ("references", references)):
+        if batch.ndim != 4 or batch.shape[1] != 3 or batch.shape[0] < 2:
+            raise ValueError(f"{name} must be (N >= 2, 3, H, W) images, got {tuple(batch.shape)}")
+    fake, real = (features(batch.float()) for batch in (images, references))
+    return distribution_distances(fake, real, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
+
+
+def distribution_distances(
+    features: Tensor, reference_features: Tensor, *, kid_subsets: int = 50, kid_subset_size: int = 100
+) -> dict[str, float]:
+    """FID and KID between two sets of feature vectors ``(N, D)``, through torchmetrics: ``fid``; ``kid`` and
+    ``kid_std``, the mean and standard deviation over ``kid_subsets`` random subsets of the unbiased MMD² of a cubic
+    polynomial kernel.
 
     FID is biased upwards for small sets; compare FIDs of equal set sizes only. KID is unbiased (it may be slightly
     negative for sets from one distribution). The subsets of KID are drawn from torch's global generator, forked and
@@ -207,11 +219,10 @@ def feature_distances(
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    for name, batch in (("images", images), ("references", references)):
-        if batch.ndim != 4 or batch.shape[1] != 3 or batch.shape[0] < 2:
-            raise ValueError(f"{name} must be (N >= 2, 3, H, W) images, got {tuple(batch.shape)}")
-    size = min(kid_subset_size, images.shape[0], references.shape[0])
-    fake, real = (features(batch.float()).double() for batch in (images, references))  # once for both metrics
+    fake, real = features.double(), reference_features.double()
+    if fake.ndim != 2 or real.ndim != 2 or fake.shape[1] != real.shape[1] or min(len(fake), len(real)) < 2:
+        raise ValueError(f"need two (N >= 2, D) feature sets, got {tuple(fake.shape)} and {tuple(real.shape)}")
+    size = min(kid_subset_size, len(fake), len(real))
     given = _Given(fake.shape[-1])
     fid = FrechetInceptionDistance(feature=given, normalize=True, reset_real_features=True)
     with warnings.catch_warnings():  # "will save all extracted features": they are what KID needs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -13,14 +14,21 @@ from diffinv.errors import DiffinvError
 
 
 def test_sweep_records_resume_and_summary(pipe, tmp_path):
-    samples = load_dataset("shapes:1")
-    assert run_sweep(pipe, samples, (0.3, 1.0), tmp_path, progress=False) == 1
+    samples = load_dataset("shapes:2")
+    assert run_sweep(pipe, samples, (0.3, 1.0), tmp_path, progress=False) == 2
     assert run_sweep(pipe, samples, (0.3, 1.0), tmp_path, progress=False) == 0
     records = read_records(tmp_path)
-    assert [r["strength"] for r in records] == [0.3, 1.0]
+    assert sorted(r["strength"] for r in records) == [0.3, 0.3, 1.0, 1.0]
     assert all(r["faithfulness"] > 0 and r["render_distance"] > 0 and 0 < r["realism"] <= 1 for r in records)
+    assert all(len(r["features"]) == len(r["render_features"]) == 256 for r in records)
     rows = write_sweep_summary(records, tmp_path)
     assert json.loads((tmp_path / "sweep.json").read_text()) == rows
+    assert (
+        all(r["fid"] > 0 and math.isfinite(r["kid"]) for r in rows)
+        and "FID (probe)" in (tmp_path / "sweep.md").read_text()
+    )
+    old = [{k: v for k, v in r.items() if "features" not in k} for r in records]  # records from before features
+    assert all(r["fid"] is None and r["kid"] is None for r in write_sweep_summary(old, tmp_path))
     assert (tmp_path / "sdedit_tradeoff.png").is_file() and (tmp_path / "strips" / "shapes-00000.png").is_file()
 
 

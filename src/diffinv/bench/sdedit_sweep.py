@@ -6,8 +6,11 @@ paper's measure); ``render_distance`` — the L2 distance from the result to the
 scene (what a perfectly realistic and correct result would be; the strokes themselves are far from it: lower is
 better); ``realism`` — the probe's confidence that the result is a clean scene
 (:func:`diffinv.shapes.probe.scene_confidence`; it saturates, the probe reading stroke paintings confidently too);
-``scene_right`` — the probe reads the painted scene exactly. One job per scene through the shared job loop
-(resumable, shardable); the plot is render distance against faithfulness, one point per t0.
+``scene_right`` — the probe reads the painted scene exactly. Per strength, over all scenes: ``fid`` and ``kid`` —
+the Fréchet and kernel distances between the results and the clean renders of their scenes in the probe's feature
+space (:class:`~diffinv.shapes.probe.ProbeFeatures`, :func:`diffinv.metrics.distribution_distances`): a realism
+measure that does not saturate (each record keeps both feature vectors). One job per scene through the shared job
+loop (resumable, shardable); the plot is render distance against faithfulness, one point per t0.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from diffinv.bench.report import save_figure
 from diffinv.bench.runner import Job, run_jobs
 from diffinv.errors import DiffinvError
 from diffinv.io import atomic_write, save_image
+from diffinv.metrics import distribution_distances
 from diffinv.shapes import Scene, stroke_painting
 from diffinv.shapes import probe as shapes_probe
 
@@ -60,12 +64,21 @@ def render_distance(image: Image.Image, scene: Scene) -> float:
     return _rms(pixels, shapes.render(scene, image.width).astype(np.float32) / 255)
 
 
+def _features(images: list[Image.Image]) -> list[list[float]]:
+    """The probe's image-level features of each image (rounded: they are stored in every record)."""
+    pixels = shapes_probe.to_probe_input(images)
+    return [
+        [round(float(v), 5) for v in row] for row in shapes_probe.ProbeFeatures(shapes_probe.default_probe())(pixels)
+    ]
+
+
 def _job(
     pipe: StableDiffusionPipeline, sample: Sample, strengths: tuple[float, ...], seed: int, out: Path, keep: bool
 ) -> Callable[[set[str]], list[dict[str, Any]]]:
     def run(done: set[str]) -> list[dict[str, Any]]:
         guide = Image.fromarray(stroke_painting(sample.scene, SHAPES_IMAGE_SIZE, seed))
         guide_pixels = np.asarray(guide, dtype=np.float32) / 255
+        clean = Image.fromarray(shapes.render(sample.scene, SHAPES_IMAGE_SIZE))
         records, outputs = [], []
         for strength in strengths:
             started = time.perf_counter()
@@ -74,6 +87,7 @@ def _job(
             seconds = time.perf_counter() - started
             pixels = np.asarray(image.resize(guide.size), dtype=np.float32) / 255
             read = shapes_probe.read_scenes([image])[0]
+            result_features, render_features = _features([image.resize(guide.size), clean])
             records.append({
                 "key": f"{sample.id}|{strength}",
                 "sample": sample.id,
@@ -83,6 +97,8 @@ def _job(
                 "realism": float(shapes_probe.scene_confidence([image])[0]),
                 "scene_right": shapes_probe.scene_agreement(read, sample.scene)["all"],
                 "seconds": seconds,
+                "features": result_features,
+                "render_features": render_features,
             })  # fmt: skip
             outputs.append(image)
         if keep:
@@ -115,6 +131,18 @@ def run_sweep(
     return run_jobs(jobs, out, rank=rank, world_size=world_size, num_threads=num_threads, progress=progress)
 
 
+def _set_distances(records: list[dict[str, Any]]) -> dict[str, float | None]:
+    """FID and KID of one strength's results against the clean renders (``None`` with fewer than two records that
+    keep features: records written before they were kept)."""
+    kept = [r for r in records if "features" in r]
+    if len(kept) < 2:
+        return {"fid": None, "kid": None}
+    found = distribution_distances(
+        torch.tensor([r["features"] for r in kept]), torch.tensor([r["render_features"] for r in kept])
+    )
+    return {"fid": found["fid"], "kid": found["kid"]}
+
+
 def summarize_sweep(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_strength: dict[float, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
@@ -124,6 +152,7 @@ def summarize_sweep(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "strength": t,
             "n": len(rs),
             **{k: float(np.mean([r[k] for r in rs])) for k in SUMMARY_KEYS},
+            **_set_distances(rs),
         }
         for t, rs in sorted(by_strength.items())
     ]
@@ -139,13 +168,16 @@ def write_sweep_summary(records: list[dict[str, Any]], out: Path) -> list[dict[s
     rows = summarize_sweep(records)
     atomic_write(out / "sweep.json", lambda tmp: tmp.write_text(json.dumps(rows, indent=2) + "\n"))
     lines = [
-        "| t0 | L2 to guide ↓ | L2 to the clean scene ↓ | probe confidence ↑ | scene read right ↑ | s/image | n |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| t0 | L2 to guide ↓ | L2 to the clean scene ↓ | probe confidence ↑ | FID (probe) ↓ | KID ×1000 (probe) ↓ "
+        "| scene read right ↑ | s/image | n |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        fid = "–" if r["fid"] is None else f"{r['fid']:.3f}"
+        kid = "–" if r["kid"] is None else f"{1000 * r['kid']:.2f}"
         lines.append(
             f"| {r['strength']:.2f} | {r['faithfulness']:.4f} | {r['render_distance']:.4f} | {r['realism']:.4f} | "
-            f"{100 * r['scene_right']:.1f} % | {r['seconds']:.2f} | {r['n']} |"
+            f"{fid} | {kid} | {100 * r['scene_right']:.1f} % | {r['seconds']:.2f} | {r['n']} |"
         )
     atomic_write(out / "sweep.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     fig, ax = plt.subplots(figsize=(6, 4.5))
