@@ -227,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
         "re-running skips finished jobs. Shard over processes with `accelerate launch --num_processes N -m "
         "diffinv.cli bench ...`.",
     )
-    bench.add_argument("--dataset", default="shapes:100", help="shapes:N | photos | coco:ROOT | folder:PATH")
+    bench.add_argument(
+        "--dataset", default="shapes:100", help="shapes:N | shapes-partial:N[@WORLD] | photos | coco:ROOT | folder:PATH"
+    )
     bench.add_argument(
         "--methods",
         default=",".join(DEFAULT_METHODS),
@@ -357,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sdedit-sweep",
         help="SDEdit's t0 trade-off: stroke paintings of Shapes scenes at every strength; table, plot and strips",
     )
-    sweep.add_argument("--dataset", default="shapes:50", help="shapes:N (held-out scenes)")
+    sweep.add_argument("--dataset", default="shapes:50", help="shapes:N or shapes-partial:N[@WORLD] (held-out scenes)")
     sweep.add_argument("--strengths", default=",".join(f"{t:g}" for t in DEFAULT_STRENGTHS), help="t0 values")
     sweep.add_argument("--out", type=Path, required=True, help="output folder")
     sweep.add_argument("--seed", type=SEED, default=0)

@@ -6,6 +6,7 @@ from PIL import Image
 
 from diffinv.bench.datasets import load_dataset
 from diffinv.errors import DiffinvError
+from diffinv.shapes.descriptions import ATTRIBUTES
 
 
 def _image(path, value):
@@ -40,6 +41,19 @@ def test_coco_first_caption_and_deterministic_limit(tmp_path):
     assert picked == [s.id for s in load_dataset(f"coco:{tmp_path}", limit=3, seed=1)] and len(picked) == 3
 
 
+def test_partial_captions_leave_things_out_and_say_what_they_mention():
+    full, partial = load_dataset("shapes:20"), load_dataset("shapes-partial:20")
+    assert [s.scene for s in full] == [s.scene for s in partial]
+    assert {s.id.rsplit("-", 1)[0] for s in partial} == {"shapes-partial"} and full[0].id == "shapes-00000"
+    assert all(len(p.caption) < len(f.caption) or not p.mentions.background for p, f in zip(partial, full, strict=True))
+    everything = set(ATTRIBUTES)
+    assert all(m == everything for s in full for m in s.mentions.objects)
+    assert sum(m != everything for s in partial for m in s.mentions.objects) > 10
+    v3 = load_dataset("shapes-partial:5@v3")
+    assert {s.scene.world for s in v3} == {"v3"} and v3[0].id == "shapes-partial-v3-00000"
+    assert [s.caption for s in v3] == [s.caption for s in load_dataset("shapes-partial:5@v3")]
+
+
 def test_shapes_and_photos():
     shapes = load_dataset("shapes:5")
     assert len(shapes) == 5 and shapes[0].scene is not None
@@ -51,7 +65,15 @@ def test_shapes_and_photos():
 
 @pytest.mark.parametrize(
     ("spec", "match"),
-    [("nothing:here", "unknown dataset"), ("shapes:many", "must be a number"), ("coco:/nonexistent", "annotations")],
+    [
+        ("nothing:here", "unknown dataset"),
+        ("shapes:many", "must be a number"),
+        ("shapes:0", "must be 1 to"),
+        ("shapes:-1", "must be 1 to"),
+        ("shapes-partial:1000000000", "must be 1 to"),
+        ("shapes-partial:3@v9", "unknown Shapes world 'v9'"),
+        ("coco:/nonexistent", "annotations"),
+    ],
 )
 def test_bad_specs(spec, match):
     with pytest.raises(DiffinvError, match=match):

@@ -2,7 +2,12 @@
 
 Specs understood by :func:`load_dataset`:
 
-* ``shapes:N`` — N scenes of the built-in Shapes world's held-out test split, rendered at 64 px, with captions;
+* ``shapes:N`` — N scenes of the Shapes world's held-out test split, rendered at 64 px, with full captions (every
+  object and attribute named);
+* ``shapes-partial:N`` — the same scenes with captions as people write them, leaving objects and attributes out
+  (:mod:`diffinv.shapes.descriptions`); each sample's ``mentions`` say what its caption names, so benches can score
+  mentioned and unmentioned content apart. ``@WORLD`` after N picks the Shapes world (``shapes-partial:100@v3``;
+  default :data:`~diffinv.shapes.world.DEFAULT_WORLD`);
 * ``photos`` — the real photos bundled with scikit-image, with our captions (``assets/photos/captions.json``);
 * ``coco:ROOT`` — COCO captions format: ``ROOT/annotations/captions_val2017.json`` and the images in
   ``ROOT/val2017/`` (or ``ROOT/images/``); first caption per image;
@@ -26,21 +31,27 @@ from PIL import Image
 
 from diffinv.errors import DiffinvError
 from diffinv.images import open_image
+from diffinv.shapes.world import WORLDS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SHAPES_SEED = 2024  # seed of the Shapes benchmark split (fixed so every run scores the same scenes)
 SHAPES_IMAGE_SIZE = 64
+MAX_SHAPES_SAMPLES = 100_000  # scenes are drawn eagerly: a bound keeps a typo from filling the memory
+SHAPES_LEVELS = {"shapes": "full", "shapes-partial": "partial"}
+"""Shapes dataset kinds and the level of detail of their captions."""
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One benchmark item. ``load()`` returns the RGB image; ``scene`` is the Shapes ground truth (or ``None``)."""
+    """One benchmark item. ``load()`` returns the RGB image; ``scene`` is the Shapes ground truth (or ``None``) and
+    ``mentions`` what the caption says of it (:class:`~diffinv.shapes.descriptions.Mentions`, or ``None``)."""
 
     id: str
     caption: str
     load: Callable[[], Image.Image]
     scene: object | None = None
+    mentions: object | None = None
 
 
 def deterministic_subset(samples: list[T], limit: int | None, seed: int) -> list[T]:
@@ -53,20 +64,31 @@ def deterministic_subset(samples: list[T], limit: int | None, seed: int) -> list
     return [samples[i] for i in chosen]
 
 
-def shapes_samples(n: int) -> list[Sample]:
-    """``n`` held-out test-split Shapes scenes with their canonical captions."""
+def shapes_samples(n: int, level: str = "full", world: str | None = None) -> list[Sample]:
+    """``n`` held-out test-split Shapes scenes of ``world`` (default: the default world) with captions at ``level``
+    (the canonical full caption, or a seeded ``partial`` one). Ids name the level and a non-default world, so
+    records of different datasets never mix in one bench folder."""
     from diffinv import shapes
+    from diffinv.shapes.descriptions import describe
+    from diffinv.shapes.world import DEFAULT_WORLD
 
-    scenes = shapes.dataset("test", n, seed=SHAPES_SEED)
-    return [
-        Sample(
-            id=f"shapes-{i:05d}",
-            caption=shapes.caption(scene),
-            load=lambda scene=scene: Image.fromarray(shapes.render(scene, SHAPES_IMAGE_SIZE)),
-            scene=scene,
+    world = world or DEFAULT_WORLD
+    scenes = shapes.dataset("test", n, seed=SHAPES_SEED, world=world)
+    prefix = "shapes" + ("" if level == "full" else f"-{level}") + ("" if world == DEFAULT_WORLD else f"-{world}")
+    samples = []
+    for i, scene in enumerate(scenes):
+        rng = None if level == "full" else shapes.item_rng("test", SHAPES_SEED, i, "caption")
+        description = describe(scene, level, rng)
+        samples.append(
+            Sample(
+                id=f"{prefix}-{i:05d}",
+                caption=description.text,
+                load=lambda scene=scene: Image.fromarray(shapes.render(scene, SHAPES_IMAGE_SIZE)),
+                scene=scene,
+                mentions=description.mentions,
+            )
         )
-        for i, scene in enumerate(scenes)
-    ]
+    return samples
 
 
 def photo_samples() -> list[Sample]:
@@ -128,12 +150,17 @@ def coco_samples(root: Path) -> list[Sample]:
 def load_dataset(spec: str, *, limit: int | None = None, seed: int = 0) -> list[Sample]:
     """Parse a dataset spec (see the module docstring)."""
     kind, _, arg = spec.partition(":")
-    if kind == "shapes":
+    if kind in SHAPES_LEVELS:
+        count_text, _, world = arg.partition("@")
         try:
-            count = int(arg or 100)
+            count = int(count_text or 100)
         except ValueError:
             raise DiffinvError(f"shapes dataset size must be a number: {spec!r}") from None
-        samples = shapes_samples(count)
+        if not 1 <= count <= MAX_SHAPES_SAMPLES:
+            raise DiffinvError(f"shapes dataset size must be 1 to {MAX_SHAPES_SAMPLES:,}: {spec!r}")
+        if world and world not in WORLDS:
+            raise DiffinvError(f"unknown Shapes world {world!r} in {spec!r}: use {', '.join(WORLDS)}")
+        samples = shapes_samples(count, SHAPES_LEVELS[kind], world or None)
     elif kind == "photos" and not arg:
         samples = photo_samples()
     elif kind == "coco":
@@ -143,5 +170,7 @@ def load_dataset(spec: str, *, limit: int | None = None, seed: int = 0) -> list[
     elif Path(spec).is_dir():
         samples = folder_samples(Path(spec))
     else:
-        raise DiffinvError(f"unknown dataset {spec!r}: use shapes:N, photos, coco:ROOT or folder:PATH")
+        raise DiffinvError(
+            f"unknown dataset {spec!r}: use shapes:N, shapes-partial:N, photos, coco:ROOT or folder:PATH"
+        )
     return deterministic_subset(samples, limit, seed)
