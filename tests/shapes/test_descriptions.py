@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from diffinv.shapes import Scene, dataset
+from diffinv.shapes import Scene, ShapeObject, dataset
 from diffinv.shapes.captions import caption, count_tokens, parse_caption
-from diffinv.shapes.descriptions import ATTRIBUTES, COUNT_WORDS, GENERIC_WORDS, LEVELS, Mentions, describe
+from diffinv.shapes.descriptions import (
+    ATTRIBUTES,
+    COUNT_WORDS,
+    GENERIC_WORDS,
+    LEVELS,
+    Mentions,
+    describe,
+    mention_agreement,
+)
 from diffinv.shapes.world import FILL_WORDS, V3
 
 
@@ -73,3 +83,30 @@ def test_descriptions_are_deterministic_and_mentions_round_trip(scenes: list[Sce
         describe(scenes[0], "medium")
     with pytest.raises(ValueError, match="unknown attribute"):
         Mentions.from_dict({"objects": [["texture"]], "background": True})
+
+
+def test_mention_agreement_judges_only_what_the_caption_says() -> None:
+    red = ShapeObject("circle", "red", "large", "top left", fill="striped")
+    blue = ShapeObject("star", "blue", "small", "bottom right")
+    truth = Scene("white", (red, blue), "v3")
+    say = frozenset({"shape", "color"})
+    only_red = Mentions((say, frozenset()), background=False)
+    assert mention_agreement(truth, truth, only_red)["all"] == 1.0
+    moved = Scene("black", (red.replace(position="center", fill="solid"),), "v3")  # blue left out: unmentioned
+    scores = mention_agreement(moved, truth, only_red)
+    assert scores["all"] == 1.0 and math.isnan(scores["position"]) and math.isnan(scores["background"])
+    with_position = Mentions((say | {"position"}, frozenset()), background=True)
+    scores = mention_agreement(moved, truth, with_position)
+    assert scores["position"] == 0.0 and scores["background"] == 0.0 and scores["shape"] == 1.0
+    assert scores["objects"] == 0.0 and scores["all"] == 0.0
+    both = Mentions((say, say), background=False)
+    twins = Scene("white", (red, red.replace(position="center")), "v3")
+    assert mention_agreement(twins, twins, both)["objects"] == 1.0
+    assert mention_agreement(moved, twins, both)["objects"] == 0.5  # one read circle cannot stand for two
+    assert mention_agreement(twins, truth, both)["objects"] == 0.5  # the blue star is missing
+    short = Mentions((frozenset(), frozenset()), background=True, count=True)
+    assert mention_agreement(twins, truth, short)["count"] == 1.0
+    assert mention_agreement(moved, truth, short)["count"] == 0.0
+    full = describe(truth, "full").mentions
+    assert mention_agreement(truth, truth, full)["all"] == 1.0
+    assert mention_agreement(Scene("white", (red.replace(fill="solid"), blue), "v3"), truth, full)["fill"] == 0.5

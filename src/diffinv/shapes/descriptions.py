@@ -202,3 +202,40 @@ def _partial(scene: Scene, rng: np.random.Generator, style: PartialStyle) -> Des
         if count_tokens(text) <= get_world(scene.world).max_caption_tokens:
             return Description(text, "partial", Mentions(objects, background))
     raise RuntimeError("could not draw a partial caption")  # pragma: no cover - each try leaves out with p > 0.4
+
+
+def mention_agreement(read: Scene, truth: Scene, mentions: Mentions) -> dict[str, float]:
+    """Whether an image read as ``read`` shows what a caption of ``truth`` with ``mentions`` asks for, and nothing
+    it rules out: the caption's own measure of a generation (what it leaves out may be anything).
+
+    The mentioned objects are matched one to one with read objects (the best of every assignment, at most 4! of
+    them) on their mentioned attributes only: a caption without positions may put its objects anywhere. Returns, in
+    [0, 1]: per attribute of :data:`ATTRIBUTES`, the fraction of its mentions the matched objects get right
+    (``nan`` when the caption mentions it nowhere); ``background`` (``nan`` when unmentioned); ``count`` (the read
+    scene has as many objects as ``truth``; ``nan`` unless the caption says how many); ``objects``, the fraction of
+    mentioned objects matched on everything mentioned; and ``all``, 1.0 when everything mentioned is right.
+    """
+    from itertools import permutations
+
+    wanted = [(truth.objects[i], said) for i, said in enumerate(mentions.objects) if said]
+    best: tuple[int, list[tuple[ShapeObject, frozenset[str], ShapeObject | None]]] = (-1, [])
+    candidates: list[ShapeObject | None] = [*read.objects, *([None] * len(wanted))]
+    for chosen in permutations(candidates, len(wanted)):
+        pairs = [(obj, said, got) for (obj, said), got in zip(wanted, chosen, strict=True)]
+        score = sum(got is not None and _matches(obj, got, said) for obj, said, got in pairs)
+        if score > best[0]:
+            best = (score, pairs)
+    scores: dict[str, float] = {}
+    for attribute in ATTRIBUTES:
+        judged = [got is not None and getattr(obj, attribute) == getattr(got, attribute)
+                  for obj, said, got in best[1] if attribute in said]  # fmt: skip
+        scores[attribute] = sum(judged) / len(judged) if judged else float("nan")
+    scores["background"] = float(read.background == truth.background) if mentions.background else float("nan")
+    scores["count"] = float(len(read.objects) == len(truth.objects)) if mentions.count else float("nan")
+    scores["objects"] = best[0] / len(wanted) if wanted else float("nan")
+    scores["all"] = float(all(v == 1.0 for v in scores.values() if v == v))  # nan != nan: unmentioned
+    return scores
+
+
+def _matches(obj: ShapeObject, got: ShapeObject, said: frozenset[str]) -> bool:
+    return all(getattr(obj, a) == getattr(got, a) for a in said)
