@@ -22,6 +22,8 @@ from diffinv.train import data
 from diffinv.train.data import sample_train_scenes
 from diffinv.train.mini import MiniConfig, main
 from diffinv.train.parts import scheduler
+from diffinv.train.probe import TrainConfig
+from diffinv.train.probe import train as train_probe
 from diffinv.train.text import CaptionHeads, caption_loss
 from diffinv.train.unet import min_snr_weights, sample_timesteps
 
@@ -233,6 +235,14 @@ def test_a_world_v3_run_trains_every_stage_on_v3_scenes_and_captions(tmp_path: P
     assert image.shape == (1, 32, 32, 3) and np.isfinite(image).all()
     assert main(["eval", *args, "--out", str(out), "--eval-prompts", "1"]) == 2  # the shipped probe reads v2
     assert "reads world v2's scenes; scoring world v3 needs a probe" in capsys.readouterr().err
+    probe_config = {"model": {"world": "v3", "crop_size": 36, "channels": [4, 4, 4], "pool_after": [0, 1],
+                              "hidden": 8}, "steps": 1, "batch_size": 2}  # fmt: skip
+    train_probe(TrainConfig.from_dict(probe_config), tmp_path / "probe-v3", progress=False)
+    probe_args = ["--probe", str(tmp_path / "probe-v3"), "--eval-prompts", "2"]
+    assert main(["eval", *args, "--out", str(out), *probe_args]) == 0
+    scores = json.loads((run / "eval.json").read_text())
+    assert {"single", "double", "triple", "partial"} <= set(scores) and "fill" in scores["triple"]
+    assert {"objects", "all"} <= set(scores["partial"]) and 0 <= scores["partial"]["all"] <= 1
 
 
 def test_training_captions_mix_levels_of_detail() -> None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import torch
@@ -18,10 +18,10 @@ from tqdm import tqdm
 from diffinv.denoiser import Denoiser, Schedule
 from diffinv.errors import DiffinvError
 from diffinv.sampling import denoise
-from diffinv.shapes.captions import caption
+from diffinv.shapes.descriptions import Description, Mentions, describe, mention_agreement
 from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import item_rng, sample_scene
-from diffinv.shapes.world import DEFAULT_WORLD
+from diffinv.shapes.world import DEFAULT_WORLD, get_world
 from diffinv.train.assemble import weights_megabytes
 from diffinv.train.data import to_uint8
 from diffinv.train.parts import Parts, scheduler
@@ -32,18 +32,42 @@ if TYPE_CHECKING:
     from diffinv.train.mini import MiniConfig
 
 
+EVAL_OBJECTS: Final = {"single": 1, "double": 2, "triple": 3, "partial": None}
+"""Caption sets of the evaluations and their object counts (``None``: any); ``partial`` has partial captions."""
+
+
+def eval_kinds(world: str) -> tuple[str, ...]:
+    """The caption sets that evaluate a model of ``world``: one and two objects (v2's gates); three objects and
+    partial captions too in a world of up to four objects with captions that leave things out (v3's)."""
+    return ("single", "double") if get_world(world).max_objects <= 3 else tuple(EVAL_OBJECTS)
+
+
 def eval_scenes(kind: str, n: int, seed: int, world: str = DEFAULT_WORLD) -> list[Scene]:
-    """``n`` held-out (test-split) scenes of ``world`` with ``kind`` = ``"single"`` (one object) or ``"double"``
-    (two)."""
-    n_objects = {"single": 1, "double": 2}[kind]
+    """``n`` held-out (test-split) scenes of ``world`` of the caption set ``kind`` (:data:`EVAL_OBJECTS`)."""
+    n_objects = EVAL_OBJECTS[kind]
+    offset = 4 if n_objects is None else n_objects  # each set its own scenes
     return [
-        sample_scene(item_rng("test", seed + n_objects, i), "test", n_objects=n_objects, world=world) for i in range(n)
+        sample_scene(item_rng("test", seed + offset, i), "test", n_objects=n_objects, world=world) for i in range(n)
     ]
 
 
-def eval_captions(scenes: Sequence[Scene], seed: int) -> list[str]:
-    """A seeded random caption variant per scene."""
-    return [caption(s, item_rng("test", seed, i, "caption")) for i, s in enumerate(scenes)]
+def eval_descriptions(kind: str, scenes: Sequence[Scene], seed: int) -> list[Description]:
+    """A seeded caption per scene: a random full variant, or a partial one for the ``partial`` set."""
+    level = "partial" if kind == "partial" else "full"
+    return [describe(s, level, item_rng("test", seed, i, "caption")) for i, s in enumerate(scenes)]
+
+
+def set_scores(kind: str, reads: Sequence[Scene], scenes: Sequence[Scene], mentions: Sequence[Mentions]) -> dict:
+    """Mean agreement of a caption set: with the captioned scene (:func:`~diffinv.shapes.probe.mean_agreement`),
+    or, for partial captions, with what they mention (:func:`~diffinv.shapes.descriptions.mention_agreement`,
+    averaged over the captions that mention each thing)."""
+    from diffinv.shapes.probe import mean_agreement
+
+    if kind != "partial":
+        return {k: round(v, 4) for k, v in mean_agreement(list(reads), list(scenes)).items()}
+    rows = [mention_agreement(r, s, m) for r, s, m in zip(reads, scenes, mentions, strict=True)]
+    means = {k: [row[k] for row in rows if not math.isnan(row[k])] for k in rows[0]}
+    return {k: round(float(np.mean(v)), 4) for k, v in means.items() if v}
 
 
 @torch.no_grad()
@@ -96,23 +120,17 @@ def load_probe(path: str | Path | None, world: str = DEFAULT_WORLD) -> Any | Non
     return probe
 
 
-def score_images(images: np.ndarray, truths: Sequence[Scene], probe: Any) -> dict[str, float]:
-    """Mean probe agreement (background, shape, color, size, position, all) of generated images with the scenes
-    their captions describe."""
-    from diffinv.shapes.probe import mean_agreement, read_scenes
-
-    preds = read_scenes(images, probe)
-    return {k: round(v, 4) for k, v in mean_agreement(preds, list(truths)).items()}
-
-
 def evaluate_generation(
     parts: Parts, probe: Any, n: int, seed: int, config: MiniConfig, *, batch_size: int = 64
 ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
-    """Probe scores of batched generations on ``n`` single- and ``n`` two-object held-out captions."""
+    """Probe scores of batched generations on ``n`` held-out captions of every set of :func:`eval_kinds`."""
+    from diffinv.shapes.probe import read_scenes
+
     results, images = {}, {}
-    for kind in ("single", "double"):
+    for kind in eval_kinds(config.world):
         scenes = eval_scenes(kind, n, seed, config.world)
-        prompts = eval_captions(scenes, seed)
+        descriptions = eval_descriptions(kind, scenes, seed)
+        prompts = [d.text for d in descriptions]
         seeds = [seed * 100_003 + i for i in range(n)]
         generated = generate_batch(
             parts,
@@ -123,7 +141,11 @@ def evaluate_generation(
             batch_size=batch_size,
         )
         images[kind] = generated
-        results[kind] = score_images(generated, scenes, probe) if probe is not None else {}
+        if probe is not None:
+            reads = read_scenes(generated, probe)
+            results[kind] = set_scores(kind, reads, scenes, [d.mentions for d in descriptions])
+        else:
+            results[kind] = {}
     return results, images
 
 
@@ -152,6 +174,7 @@ class EvalSet:
     images: np.ndarray
     reads: list[Scene] | None
     seconds: list[float]
+    mentions: list[Mentions]
 
 
 @dataclass(frozen=True)
@@ -173,12 +196,12 @@ def evaluate_pipeline(
     """Stage 5: score an assembled pipeline folder as users load it (fp32 from the fp16 files).
 
     Scores: load seconds, weight MB, VAE PSNR (held-out Shapes and photos), seconds per 50-step image
-    (:func:`diffinv.api.generate`, batch 1) and probe agreement on ``n_prompts`` single- and two-object held-out
-    captions generated one by one with :func:`diffinv.api.generate`.
+    (:func:`diffinv.api.generate`, batch 1) and probe agreement (:func:`set_scores`) on ``n_prompts`` held-out
+    captions of every set of :func:`eval_kinds`, generated one by one with :func:`diffinv.api.generate`.
     """
     from diffinv.api import generate
     from diffinv.pipelines import load_pipeline
-    from diffinv.shapes.probe import mean_agreement, read_scenes
+    from diffinv.shapes.probe import read_scenes
 
     started = time.perf_counter()
     pipe = load_pipeline(str(folder))
@@ -189,9 +212,10 @@ def evaluate_pipeline(
     )
     probe = load_probe(probe_path, config.world)
     sets = []
-    for kind in ("single", "double"):
+    for kind in eval_kinds(config.world):
         scenes = eval_scenes(kind, n_prompts, seed, config.world)
-        prompts = eval_captions(scenes, seed)
+        descriptions = eval_descriptions(kind, scenes, seed)
+        prompts = [d.text for d in descriptions]
         images, timings = [], []
         for i, prompt in enumerate(tqdm(prompts, desc=f"generate {kind}", mininterval=5)):
             t0 = time.perf_counter()
@@ -209,9 +233,10 @@ def evaluate_pipeline(
         if grid_dir is not None:
             save_grid(stacked[:64], Path(grid_dir) / f"eval_{kind}.png")
         reads = read_scenes(stacked, probe) if probe is not None else None
+        mentions = [d.mentions for d in descriptions]
         if reads is not None:
-            result[kind] = {k: round(v, 4) for k, v in mean_agreement(reads, scenes).items()}
-        sets.append(EvalSet(kind, scenes, prompts, stacked, reads, timings))
+            result[kind] = set_scores(kind, reads, scenes, mentions)
+        sets.append(EvalSet(kind, scenes, prompts, stacked, reads, timings, mentions))
     result["seconds_per_image"] = round(float(np.median([t for s in sets for t in s.seconds])), 3)
     result["threads"] = torch.get_num_threads()
     result["n_prompts"] = n_prompts
