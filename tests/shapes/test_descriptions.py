@@ -17,6 +17,7 @@ from diffinv.shapes.descriptions import (
     Mentions,
     describe,
     mention_agreement,
+    tell,
 )
 from diffinv.shapes.world import FILL_WORDS, V3
 
@@ -110,3 +111,32 @@ def test_mention_agreement_judges_only_what_the_caption_says() -> None:
     full = describe(truth, "full").mentions
     assert mention_agreement(truth, truth, full)["all"] == 1.0
     assert mention_agreement(Scene("white", (red.replace(fill="solid"), blue), "v3"), truth, full)["fill"] == 0.5
+
+
+def test_a_plan_tells_an_edited_scene_with_only_the_edited_words_changed(scenes: list[Scene]) -> None:
+    edits = 0
+    for i, scene in enumerate(scenes[:80]):
+        partial = describe(scene, "partial", i)
+        assert tell(scene, partial.plan) == partial.text and partial.plan.mentions == partial.mentions
+        for o in partial.plan.objects:
+            obj = scene.objects[o.index]
+            if "color" in o.said:
+                new = next(c for c in V3.allowed_colors[scene.background] if c != obj.color)
+                edited = tell(scene.replace_object(o.index, color=new), partial.plan)
+                pairs = zip(_words(partial.text), _words(edited), strict=True)
+                changed = [(a, b) for a, b in pairs if a != b and {a, b} != {"a", "an"}]  # the article may follow
+                assert changed == [(obj.color, new)] or partial.text.count(obj.color) > 1
+                edits += 1
+            if "size" in o.said:
+                other = "small" if obj.size == "large" else "large"
+                edited = tell(scene.replace_object(o.index, size=other), partial.plan)
+                assert len(_words(edited)) == len(_words(partial.text)) and edited != partial.text
+    assert edits > 20
+    with pytest.raises(ValueError, match="the plan describes"):
+        tell(scene.remove_object(0) if len(scene.objects) > 1 else scene.add_object(_far(scene)), partial.plan)
+
+
+def _far(scene: Scene) -> ShapeObject:
+    taken = {o.position for o in scene.objects}
+    free = next(p for p in ("top left", "top", "top right", "left", "center") if p not in taken)
+    return ShapeObject("circle", scene.objects[0].color, "small", free)

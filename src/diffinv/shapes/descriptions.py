@@ -103,12 +103,51 @@ class Mentions:
 
 
 @dataclass(frozen=True)
+class ObjectPlan:
+    """How a caption describes one object: which attributes it says and the synonyms it picks (fractions in
+    ``[0, 1)``, so one plan tells a scene whose object changed size: small has three words, large two)."""
+
+    index: int
+    """The object's index in the scene."""
+    said: frozenset[str]
+    size_word: float
+    position_phrase: float
+    generic_word: float
+    """Which of :data:`GENERIC_WORDS` stands for the shape when the caption does not say it."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a caption at a level other than ``full`` chose, apart from the scene's values: :func:`tell` turns it
+    into text for any scene of the same objects (e.g. the same scene with one colour edited), so a source caption and
+    its edited target differ only in the edited words."""
+
+    level: str
+    objects: tuple[ObjectPlan, ...]
+    """In caption order (empty for short captions)."""
+    n_objects: int
+    background: bool
+    template: int
+    separator: int
+    count_noun: int = 0
+    """Short captions: which of :data:`GENERIC_WORDS` counts the objects."""
+
+    @property
+    def mentions(self) -> Mentions:
+        said = {o.index: o.said for o in self.objects}
+        objects = tuple(said.get(i, frozenset()) for i in range(self.n_objects))
+        return Mentions(objects, self.background, count=self.level == "short")
+
+
+@dataclass(frozen=True)
 class Description:
-    """A caption of a scene at one level of detail, and what it mentions."""
+    """A caption of a scene at one level of detail, what it mentions, and (below ``full``) the :class:`Plan` that
+    tells it."""
 
     text: str
     level: str
     mentions: Mentions
+    plan: Plan | None = None
 
 
 def describe(scene: Scene, level: str = "full", rng: np.random.Generator | int | None = None) -> Description:
@@ -120,24 +159,43 @@ def describe(scene: Scene, level: str = "full", rng: np.random.Generator | int |
         everything = frozenset(ATTRIBUTES)
         return Description(caption(scene, rng), level, Mentions(tuple(everything for _ in scene.objects), True))
     rng = np.random.default_rng(0 if rng is None else rng)
-    if level == "short":
-        return _short(scene, rng)
-    return _partial(scene, rng, PARTIAL_STYLE)
+    plan = _short_plan(scene, rng) if level == "short" else _partial_plan(scene, rng, PARTIAL_STYLE)
+    return Description(tell(scene, plan), level, plan.mentions, plan)
 
 
-def _with_background(objects: str, scene: Scene, rng: np.random.Generator, keep: bool) -> str:
-    if not keep:
-        return objects
-    return fill_template(TEMPLATES[int(rng.integers(len(TEMPLATES)))], objects, scene.background)
+def tell(scene: Scene, plan: Plan) -> str:
+    """The caption ``plan`` makes of ``scene`` (which must have the plan's number of objects)."""
+    if len(scene.objects) != plan.n_objects:
+        raise ValueError(f"the plan describes {plan.n_objects} objects, the scene has {len(scene.objects)}")
+    if plan.level == "short":
+        noun = GENERIC_WORDS[plan.count_noun]
+        objects = f"{article(noun)} {noun}" if plan.n_objects == 1 else f"{COUNT_WORDS[plan.n_objects - 1]} {noun}s"
+    else:
+        phrases = [_phrase(scene.objects[o.index], o) for o in plan.objects]
+        objects = join_phrases(phrases, LAST_SEPARATORS[plan.separator])
+    return fill_template(TEMPLATES[plan.template], objects, scene.background) if plan.background else objects
 
 
-def _short(scene: Scene, rng: np.random.Generator) -> Description:
-    n = len(scene.objects)
-    noun = GENERIC_WORDS[int(rng.integers(len(GENERIC_WORDS)))]
-    objects = f"{article(noun)} {noun}" if n == 1 else f"{COUNT_WORDS[n - 1]} {noun}s"
+def _pick(options: tuple[str, ...], fraction: float) -> str:
+    return options[min(int(fraction * len(options)), len(options) - 1)]
+
+
+def _phrase(obj: ShapeObject, plan: ObjectPlan) -> str:
+    words = [_pick(SIZE_WORDS[obj.size], plan.size_word)] if "size" in plan.said else []
+    words += [obj.color] if "color" in plan.said else []
+    words += list(FILL_WORDS[obj.fill]) if "fill" in plan.said else []
+    words.append(obj.shape if "shape" in plan.said else _pick(GENERIC_WORDS, plan.generic_word))
+    phrase = f"{article(words[0])} {' '.join(words)}"
+    if "position" in plan.said:
+        phrase += " " + _pick(POSITION_PHRASES[obj.position], plan.position_phrase)
+    return phrase
+
+
+def _short_plan(scene: Scene, rng: np.random.Generator) -> Plan:
+    noun = int(rng.integers(len(GENERIC_WORDS)))
     background = bool(rng.random() < 0.7)
-    text = _with_background(objects, scene, rng, background)
-    return Description(text, "short", Mentions(tuple(frozenset() for _ in scene.objects), background, count=True))
+    template = int(rng.integers(len(TEMPLATES)))
+    return Plan("short", (), len(scene.objects), background, template, 0, count_noun=noun)
 
 
 def _largest(scene: Scene) -> int:
@@ -156,8 +214,8 @@ def _kept_objects(scene: Scene, rng: np.random.Generator, style: PartialStyle) -
     return list(range(n))
 
 
-def _object_words(obj: ShapeObject, rng: np.random.Generator, style: PartialStyle) -> tuple[str, set[str]]:
-    said = {"shape", "color", "size", "position", "fill"}
+def _object_plan(index: int, obj: ShapeObject, rng: np.random.Generator, style: PartialStyle) -> ObjectPlan:
+    said = set(ATTRIBUTES)
     if rng.random() < style.drop_size:
         said.discard("size")
     if rng.random() < style.drop_position:
@@ -168,39 +226,25 @@ def _object_words(obj: ShapeObject, rng: np.random.Generator, style: PartialStyl
         said.discard("color")
     elif rng.random() < style.generic_shape:
         said.discard("shape")
-    size_words = SIZE_WORDS[obj.size]
-    words = [size_words[int(rng.integers(len(size_words)))]] if "size" in said else []
-    words += [obj.color] if "color" in said else []
-    words += list(FILL_WORDS[obj.fill]) if "fill" in said else []
-    words.append(obj.shape if "shape" in said else GENERIC_WORDS[int(rng.integers(len(GENERIC_WORDS)))])
-    phrase = f"{article(words[0])} {' '.join(words)}"
-    if "position" in said:
-        phrases = POSITION_PHRASES[obj.position]
-        phrase += " " + phrases[int(rng.integers(len(phrases)))]
-    return phrase, said
+    size_word, position_phrase, generic_word = (float(v) for v in rng.random(3))
+    return ObjectPlan(index, frozenset(said), size_word, position_phrase, generic_word)
 
 
-def _partial(scene: Scene, rng: np.random.Generator, style: PartialStyle) -> Description:
+def _partial_plan(scene: Scene, rng: np.random.Generator, style: PartialStyle) -> Plan:
     full = frozenset(ATTRIBUTES)
+    budget = get_world(scene.world).max_caption_tokens
     for _ in range(16):  # redraw until something is left out (a partial caption is never a full one)
         kept = _kept_objects(scene, rng, style)
-        said: dict[int, set[str]] = {}
-        phrases = []
-        for i in (int(j) for j in rng.permutation(kept)):
-            phrase, said[i] = _object_words(scene.objects[i], rng, style)
-            phrases.append(phrase)
+        objects = tuple(_object_plan(int(i), scene.objects[int(i)], rng, style) for i in rng.permutation(kept))
         background = bool(rng.random() >= style.drop_background)
-        objects = tuple(frozenset(said.get(i, ())) for i in range(len(scene.objects)))
+        template, separator = int(rng.integers(len(TEMPLATES))), int(rng.integers(len(LAST_SEPARATORS)))
+        plan = Plan("partial", objects, len(scene.objects), background, template, separator)
         says_all = all(
             said | ({"fill"} if obj.fill == "solid" else set()) == full
-            for said, obj in zip(objects, scene.objects, strict=True)
+            for said, obj in zip(plan.mentions.objects, scene.objects, strict=True)
         )
-        if background and says_all:
-            continue
-        separator = LAST_SEPARATORS[int(rng.integers(len(LAST_SEPARATORS)))]
-        text = _with_background(join_phrases(phrases, separator), scene, rng, background)
-        if count_tokens(text) <= get_world(scene.world).max_caption_tokens:
-            return Description(text, "partial", Mentions(objects, background))
+        if not (background and says_all) and count_tokens(tell(scene, plan)) <= budget:
+            return plan
     raise RuntimeError("could not draw a partial caption")  # pragma: no cover - each try leaves out with p > 0.4
 
 
