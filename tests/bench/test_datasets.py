@@ -45,10 +45,13 @@ def test_partial_captions_leave_things_out_and_say_what_they_mention():
     full, partial = load_dataset("shapes:20"), load_dataset("shapes-partial:20")
     assert [s.scene for s in full] == [s.scene for s in partial]
     assert {s.id.rsplit("-", 1)[0] for s in partial} == {"shapes-partial"} and full[0].id == "shapes-00000"
-    assert all(len(p.caption) < len(f.caption) or not p.mentions.background for p, f in zip(partial, full, strict=True))
+    assert all(
+        len(p.caption) < len(f.caption) or not p.description.mentions.background
+        for p, f in zip(partial, full, strict=True)
+    )
     everything = set(ATTRIBUTES)
-    assert all(m == everything for s in full for m in s.mentions.objects)
-    assert sum(m != everything for s in partial for m in s.mentions.objects) > 10
+    assert all(m == everything for s in full for m in s.description.mentions.objects)
+    assert sum(m != everything for s in partial for m in s.description.mentions.objects) > 10
     v3 = load_dataset("shapes-partial:5@v3")
     assert {s.scene.world for s in v3} == {"v3"} and v3[0].id == "shapes-partial-v3-00000"
     assert [s.caption for s in v3] == [s.caption for s in load_dataset("shapes-partial:5@v3")]

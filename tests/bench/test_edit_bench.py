@@ -12,7 +12,7 @@ from diffinv.bench.config import EDIT_KINDS, EditBenchConfig
 from diffinv.bench.datasets import load_dataset
 from diffinv.bench.edit_bench import run_edit_bench
 from diffinv.bench.edit_report import write_edit_summary
-from diffinv.bench.edit_tasks import make_task
+from diffinv.bench.edit_tasks import ATTRIBUTE, make_task
 from diffinv.bench.runner import read_records
 from diffinv.errors import DiffinvError
 
@@ -29,6 +29,27 @@ def test_edit_tasks_change_one_attribute_exactly(kind):
         assert (source != target).any(axis=-1)[~task.region].sum() == 0  # every changed pixel is in the region
         assert task.region.mean() < (1.0 if kind == "background" else 0.5)
         assert make_task(sample.scene, kind, (0, index)).target == task.target  # seeded
+
+
+@pytest.mark.parametrize("kind", ["recolor", "reshape", "resize", "background"])
+def test_edits_of_partial_captions_change_only_mentioned_things(kind):
+    made = 0
+    for index, sample in enumerate(load_dataset("shapes-partial:30@v3")):
+        mentions = sample.description.mentions
+        mentioned = mentions.background if kind == "background" else any(ATTRIBUTE[kind] in m for m in mentions.objects)
+        try:
+            task = make_task(sample.scene, kind, (0, index), sample.description)
+        except DiffinvError as exc:
+            assert not mentioned or "fits" in str(exc)  # nothing of that kind mentioned, or no value fits
+            continue
+        made += 1
+        assert mentioned and task.source_prompt == sample.caption and task.mentions == mentions
+        if kind != "background":
+            assert task.attribute in mentions.objects[task.index]
+        pairs = list(zip(task.source_prompt.split(), task.target_prompt.split(), strict=True))
+        changed = [(a.rstrip(","), b.rstrip(",")) for a, b in pairs if a != b and {a, b} != {"a", "an"}]
+        assert changed == [(task.old_words[0], task.new_words[0])]  # the edited word alone (and its article)
+    assert made >= 3
 
 
 def test_strokes_task_and_bad_kind():
@@ -103,3 +124,34 @@ def test_edit_bench_on_a_pie_folder(pipe, tmp_path):
     rows = write_edit_summary(list(records.values()), out)
     assert {r["edit"] for r in rows} == {"pie"}
     assert (out / "summary.md").read_text().startswith("| inversion | editor | bg PSNR")
+
+
+def test_kept_content_is_scored_apart_for_mentioned_and_unmentioned(pipe, tmp_path):
+    from diffinv.bench.edit_bench import _kept
+    from diffinv.shapes.descriptions import Description, ObjectPlan, Plan, tell
+
+    objects = (
+        shapes.ShapeObject("circle", "red", "large", "top left"),
+        shapes.ShapeObject("star", "blue", "small", "center"),
+        shapes.ShapeObject("heart", "green", "small", "bottom right"),
+    )
+    scene = shapes.Scene("white", objects, "v3")
+    plan = Plan("partial", (ObjectPlan(0, frozenset({"color", "shape"}), 0.0, 0.0, 0.0),), 3, True, 0, 0)
+    description = Description(tell(scene, plan), "partial", plan.mentions, plan)
+    task = make_task(scene, "recolor", 0, description)
+    assert task.index == 0 and task.source_prompt == "a red circle on a white background"
+    assert _kept(task.target, task) == {"kept_mentioned": 1.0, "kept_unmentioned": 1.0}
+    lost_heart = task.target.remove_object(2)
+    assert _kept(lost_heart, task) == {"kept_mentioned": 1.0, "kept_unmentioned": 0.5}
+    assert _kept(task.target.replace(background="black"), task) == {"kept_mentioned": 0.0, "kept_unmentioned": 1.0}
+    full = make_task(scene, "recolor", 0)
+    assert _kept(full.target, full) == {"kept_mentioned": 1.0, "kept_unmentioned": None}
+
+    samples = load_dataset("shapes-partial:3")
+    config = EditBenchConfig(inversions=("ddim:steps=2",), editors=("p2p",), edits=("recolor",), examples=0)
+    run_edit_bench(pipe, samples, config, tmp_path, progress=False)
+    records = [r for r in read_records(tmp_path) if "skipped" not in r]
+    assert records and all({"kept_mentioned", "kept_unmentioned"} <= set(r) for r in records)
+    write_edit_summary(records, tmp_path)
+    if any(r["kept_unmentioned"] is not None for r in records):
+        assert "kept, unmentioned" in (tmp_path / "summary.md").read_text()

@@ -5,7 +5,7 @@ Specs understood by :func:`load_dataset`:
 * ``shapes:N`` — N scenes of the Shapes world's held-out test split, rendered at 64 px, with full captions (every
   object and attribute named);
 * ``shapes-partial:N`` — the same scenes with captions as people write them, leaving objects and attributes out
-  (:mod:`diffinv.shapes.descriptions`); each sample's ``mentions`` say what its caption names, so benches can score
+  (:mod:`diffinv.shapes.descriptions`); each sample's ``description`` says what its caption names, so benches can score
   mentioned and unmentioned content apart. ``@WORLD`` after N picks the Shapes world (``shapes-partial:100@v3``;
   default :data:`~diffinv.shapes.world.DEFAULT_WORLD`);
 * ``photos`` — the real photos bundled with scikit-image, with our captions (``assets/photos/captions.json``);
@@ -45,13 +45,14 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Sample:
     """One benchmark item. ``load()`` returns the RGB image; ``scene`` is the Shapes ground truth (or ``None``) and
-    ``mentions`` what the caption says of it (:class:`~diffinv.shapes.descriptions.Mentions`, or ``None``)."""
+    ``description`` its caption's :class:`~diffinv.shapes.descriptions.Description` (what it mentions, and below the
+    full level the plan that tells it; ``None`` outside Shapes)."""
 
     id: str
     caption: str
     load: Callable[[], Image.Image]
     scene: object | None = None
-    mentions: object | None = None
+    description: object | None = None
 
 
 def deterministic_subset(samples: list[T], limit: int | None, seed: int) -> list[T]:
@@ -85,7 +86,7 @@ def shapes_samples(n: int, level: str = "full", world: str | None = None) -> lis
                 caption=description.text,
                 load=lambda scene=scene: Image.fromarray(shapes.render(scene, SHAPES_IMAGE_SIZE)),
                 scene=scene,
-                mentions=description.mentions,
+                description=description,
             )
         )
     return samples

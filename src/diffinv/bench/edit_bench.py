@@ -72,6 +72,7 @@ def score(edited: Image.Image, task: EditTask, negative_only: bool, probe: Any) 
     result: dict[str, Any] = {
         "success": success,
         "preservation": preserved,
+        **_kept(read, task),
         "bg_psnr": None,
         "bg_ssim": None,
         "target_psnr": None if negative_only else json_float(metrics.psnr(pixels, target)),
@@ -80,6 +81,30 @@ def score(edited: Image.Image, task: EditTask, negative_only: bool, probe: Any) 
     if task.kind != "strokes":
         result.update(_background(pixels, source, task.region))
     return result
+
+
+KEPT_ATTRIBUTES = ("shape", "color", "size", "fill")
+"""What an object the edit leaves alone must keep (its cell is how it is found)."""
+
+
+def _kept(read: Any, task: EditTask) -> dict[str, float | None]:
+    """Of what the edit must leave alone — every other object and, unless edited, the background — the fractions the
+    probe reads unchanged among what the source caption mentions (``kept_mentioned``) and what it leaves out
+    (``kept_unmentioned``); ``None`` for an empty group (full captions leave nothing out) and for strokes."""
+    if task.kind == "strokes":
+        return {"kept_mentioned": None, "kept_unmentioned": None}
+    cells = {o.position: o for o in read.objects}
+    groups: dict[bool, list[bool]] = {True: [], False: []}
+    for i, obj in enumerate(task.target.objects):
+        if i != task.index:
+            got = cells.get(obj.position)
+            same = got is not None and all(
+                getattr(got, a) == getattr(obj, a) for a in ("shape", "color", "size", "fill")
+            )
+            groups[task.mentions.mentioned(i)].append(same)
+    if task.kind != "background":
+        groups[task.mentions.background].append(read.background == task.target.background)
+    return {f"kept_{'mentioned' if k else 'unmentioned'}": float(np.mean(v)) if v else None for k, v in groups.items()}
 
 
 def _background(edited: torch.Tensor, source: torch.Tensor, region: np.ndarray, lpips: Any = None) -> dict[str, Any]:
@@ -148,8 +173,8 @@ def edit_bench_jobs(
         tasks = []
         for n, kind in enumerate(config.edits):
             try:
-                tasks.append(make_task(sample.scene, kind, (config.seed, index, n)))
-            except DiffinvError:  # e.g. no other background contrasts with every object: that edit is left out
+                tasks.append(make_task(sample.scene, kind, (config.seed, index, n), sample.description))
+            except DiffinvError:  # no other background contrasts with every object, or the caption names no such thing
                 continue
         for variant in (*config.variants, None):
             label = "none" if variant is None else variant.label

@@ -1,7 +1,9 @@
 """Edit-bench summaries: ``summary.md``, ``summary.json`` and the success-vs-preservation plot.
 
-``summary.json`` is a list of rows with keys ``inversion, editor, edit, success, preservation, bg_psnr, bg_ssim,
-target_psnr, target_ssim, seconds_per_edit, n``; ``edit`` is an edit kind or ``objects`` (the mean over the
+``summary.json`` is a list of rows with keys ``inversion, editor, edit, success, preservation, kept_mentioned,
+kept_unmentioned, bg_psnr, bg_ssim, target_psnr, target_ssim, seconds_per_edit, n`` (``kept_*``: what the edit left
+alone, read unchanged, among what the source caption mentions and what it leaves out; ``None`` where a dataset's
+captions mention everything); ``edit`` is an edit kind or ``objects`` (the mean over the
 object edits: recolor, reshape, resize, background). Skipped records (an editor that does not apply) are left out.
 """
 
@@ -17,7 +19,16 @@ from diffinv.bench.config import EDIT_KINDS, OBJECT_EDITS
 from diffinv.bench.report import mean_or_reason, save_figure
 from diffinv.io import atomic_write
 
-METRICS = ("success", "preservation", "bg_psnr", "bg_ssim", "target_psnr", "target_ssim")
+METRICS = (
+    "success",
+    "preservation",
+    "kept_mentioned",
+    "kept_unmentioned",
+    "bg_psnr",
+    "bg_ssim",
+    "target_psnr",
+    "target_ssim",
+)
 PIE_METRICS = ("bg_psnr", "bg_ssim", "bg_mse", "bg_lpips", "clip_similarity", "structure_distance")
 
 
@@ -68,14 +79,18 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             cells = " | ".join(_cell(r[k]) for k in PIE_METRICS)
             lines.append(f"| {r['inversion']} | {r['editor']} | {cells} | {_cell(r['seconds_per_edit'])} | {r['n']} |")
         return "\n".join(lines) + "\n"
+    objects = [r for r in rows if r["edit"] == "objects"]
+    split = any(r.get("kept_unmentioned") is not None for r in objects)  # partial captions: kept content split
+    extra = " kept, mentioned ↑ | kept, unmentioned ↑ |" if split else ""
     lines = [
-        "| inversion | editor | success ↑ | preservation ↑ | bg PSNR ↑ | target PSNR ↑ | s/edit | n |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        f"| inversion | editor | success ↑ | preservation ↑ |{extra} bg PSNR ↑ | target PSNR ↑ | s/edit | n |",
+        "|---|---|---:|---:|" + ("---:|---:|" if split else "") + "---:|---:|---:|---:|",
     ]
-    for r in (r for r in rows if r["edit"] == "objects"):
+    for r in objects:
+        kept = f" {_cell(r['kept_mentioned'], True)} | {_cell(r['kept_unmentioned'], True)} |" if split else ""
         lines.append(
-            f"| {r['inversion']} | {r['editor']} | {_cell(r['success'], True)} | {_cell(r['preservation'], True)} | "
-            f"{_cell(r['bg_psnr'])} | {_cell(r['target_psnr'])} | {_cell(r['seconds_per_edit'])} | {r['n']} |"
+            f"| {r['inversion']} | {r['editor']} | {_cell(r['success'], True)} | {_cell(r['preservation'], True)} |"
+            f"{kept} {_cell(r['bg_psnr'])} | {_cell(r['target_psnr'])} | {_cell(r['seconds_per_edit'])} | {r['n']} |"
         )
     kinds = [k for k in EDIT_KINDS if any(r["edit"] == k for r in rows)]
     lines += ["", "Success by edit:", "", "| inversion | editor | " + " | ".join(kinds) + " |",

@@ -2,9 +2,11 @@
 
 An :class:`EditTask` changes one attribute — an object's colour, shape or size, or the background — of a held-out
 scene. The target image is the edited scene rendered with the same jitter; the edited region is where the source
-and target renders differ (dilated by 2 px), so "outside the edit" is exact. Captions are canonical, so source and
-target prompts differ only in the edited word(s). ``strokes`` is SDEdit's first task: the guide is a crude stroke
-painting of the scene and the target the scene itself.
+and target renders differ (dilated by 2 px), so "outside the edit" is exact. Source and target prompts differ only
+in the edited word(s): canonical captions, or, for a sample with a partial caption (``shapes-partial:N``), that
+caption and the same plan told of the edited scene (:func:`diffinv.shapes.descriptions.tell`) — then the edit
+changes only something the caption mentions, and what it leaves out must survive the edit unnamed. ``strokes`` is
+SDEdit's first task: the guide is a crude stroke painting of the scene and the target the scene itself.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from diffinv import shapes
 from diffinv.bench.config import EDIT_KINDS
 from diffinv.bench.datasets import SHAPES_IMAGE_SIZE
 from diffinv.errors import DiffinvError
-from diffinv.shapes import ALLOWED_COLORS, BACKGROUNDS, NOVEL_COMBOS, SIZES, TRAIN_SHAPES, Scene
+from diffinv.shapes import Scene
+from diffinv.shapes.descriptions import ATTRIBUTES, Description, Mentions, tell
+from diffinv.shapes.vocab import SIZE_WORDS
+from diffinv.shapes.world import get_world
 
 ATTRIBUTE = {"recolor": "color", "reshape": "shape", "resize": "size", "background": "background", "strokes": "all"}
 IMAGE_SIZE = SHAPES_IMAGE_SIZE  # the bench renders scenes at the dataset's size
@@ -31,8 +36,9 @@ class EditTask:
     Attributes:
         kind: one of :data:`EDIT_KINDS`; ``attribute``: the probe attribute it changes (``all`` for strokes).
         source / target: the scenes; ``index``: the edited object (−1 for background and strokes).
-        source_prompt / target_prompt: canonical captions.
+        source_prompt / target_prompt: the captions (canonical, or the sample's partial one and its retelling).
         old_words / new_words: the caption words the edit replaces (local-blend and negative-prompt words).
+        mentions: what the source prompt mentions (everything, for canonical captions).
         region: ``(H, W)`` bool, where the source and target renders differ (dilated by 2 px).
         source_image / target_image: the renders, uint8 ``(H, W, 3)``.
     """
@@ -48,6 +54,7 @@ class EditTask:
     region: np.ndarray
     source_image: np.ndarray
     target_image: np.ndarray
+    mentions: Mentions
 
     @property
     def attribute(self) -> str:
@@ -72,50 +79,75 @@ def _choose(rng: np.random.Generator, options: list[str], what: str) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def make_task(scene: Scene, kind: str, rng: np.random.Generator | int) -> EditTask:
-    """The ``kind`` edit of ``scene``: a seeded choice of object and new value that keeps the scene in the training
-    distribution (contrasting colours, train shapes, no novel colour × shape pair)."""
+def _editable(kind: str, scene: Scene, description: Description | None) -> list[int]:
+    """The objects an edit of ``kind`` may change: every one for a canonical caption, else those whose edited
+    attribute the caption mentions."""
+    if description is None or description.plan is None:
+        return list(range(len(scene.objects)))
+    said = description.mentions.objects
+    return [i for i in range(len(scene.objects)) if ATTRIBUTE[kind] in said[i]]
+
+
+def make_task(
+    scene: Scene, kind: str, rng: np.random.Generator | int, description: Description | None = None
+) -> EditTask:
+    """The ``kind`` edit of ``scene``: a seeded choice of object and new value that keeps the scene in its world's
+    training distribution (contrasting colours, train shapes, no novel colour × shape pair). With a ``description``
+    below the full level, only what it mentions is edited and the prompts are its text and its plan told of the
+    edited scene; DiffinvError when nothing of that kind is mentioned (or fits)."""
     if kind not in EDIT_KINDS:
         raise DiffinvError(f"unknown edit {kind!r}; choose from {', '.join(EDIT_KINDS)}")
+    world = get_world(scene.world)
+    plan = description.plan if description is not None else None
     rng = np.random.default_rng(rng)
-    index = int(rng.integers(len(scene.objects))) if kind not in ("background", "strokes") else -1
+    index = -1
+    if kind not in ("background", "strokes"):
+        candidates = _editable(kind, scene, description)
+        if not candidates:
+            raise DiffinvError(f"the caption mentions no object's {ATTRIBUTE[kind]}")
+        index = candidates[int(rng.integers(len(candidates)))]
     if kind == "strokes":
         target, old, new = scene, (), ()
     elif kind == "background":
+        if plan is not None and not plan.background:
+            raise DiffinvError("the caption does not mention the background")
+        allowed = world.allowed_colors
         fits = [
-            b for b in BACKGROUNDS if b != scene.background and all(o.color in ALLOWED_COLORS[b] for o in scene.objects)
+            b for b in world.backgrounds if b != scene.background and all(o.color in allowed[b] for o in scene.objects)
         ]
         value = _choose(rng, fits, "background")
         target, old, new = scene.replace(background=value), (scene.background,), (value,)
     else:
         obj = scene.objects[index]
+        novel = world.novel_combos
         if kind == "recolor":
             options = [
-                c for c in ALLOWED_COLORS[scene.background] if c != obj.color and (c, obj.shape) not in NOVEL_COMBOS
+                c for c in world.allowed_colors[scene.background] if c != obj.color and (c, obj.shape) not in novel
             ]
             field = "color"
         elif kind == "reshape":
-            options = [s for s in TRAIN_SHAPES if s != obj.shape and (obj.color, s) not in NOVEL_COMBOS]
+            options = [s for s in world.train_shapes if s != obj.shape and (obj.color, s) not in novel]
             field = "shape"
         else:
-            options = [s for s in SIZES if s != obj.size]
+            options = [s for s in world.sizes if s != obj.size]
             field = "size"
         value = _choose(rng, options, field)
         target = scene.replace_object(index, **{field: value})
         old, new = (getattr(obj, field),), (value,)
+        if field == "size" and plan is not None:  # the size words the caption picked
+            fraction = next(o.size_word for o in plan.objects if o.index == index)
+            old, new = (_size_word(obj.size, fraction),), (_size_word(value, fraction),)
     source_image, target_image = shapes.render(scene, IMAGE_SIZE), shapes.render(target, IMAGE_SIZE)
     changed = (source_image != target_image).any(axis=-1)
     region = ndimage.binary_dilation(changed, iterations=2) if changed.any() else changed
-    return EditTask(
-        kind,
-        scene,
-        target,
-        index,
-        shapes.caption(scene),
-        shapes.caption(target),
-        old,
-        new,
-        region,
-        source_image,
-        target_image,
-    )
+    if plan is None:
+        prompts = shapes.caption(scene), shapes.caption(target)
+        mentions = Mentions(tuple(frozenset(ATTRIBUTES) for _ in scene.objects), background=True)
+    else:
+        prompts, mentions = (description.text, tell(target, plan)), description.mentions
+    return EditTask(kind, scene, target, index, *prompts, old, new, region, source_image, target_image, mentions)
+
+
+def _size_word(size: str, fraction: float) -> str:
+    words = SIZE_WORDS[size]
+    return words[min(int(fraction * len(words)), len(words) - 1)]
