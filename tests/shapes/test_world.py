@@ -52,6 +52,9 @@ def test_v3_scenes_round_trip_and_are_checked_against_their_world(v3_scenes: lis
         Scene("white", tuple(striped.replace(position=p) for p in ("top", "left", "center", "right", "bottom")), "v3")
     with pytest.raises(ValueError, match="unknown Shapes world 'v9'"):
         get_world("v9")
+    with pytest.raises(ValueError, match="only large objects have fills, not small"):
+        Scene("white", (striped.replace(size="small"),), "v3")
+    assert all(o.fill == "solid" for s in v3_scenes for o in s.objects if o.size == "small")
     with pytest.raises(ValueError, match="invalid fill 'dotted'"):
         striped.replace(fill="dotted")
 

@@ -129,7 +129,7 @@ def make_task(
             options = [s for s in world.train_shapes if s != obj.shape and (obj.color, s) not in novel]
             field = "shape"
         else:
-            options = [s for s in world.sizes if s != obj.size]
+            options = [s for s in world.sizes if s != obj.size and (obj.fill == "solid" or s in world.fill_sizes)]
             field = "size"
         value = _choose(rng, options, field)
         target = scene.replace_object(index, **{field: value})

@@ -519,8 +519,10 @@ def decode_scenes(output: ProbeOutput, world: World | None = None) -> list[Scene
         for c in sorted(occupied):
             shape = world.shapes[int(shape_prob[b, c, 1:].argmax())]
             color = COLORS[allowed[int(color_logits[b, c, allowed].argmax())]]
-            fill = world.fills[0] if fill_index is None else world.fills[int(fill_index[b, c])]
-            objects.append(ShapeObject(shape, color, SIZES[int(size_index[b, c])], POSITIONS[c], fill=fill))
+            size = SIZES[int(size_index[b, c])]
+            filled = fill_index is not None and size in world.fill_sizes
+            fill = world.fills[int(fill_index[b, c])] if filled else world.fills[0]
+            objects.append(ShapeObject(shape, color, size, POSITIONS[c], fill=fill))
         scenes.append(Scene(background, tuple(objects), world.name))
     return scenes
 

@@ -175,6 +175,9 @@ class Scene:
                 raise ValueError(
                     f"object {i}: fill {obj.fill!r} is not one of world {world.name}'s ({', '.join(world.fills)})"
                 )
+            if obj.fill != "solid" and obj.size not in world.fill_sizes:
+                sizes = ", ".join(world.fill_sizes)
+                raise ValueError(f"object {i}: in world {world.name} only {sizes} objects have fills, not {obj.size}")
             if obj.color not in allowed:
                 raise ValueError(
                     f"object {i} colour {obj.color!r} does not contrast with the {self.background!r} "

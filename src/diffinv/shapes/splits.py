@@ -109,7 +109,7 @@ def _draw_scene(rng: np.random.Generator, split: str, n_objects: int, jitter: bo
         size = _pick(rng, world.sizes)
         dx, dy = rng.uniform(-1.0, 1.0, size=2) if jitter else (0.0, 0.0)
         fill = "solid"
-        if len(world.fills) > 1:  # v2 draws nothing more: its scenes stay what they were
+        if len(world.fills) > 1 and size in world.fill_sizes:  # v2 draws nothing more: its scenes stay as they were
             fill = world.fills[
                 int(rng.choice(len(world.fills), p=np.asarray(world.fill_probs) / sum(world.fill_probs)))
             ]

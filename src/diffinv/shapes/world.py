@@ -7,7 +7,8 @@ the 3 x 3 grid of named positions, the palette, the backgrounds and the caption 
   objects, each inside its own cell (no overlaps), solid fills only.
 * **v3** (issue 23): the 37 named shapes of :mod:`diffinv.shapes.families` (the ``crescent`` and ``lobes`` families
   and a few members of the others held out), 1 to 4 objects, larger objects whose jitter lets them overlap their
-  neighbours (drawn in scene order, later on top), and a fill: solid, striped or outlined.
+  neighbours (drawn in scene order, later on top), and, for large objects, a fill: solid, striped or outlined (small
+  objects are too few pixels at 64 px for fills to be told apart; measured in docs/mini.md).
 
 Everything a world changes is a field here, so code that samples, renders, captions or reads scenes asks the scene's
 world instead of importing constants.
@@ -74,7 +75,9 @@ class World:
     inside its cell (v2: the offset spans the free margin between the object's box and its cell)."""
     fills: tuple[str, ...] = ("solid",)
     fill_probs: tuple[float, ...] = (1.0,)
-    """Relative probability of each fill in sampled scenes."""
+    """Relative probability of each fill of an object of a ``fill_sizes`` size in sampled scenes."""
+    fill_sizes: tuple[str, ...] = SIZES
+    """Sizes whose objects may have a fill other than solid (the others are solid)."""
     fill_style: FillStyle = field(default_factory=FillStyle)
     max_caption_tokens: int = MAX_CAPTION_TOKENS
     """Upper bound on the CLIP token count of a caption, start/end tokens excluded (the built-in model's text
@@ -122,7 +125,8 @@ V3: Final[World] = World(
     size_fraction=MappingProxyType({"small": 0.2, "large": 0.38}),
     jitter=0.22,
     fills=FILLS,
-    fill_probs=(0.7, 0.15, 0.15),
+    fill_probs=(0.5, 0.25, 0.25),
+    fill_sizes=("large",),
     max_caption_tokens=62,
 )
 
