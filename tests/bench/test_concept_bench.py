@@ -60,3 +60,23 @@ def test_options_are_checked():
     ]:
         with pytest.raises(DiffinvError, match=message):
             make()
+
+
+def test_v3_concepts_are_its_held_out_shapes_drawn_in_its_layout(tmp_path, pipe) -> None:
+    from diffinv.bench.concept_bench import run_concept_bench
+    from diffinv.bench.concept_tasks import eval_prompts, training_shots
+    from diffinv.shapes.novel import concept_shape
+    from diffinv.shapes.world import V3
+
+    config = ConceptBenchConfig(concepts=("cloud", "hexagon", "novel-0"), world="v3")
+    assert set(V3.heldout_shapes) >= {"cloud", "hexagon"}
+    cloud = concept_shape("cloud", "v3")
+    image, mask = cloud.render("red", "center", "white")
+    assert mask.mean() > concept_shape("moon").render("red", "center", "white")[1].mean()  # v3's larger objects
+    shots = training_shots(cloud, 2)
+    assert shots.captions[0] == "a large red {} in the center on a white background"
+    assert "<c>" in eval_prompts("<c>", "v3")[0]
+    with pytest.raises(DiffinvError, match="unknown concept shape 'cloud' in world v2"):
+        ConceptBenchConfig(concepts=("cloud",))
+    with pytest.raises(DiffinvError, match="the shipped probe reads world v2's scenes; scoring world v3"):
+        run_concept_bench(pipe, config, tmp_path)

@@ -35,6 +35,8 @@ from diffinv.io import atomic_write, save_image
 from diffinv.personalization import load_concept, unload_concept
 from diffinv.personalization.config import METHOD_CONFIGS
 from diffinv.shapes.novel import concept_shape
+from diffinv.shapes.probe import probe_for
+from diffinv.shapes.world import DEFAULT_WORLD
 
 BASELINE: Final[str] = "class-word"
 INIT_WORD: Final[str] = "circle"
@@ -73,11 +75,14 @@ class ConceptBenchConfig:
     examples: int = 2
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     num_inference_steps: int = 50
+    world: str = DEFAULT_WORLD
+    probe: str | None = None
+    """A probe folder for ``world`` (default: the shipped probe, which reads v2)."""
 
     def __post_init__(self) -> None:
         for name in self.concepts:
             try:
-                concept_shape(name)
+                concept_shape(name, self.world)
             except ValueError as exc:
                 raise DiffinvError(str(exc)) from None
         unknown = [m for m in self.methods if m not in METHOD_CONFIGS]
@@ -139,23 +144,30 @@ def parse_concepts(text: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _generate(pipe: StableDiffusionPipeline, word: str, steps: int) -> list[Any]:
+def _generate(pipe: StableDiffusionPipeline, word: str, steps: int, world: str) -> list[Any]:
     return [
         api.generate(pipe, prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed))[0]
-        for prompt in eval_prompts(word)
+        for prompt in eval_prompts(word, world)
         for seed in EVAL_SEEDS
     ]
 
 
 def _job(
-    pipe: StableDiffusionPipeline, name: str, method: str, shots: int, config: ConceptBenchConfig, out: Path, keep: bool
+    pipe: StableDiffusionPipeline,
+    name: str,
+    method: str,
+    shots: int,
+    config: ConceptBenchConfig,
+    out: Path,
+    keep: bool,
+    probe: Any,
 ) -> Callable[[set[str]], list[dict[str, Any]]]:
     def run(done: set[str]) -> list[dict[str, Any]]:
-        shape = concept_shape(name)
+        shape = concept_shape(name, config.world)
         key = f"{name}|{method}|{shots}"
         record: dict[str, Any] = {"key": key, "concept": name, "method": method, "shots": shots}
         if method == BASELINE:
-            generated = _generate(pipe, INIT_WORD, config.num_inference_steps)
+            generated = _generate(pipe, INIT_WORD, config.num_inference_steps, config.world)
             record.update(seconds=0.0, file_kb=0.0)
         else:
             data = training_shots(shape, shots)
@@ -168,7 +180,7 @@ def _job(
             path = concept.save(out / "concepts" / f"{name}-{method}-{shots}.safetensors")
             load_concept(pipe, concept)
             try:
-                generated = _generate(pipe, TOKEN, config.num_inference_steps)
+                generated = _generate(pipe, TOKEN, config.num_inference_steps, config.world)
             finally:
                 unload_concept(pipe, concept)
             record.update(seconds=seconds, file_kb=path.stat().st_size / 1024, steps=concept.info.steps)
@@ -176,7 +188,7 @@ def _job(
                 tiles = data.images + [image.resize(data.images[0].size) for image in generated]
                 grid = make_image_grid(tiles, rows=1, cols=len(tiles))
                 save_image(grid, out / "examples" / f"{name}-{method}-{shots}.png")
-        record.update(score(shape, generated))
+        record.update(score(shape, generated, probe=probe))
         return [record]
 
     return run
@@ -193,13 +205,15 @@ def run_concept_bench(
 ) -> int:
     """Run this process's share of the (concept × method × shots) jobs not yet recorded in ``out``."""
     check_training_steps(config.num_inference_steps, pipe.scheduler.config.num_train_timesteps)
+    probe = probe_for(config.world, config.probe)  # before any work: a probe of another world is refused here
     jobs = []
     for index, name in enumerate(config.concepts):
         keep = index < config.examples
-        jobs.append(Job((f"{name}|{BASELINE}|0",), index, BASELINE, _job(pipe, name, BASELINE, 0, config, out, keep)))
+        baseline = _job(pipe, name, BASELINE, 0, config, out, keep, probe)
+        jobs.append(Job((f"{name}|{BASELINE}|0",), index, BASELINE, baseline))
         for method in config.methods:
             for shots in config.shots:
-                job = _job(pipe, name, method, shots, config, out, keep)
+                job = _job(pipe, name, method, shots, config, out, keep, probe)
                 jobs.append(Job((f"{name}|{method}|{shots}",), index, method, job))
     return run_jobs(jobs, out, rank=rank, world_size=world_size, num_threads=config.num_threads, progress=progress)
 

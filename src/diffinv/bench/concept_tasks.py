@@ -19,6 +19,7 @@ from PIL import Image
 
 from diffinv.shapes import probe as shapes_probe
 from diffinv.shapes.novel import ConceptShape, concept_caption, object_mask, silhouette_iou
+from diffinv.shapes.world import DEFAULT_WORLD
 
 SHOTS: Final[tuple[tuple[str, str], ...]] = (
     ("red", "center"),
@@ -54,18 +55,23 @@ def training_shots(shape: ConceptShape, k: int, size: int = 64) -> Shots:
     if not 1 <= k <= len(SHOTS):
         raise ValueError(f"1 to {len(SHOTS)} shots, got {k}")
     images = [Image.fromarray(shape.render(color, position, "white", size)[0]) for color, position in SHOTS[:k]]
-    return Shots(images, [concept_caption(color, position, "white") for color, position in SHOTS[:k]])
+    captions = [concept_caption(color, position, "white", world=shape.world) for color, position in SHOTS[:k]]
+    return Shots(images, captions)
 
 
-def eval_prompts(word: str) -> list[str]:
-    """The evaluation prompts with the concept called ``word`` (its token, or a baseline's word)."""
-    return [concept_caption(color, position, background, word) for color, position, background in EVAL_PROMPTS]
+def eval_prompts(word: str, world: str = DEFAULT_WORLD) -> list[str]:
+    """The evaluation prompts with the concept called ``word`` (its token, or a baseline's word), in ``world``'s
+    grammar."""
+    return [concept_caption(c, position, background, word, world) for c, position, background in EVAL_PROMPTS]
 
 
-def score(shape: ConceptShape, images: list[Image.Image], size: int = 64) -> dict[str, float]:
-    """Fidelity and editability of ``images``, one per (evaluation prompt, seed) in that order."""
+def score(
+    shape: ConceptShape, images: list[Image.Image], size: int = 64, probe: shapes_probe.ShapesProbe | None = None
+) -> dict[str, float]:
+    """Fidelity and editability of ``images``, one per (evaluation prompt, seed) in that order; ``probe`` reads
+    colours, positions and backgrounds (default: the shipped one)."""
     reference = shape.render("red", "center", "white", size)[1]
-    reads = shapes_probe.read_scenes([image.resize((size, size)) for image in images])
+    reads = shapes_probe.read_scenes([image.resize((size, size)) for image in images], probe)
     ious, colors, positions, backgrounds, all_right = [], [], [], [], []
     for i, (image, read) in enumerate(zip(images, reads, strict=True)):
         color, position, background = EVAL_PROMPTS[i // len(EVAL_SEEDS)]

@@ -23,8 +23,9 @@ from diffinv.shapes.captions import caption
 from diffinv.shapes.geometry import fit_to_box, inside_polygon
 from diffinv.shapes.render import composite, coverage, object_box
 from diffinv.shapes.scene import Scene, ShapeObject
-from diffinv.shapes.v2_outlines import INSIDE, InsideFn
-from diffinv.shapes.vocab import GEOMETRY, HELDOUT_SHAPES, PALETTE
+from diffinv.shapes.v2_outlines import InsideFn
+from diffinv.shapes.vocab import GEOMETRY, PALETTE
+from diffinv.shapes.world import DEFAULT_WORLD, get_world
 
 NOVEL_SEED: Final[int] = 0x6E6F76656C  # "novel"
 HELDOUT_OFFSET: Final[int] = 1_000_000
@@ -44,32 +45,37 @@ class ConceptShape:
     """A shape outside the training vocabulary.
 
     Attributes:
-        name: ``moon`` or ``novel-<i>``.
-        vertices: the polygon (unit box, counter-clockwise) for novel shapes; ``None`` for the moon.
+        name: a held-out shape of ``world`` (``moon``; in v3 also ``cloud``, ``hexagon``, ``sparkle``, ``egg``) or
+            ``novel-<i>``.
+        vertices: the polygon (unit box, counter-clockwise) for novel shapes; ``None`` for a held-out shape.
+        world: the Shapes world whose layout (object sizes) and geometry the shape is drawn with.
     """
 
     name: str
     vertices: tuple[tuple[float, float], ...] | None = None
+    world: str = DEFAULT_WORLD
 
     @cached_property
     def inside(self) -> InsideFn:
         if self.vertices is None:
-            return INSIDE[self.name]
+            return get_world(self.world).inside(self.name)
         polygon = np.asarray(self.vertices)
         return lambda u, v: inside_polygon(u, v, polygon)
 
     def render(self, color: str, position: str, background: str, size: int = 64, object_size: str = "large"):
         """The shape alone on a plain background: ``(image uint8 (size, size, 3), mask bool (size, size))``."""
-        box = object_box(ShapeObject("circle", color, object_size, position))  # layout only: cell and size
+        layout = ShapeObject(PLACEHOLDER_SHAPE, color, object_size, position)  # layout only: cell and size
+        box = object_box(layout, world=get_world(self.world))
         cover = coverage(self.inside, box, size)
         image = composite(size, PALETTE[background], [(cover, PALETTE[color])])
         return image, cover >= GEOMETRY.mask_threshold
 
 
-def concept_caption(color: str, position: str, background: str, word: str = "{}") -> str:
+def concept_caption(color: str, position: str, background: str, word: str = "{}", world: str = DEFAULT_WORLD) -> str:
     """The canonical caption of one large ``color`` object at ``position`` on ``background``, the shape named
     ``word`` (``{}``: a caption template for learning a concept): the model's grammar with a new shape word."""
-    scene = Scene(objects=(ShapeObject(PLACEHOLDER_SHAPE, color, "large", position),), background=background)
+    obj = ShapeObject(PLACEHOLDER_SHAPE, color, "large", position)
+    scene = Scene(objects=(obj,), background=background, world=world)
     return caption(scene).replace(PLACEHOLDER_SHAPE, word)
 
 
@@ -105,14 +111,16 @@ def heldout_shape(index: int) -> ConceptShape:
     return novel_shape(HELDOUT_OFFSET + index)
 
 
-def concept_shape(name: str) -> ConceptShape:
-    """``moon`` (or another held-out vocabulary shape) or ``novel-<i>`` (held-out novel shape ``i``)."""
-    if name in HELDOUT_SHAPES:
-        return ConceptShape(name)
+def concept_shape(name: str, world: str = DEFAULT_WORLD) -> ConceptShape:
+    """A held-out shape of ``world`` (``moon``, …) or ``novel-<i>`` (held-out novel shape ``i``), drawn in
+    ``world``."""
+    heldout = get_world(world).heldout_shapes
+    if name in heldout:
+        return ConceptShape(name, world=world)
     prefix, _, number = name.partition("-")
     if prefix == "novel" and number.isdigit():
-        return ConceptShape(name, heldout_shape(int(number)).vertices)
-    raise ValueError(f"unknown concept shape {name!r}; use {', '.join(HELDOUT_SHAPES)} or novel-<i>")
+        return ConceptShape(name, heldout_shape(int(number)).vertices, world)
+    raise ValueError(f"unknown concept shape {name!r} in world {world}; use {', '.join(heldout)} or novel-<i>")
 
 
 def object_mask(image: np.ndarray, background: str) -> np.ndarray:

@@ -427,6 +427,19 @@ class ProbeFeatures(nn.Module):
         return torch.cat([cells.mean(dim=1), cells.amax(dim=1)], dim=-1).cpu()
 
 
+def probe_for(world: str, path: str | Path | None = None) -> ShapesProbe:
+    """The probe in ``path`` (default: the shipped one) after checking that it reads ``world``'s scenes
+    (DiffinvError naming both worlds otherwise)."""
+    probe = default_probe() if path is None else ShapesProbe.from_pretrained(path)
+    if probe.config.world != world:
+        where = "the shipped probe" if path is None else str(path)
+        raise DiffinvError(
+            f"{where} reads world {probe.config.world}'s scenes; scoring world {world} needs a probe for it "
+            f"(e.g. one trained by python -m diffinv.train.probe)"
+        )
+    return probe
+
+
 @lru_cache(maxsize=1)
 def default_probe() -> ShapesProbe:
     """The shipped probe (loaded once per process, CPU, eval mode)."""

@@ -16,7 +16,6 @@ import torch
 from tqdm import tqdm
 
 from diffinv.denoiser import Denoiser, Schedule
-from diffinv.errors import DiffinvError
 from diffinv.sampling import denoise
 from diffinv.shapes.descriptions import Description, Mentions, describe, mention_agreement
 from diffinv.shapes.scene import Scene
@@ -105,19 +104,13 @@ def load_probe(path: str | Path | None, world: str = DEFAULT_WORLD) -> Any | Non
     """The Shapes probe (``path``, else the shipped one), or ``None`` when unavailable; DiffinvError when it reads
     another world's scenes than ``world``."""
     try:
-        from diffinv.shapes.probe import DEFAULT_PATH, ShapesProbe
+        from diffinv.shapes.probe import DEFAULT_PATH, probe_for
     except ImportError:
         return None
     folder = Path(path) if path is not None else DEFAULT_PATH
     if not (folder / "config.json").is_file():
         return None
-    probe = ShapesProbe.from_pretrained(folder)
-    if probe.config.world != world:
-        raise DiffinvError(
-            f"{folder}: this probe reads world {probe.config.world}'s scenes; scoring world {world} needs a probe "
-            f"for it (--probe DIR, e.g. one trained by python -m diffinv.train.probe)"
-        )
-    return probe
+    return probe_for(world, folder)
 
 
 def evaluate_generation(
