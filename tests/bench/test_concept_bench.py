@@ -3,6 +3,7 @@ summary has the keys the docs promise, and bad options are refused in one line."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -12,6 +13,7 @@ from diffinv.cli import main
 from diffinv.errors import DiffinvError
 from diffinv.personalization.e4t_encoder import E4TEncoder, EncoderConfig, offset_layers
 from diffinv.pipelines import fingerprint
+from diffinv.shapes.probe import DEFAULT_PATH
 
 SUMMARY_KEYS = {"method", "shots", "fidelity", "fidelity_gain", "editability", "seconds", "file_kb", "n"}
 
@@ -78,5 +80,7 @@ def test_v3_concepts_are_its_held_out_shapes_drawn_in_its_layout(tmp_path, pipe)
     assert "<c>" in eval_prompts("<c>", "v3")[0]
     with pytest.raises(DiffinvError, match="unknown concept shape 'cloud' in world v2"):
         ConceptBenchConfig(concepts=("cloud",))
-    with pytest.raises(DiffinvError, match="the shipped probe reads world v2's scenes; scoring world v3"):
+    with pytest.raises(DiffinvError, match="no probe is shipped for world v3 yet"):
         run_concept_bench(pipe, config, tmp_path)
+    with pytest.raises(DiffinvError, match="reads world v2's scenes; scoring world v3 needs a probe"):
+        run_concept_bench(pipe, dataclasses.replace(config, probe=str(DEFAULT_PATH)), tmp_path)

@@ -141,3 +141,22 @@ def test_means_leave_out_undefined_scores_and_keep_exact_ones():
     assert mean_or_reason(["inf", "nan", "inf"]) == "inf"  # every defined value exact: still exact
     assert mean_or_reason(["nan", "nan"]) == "nan"
     assert mean_or_reason([1.0, "unavailable: no weights"]) == "unavailable: no weights"
+
+
+def test_shapes_samples_are_scored_by_the_probe_of_their_world():
+    import numpy as np
+    import torch
+
+    from diffinv.bench.config import BenchConfig
+    from diffinv.bench.datasets import load_dataset
+    from diffinv.bench.runner import Scorers
+
+    scorers = Scorers(BenchConfig())
+    for spec, shipped in (("shapes:1", True), ("shapes:1@v3", False)):
+        sample = load_dataset(spec)[0]
+        pixels = torch.from_numpy(np.array(sample.load())).permute(2, 0, 1)[None].float() / 255
+        probe = scorers.score(pixels, pixels, sample)["probe"]
+        if shipped:
+            assert probe["all"] == 1.0  # the v2 probe reads its own render
+        else:
+            assert probe.startswith("unavailable: no probe is shipped for world v3")

@@ -165,11 +165,11 @@ def edit_bench_jobs(
     pipe: StableDiffusionPipeline, samples: list[Sample], config: EditBenchConfig, out: Path
 ) -> list[Job]:
     """One job per (scene, inversion variant) plus one SDEdit job per scene."""
-    probe = shapes_probe.default_probe()
+    if any(sample.scene is None for sample in samples):
+        raise DiffinvError("the edit bench needs Shapes scenes (--dataset shapes:N)")
+    probe = shapes_probe.probe_for(samples[0].scene.world) if samples else None
     jobs = []
     for index, sample in enumerate(samples):
-        if sample.scene is None:
-            raise DiffinvError(f"{sample.id}: the edit bench needs Shapes scenes (--dataset shapes:N)")
         tasks = []
         for n, kind in enumerate(config.edits):
             try:

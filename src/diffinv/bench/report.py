@@ -69,7 +69,8 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "latent_mse": mean_or_reason([r["latent_mse"] for r in recs]),
         }
         if all("probe" in r for r in recs):
-            row["probe_all"] = mean_or_reason([r["probe"]["all"] for r in recs])
+            row["probe_all"] = mean_or_reason([r["probe"]["all"] if isinstance(r["probe"], dict) else r["probe"]
+                                               for r in recs])  # fmt: skip
         rows.append(row)
     return rows
 

@@ -109,11 +109,11 @@ class Scorers:
         try:
             from diffinv.shapes import probe
 
-            self.probe = probe.ShapesProbe.from_pretrained()
             self.probe_module = probe
-        except (ImportError, OSError, DiffinvError) as exc:
-            self.probe = f"unavailable: {exc}"
+        except ImportError:
             self.probe_module = None
+        self.probes: dict[str, Any] = {}
+        """The probe of each world met so far, or the reason it is unavailable."""
 
     def score(self, pixels: torch.Tensor, target: torch.Tensor, sample: Sample) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -123,9 +123,21 @@ class Scorers:
             "clip_i": self.clip if isinstance(self.clip, str) else self.clip.clip_i(pixels, target),
         }
         if sample.scene is not None and self.probe_module is not None:
-            read = self.probe_module.read_scenes(pixels, probe=self.probe)[0]
-            result["probe"] = self.probe_module.scene_agreement(read, sample.scene)
+            probe = self._probe(sample.scene.world)
+            if isinstance(probe, str):
+                result["probe"] = probe
+            else:
+                read = self.probe_module.read_scenes(pixels, probe=probe)[0]
+                result["probe"] = self.probe_module.scene_agreement(read, sample.scene)
         return result
+
+    def _probe(self, world: str) -> Any:
+        if world not in self.probes:
+            try:
+                self.probes[world] = self.probe_module.probe_for(world)
+            except (OSError, DiffinvError) as exc:
+                self.probes[world] = f"unavailable: {exc}"
+        return self.probes[world]
 
 
 def run_group(

@@ -64,18 +64,17 @@ def render_distance(image: Image.Image, scene: Scene) -> float:
     return _rms(pixels, shapes.render(scene, image.width).astype(np.float32) / 255)
 
 
-def _features(images: list[Image.Image]) -> list[list[float]]:
+def _features(images: list[Image.Image], probe: shapes_probe.ShapesProbe) -> list[list[float]]:
     """The probe's image-level features of each image (rounded: they are stored in every record)."""
-    pixels = shapes_probe.to_probe_input(images)
-    return [
-        [round(float(v), 5) for v in row] for row in shapes_probe.ProbeFeatures(shapes_probe.default_probe())(pixels)
-    ]
+    features = shapes_probe.ProbeFeatures(probe)(shapes_probe.to_probe_input(images))
+    return [[round(float(v), 5) for v in row] for row in features]
 
 
 def _job(
     pipe: StableDiffusionPipeline, sample: Sample, strengths: tuple[float, ...], seed: int, out: Path, keep: bool
 ) -> Callable[[set[str]], list[dict[str, Any]]]:
     def run(done: set[str]) -> list[dict[str, Any]]:
+        probe = shapes_probe.probe_for(sample.scene.world)
         guide = Image.fromarray(stroke_painting(sample.scene, SHAPES_IMAGE_SIZE, seed))
         guide_pixels = np.asarray(guide, dtype=np.float32) / 255
         clean = Image.fromarray(shapes.render(sample.scene, SHAPES_IMAGE_SIZE))
@@ -86,15 +85,15 @@ def _job(
                                generator=torch.Generator().manual_seed(seed))[0]  # fmt: skip
             seconds = time.perf_counter() - started
             pixels = np.asarray(image.resize(guide.size), dtype=np.float32) / 255
-            read = shapes_probe.read_scenes([image])[0]
-            result_features, render_features = _features([image.resize(guide.size), clean])
+            read = shapes_probe.read_scenes([image], probe)[0]
+            result_features, render_features = _features([image.resize(guide.size), clean], probe)
             records.append({
                 "key": f"{sample.id}|{strength}",
                 "sample": sample.id,
                 "strength": strength,
                 "faithfulness": _rms(pixels, guide_pixels),
                 "render_distance": render_distance(image.resize(guide.size), sample.scene),
-                "realism": float(shapes_probe.scene_confidence([image])[0]),
+                "realism": float(shapes_probe.scene_confidence([image], probe)[0]),
                 "scene_right": shapes_probe.scene_agreement(read, sample.scene)["all"],
                 "seconds": seconds,
                 "features": result_features,

@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final, NamedTuple, TextIO
 
 import numpy as np
@@ -74,7 +75,10 @@ IGNORE_INDEX: Final[int] = -100
 WEIGHTS_FILE: Final[str] = "probe.safetensors"
 CONFIG_FILE: Final[str] = "config.json"
 DEFAULT_PATH: Final[Path] = Path(__file__).resolve().parent.parent / "assets" / "probe"
-"""Folder of the shipped probe."""
+"""Folder of the shipped probe (world v2's)."""
+
+SHIPPED: Final[Mapping[str, Path]] = MappingProxyType({"v2": DEFAULT_PATH, "v3": DEFAULT_PATH.with_name("probe-v3")})
+"""Where the probe shipped for each world lies (a world's folder may not exist yet: v3's is being trained)."""
 
 
 def vocabulary(world: World) -> dict[str, tuple[str, ...]]:
@@ -428,22 +432,33 @@ class ProbeFeatures(nn.Module):
 
 
 def probe_for(world: str, path: str | Path | None = None) -> ShapesProbe:
-    """The probe in ``path`` (default: the shipped one) after checking that it reads ``world``'s scenes
-    (DiffinvError naming both worlds otherwise)."""
-    probe = default_probe() if path is None else ShapesProbe.from_pretrained(path)
+    """The probe in ``path``, else the one shipped for ``world`` (:data:`SHIPPED`, loaded once), after checking that
+    it reads ``world``'s scenes; DiffinvError when none is shipped for the world or the probe reads another's."""
+    if path is None:
+        if not (SHIPPED.get(world, DEFAULT_PATH) / CONFIG_FILE).is_file():
+            raise DiffinvError(
+                f"no probe is shipped for world {world} yet; pass a probe folder trained for it "
+                f"(python -m diffinv.train.probe)"
+            )
+        probe = _shipped_probe(world)
+    else:
+        probe = ShapesProbe.from_pretrained(path)
     if probe.config.world != world:
-        where = "the shipped probe" if path is None else str(path)
         raise DiffinvError(
-            f"{where} reads world {probe.config.world}'s scenes; scoring world {world} needs a probe for it "
+            f"{path} reads world {probe.config.world}'s scenes; scoring world {world} needs a probe for it "
             f"(e.g. one trained by python -m diffinv.train.probe)"
         )
     return probe
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=len(SHIPPED))
+def _shipped_probe(world: str) -> ShapesProbe:
+    return ShapesProbe.from_pretrained(SHIPPED[world])
+
+
 def default_probe() -> ShapesProbe:
-    """The shipped probe (loaded once per process, CPU, eval mode)."""
-    return ShapesProbe.from_pretrained()
+    """The shipped probe of the default world (loaded once per process, CPU, eval mode)."""
+    return _shipped_probe(DEFAULT_WORLD)
 
 
 # --------------------------------------------------------------------------------------------------------
