@@ -110,3 +110,17 @@ def test_the_shipped_encoder_belongs_to_the_built_in_model():
     encoder, model = E4TEncoder.load(shipped_encoder())
     assert model.matches(fingerprint(pipe, base_model=True))
     assert [name for name, _, _ in encoder.layers] == [name for name, _, _ in offset_layers(pipe.unet)]
+
+
+def test_pretraining_batches_follow_the_world() -> None:
+    import numpy as np
+
+    from diffinv.shapes.world import V3
+
+    _, v2_targets, v2_captions = train_e4t._render_batch(np.random.default_rng(0), 6, 64, 0.0)
+    _, v3_targets, v3_captions = train_e4t._render_batch(np.random.default_rng(0), 6, 64, 0.0, "v3")
+    assert v2_captions == v3_captions  # one grammar: only the layout differs
+    area = {name: (t != t[:, :, :1, :1]).any(1).float().mean() for name, t in (("v2", v2_targets), ("v3", v3_targets))}
+    assert area["v3"] > area["v2"] * (V3.size_fraction["large"] / 0.3) ** 2 * 0.8  # v3's larger objects
+    with pytest.raises(ValueError, match="unknown Shapes world"):
+        train_e4t.E4TTrainConfig(world="v9")

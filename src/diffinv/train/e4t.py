@@ -13,6 +13,7 @@ learns. Seeded, resumable (``--resume``), checkpointed like the mini model's sta
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import time
@@ -37,6 +38,7 @@ from diffinv.personalization.problem import frozen, substituted, word_vector
 from diffinv.pipelines import builtin_model_path, default_size, fingerprint, load_pipeline
 from diffinv.shapes.novel import HELDOUT_OFFSET, concept_caption, pretraining_shape
 from diffinv.shapes.vocab import ALLOWED_COLORS, BACKGROUNDS, POSITIONS
+from diffinv.shapes.world import DEFAULT_WORLD, WORLDS, get_world
 from diffinv.text import text_embeddings
 
 STREAM: Final[int] = 0x653474  # "e4t"
@@ -71,8 +73,11 @@ class E4TTrainConfig:
     checkpoint_every: int = 500
     max_minutes: float = 60.0
     num_threads: int = 1
+    world: str = DEFAULT_WORLD
+    """The Shapes world whose layout and grammar the pre-training images and captions follow (the model's)."""
 
     def __post_init__(self) -> None:
+        get_world(self.world)  # ValueError naming the worlds
         for name in ("steps", "batch_size", "checkpoint_every", "num_threads"):
             check_integer(name, getattr(self, name), minimum=1)
         check_integer("seed", self.seed, minimum=0)
@@ -84,13 +89,13 @@ class E4TTrainConfig:
 
 
 def _render_batch(
-    rng: np.random.Generator, batch: int, size: int, caption_dropout: float
+    rng: np.random.Generator, batch: int, size: int, caption_dropout: float, world: str = DEFAULT_WORLD
 ) -> tuple[Tensor, Tensor, list[str]]:
     """Encoder inputs ``(B, 3, S, S)``, targets ``(B, 3, S, S)`` (both in [-1, 1]) and the targets' captions (empty
-    with probability ``caption_dropout``)."""
+    with probability ``caption_dropout``), in ``world``'s layout and grammar."""
     inputs, targets, captions = [], [], []
     for index in rng.integers(HELDOUT_OFFSET, size=batch):
-        shape = pretraining_shape(int(index))
+        shape = dataclasses.replace(pretraining_shape(int(index)), world=world)
         white = ALLOWED_COLORS["white"]
         shot, _ = shape.render(white[rng.integers(len(white))], POSITIONS[rng.integers(len(POSITIONS))], "white", size)
         background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
@@ -100,7 +105,7 @@ def _render_batch(
         inputs.append(shot)
         targets.append(target)
         dropped = rng.random() < caption_dropout
-        captions.append("" if dropped else concept_caption(color, position, background, TOKEN))
+        captions.append("" if dropped else concept_caption(color, position, background, TOKEN, world))
 
     def to_pixels(batch_images: list[np.ndarray]) -> Tensor:
         return torch.from_numpy(np.stack(batch_images)).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -133,7 +138,7 @@ def train_e4t(
 
     def batch_loss(step: int) -> tuple[Tensor, dict[str, float]]:
         rng, generator = batch_rng(config.seed, STREAM, step)
-        inputs, targets, captions = _render_batch(rng, config.batch_size, size, config.caption_dropout)
+        inputs, targets, captions = _render_batch(rng, config.batch_size, size, config.caption_dropout, config.world)
         word, coefficients = encoder(inputs)
         vectors = (class_vector + word).unsqueeze(1)
         with substituted(pipe, [TOKEN], vectors), per_prompt_offsets(pipe.unet, encoder, coefficients):
@@ -166,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--minutes", type=float, default=None, help="time budget of this run (default: the config's)")
     parser.add_argument("--steps", type=int, default=None, help="total steps (default: 12000)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument(
+        "--world", choices=sorted(WORLDS), default=DEFAULT_WORLD, help="the model's Shapes world (default: %(default)s)"
+    )
     parser.add_argument("--ship", action="store_true", help="copy final/ into the package as the shipped encoder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -175,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        overrides = {"num_threads": args.threads} | ({"steps": args.steps} if args.steps else {})
+        overrides = {"num_threads": args.threads, "world": args.world} | ({"steps": args.steps} if args.steps else {})
         config = E4TTrainConfig(**overrides)
         train_e4t(config, args.out, model=args.model, resume=args.resume, minutes=args.minutes,
                   progress=not args.quiet)  # fmt: skip
