@@ -394,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="METHOD:KEY=VALUE",
         help="change a method's default, e.g. ti:steps=1000 or e4t:encoder=DIR; repeatable",
     )
+    concept_bench.add_argument("--world", help="the Shapes world of the model: v2 or v3")
+    concept_bench.add_argument("--probe", type=Path, help="probe folder for that world (default: the shipped one)")
     _add_model_options(concept_bench)
 
     ui = sub.add_parser(
@@ -865,6 +867,8 @@ def _cmd_concept_bench(args: argparse.Namespace) -> dict[str, Any]:
         examples=args.examples,
         settings=parse_settings(args.setting),
         num_inference_steps=args.num_inference_steps,
+        probe=None if args.probe is None else str(args.probe),
+        **({} if args.world is None else {"world": args.world}),
     )
 
     def run(pipe: Any, rank: int, world_size: int) -> int:
