@@ -21,7 +21,7 @@ from diffinv.bench.config import EDIT_KINDS
 from diffinv.bench.datasets import SHAPES_IMAGE_SIZE
 from diffinv.errors import DiffinvError
 from diffinv.shapes import Scene
-from diffinv.shapes.descriptions import ATTRIBUTES, Description, Mentions, tell
+from diffinv.shapes.descriptions import ATTRIBUTES, Description, Mentions, synonym, tell
 from diffinv.shapes.vocab import SIZE_WORDS
 from diffinv.shapes.world import get_world
 
@@ -136,7 +136,7 @@ def make_task(
         old, new = (getattr(obj, field),), (value,)
         if field == "size" and plan is not None:  # the size words the caption picked
             fraction = next(o.size_word for o in plan.objects if o.index == index)
-            old, new = (_size_word(obj.size, fraction),), (_size_word(value, fraction),)
+            old, new = (synonym(SIZE_WORDS[obj.size], fraction),), (synonym(SIZE_WORDS[value], fraction),)
     source_image, target_image = shapes.render(scene, IMAGE_SIZE), shapes.render(target, IMAGE_SIZE)
     changed = (source_image != target_image).any(axis=-1)
     region = ndimage.binary_dilation(changed, iterations=2) if changed.any() else changed
@@ -146,8 +146,3 @@ def make_task(
     else:
         prompts, mentions = (description.text, tell(target, plan)), description.mentions
     return EditTask(kind, scene, target, index, *prompts, old, new, region, source_image, target_image, mentions)
-
-
-def _size_word(size: str, fraction: float) -> str:
-    words = SIZE_WORDS[size]
-    return words[min(int(fraction * len(words)), len(words) - 1)]

@@ -48,6 +48,9 @@ GENERIC_WORDS: Final[tuple[str, ...]] = ("shape", "object")
 COUNT_WORDS: Final[tuple[str, ...]] = ("one", "two", "three", "four")
 """``COUNT_WORDS[n - 1]`` names ``n`` objects in short captions."""
 
+SHORT_BACKGROUND: Final[float] = 0.7
+"""Probability that a short caption names the background."""
+
 
 @dataclass(frozen=True)
 class PartialStyle:
@@ -176,24 +179,25 @@ def tell(scene: Scene, plan: Plan) -> str:
     return fill_template(TEMPLATES[plan.template], objects, scene.background) if plan.background else objects
 
 
-def _pick(options: tuple[str, ...], fraction: float) -> str:
+def synonym(options: tuple[str, ...], fraction: float) -> str:
+    """The synonym a plan's ``fraction`` in ``[0, 1)`` picks among ``options`` (any number of them)."""
     return options[min(int(fraction * len(options)), len(options) - 1)]
 
 
 def _phrase(obj: ShapeObject, plan: ObjectPlan) -> str:
-    words = [_pick(SIZE_WORDS[obj.size], plan.size_word)] if "size" in plan.said else []
+    words = [synonym(SIZE_WORDS[obj.size], plan.size_word)] if "size" in plan.said else []
     words += [obj.color] if "color" in plan.said else []
     words += list(FILL_WORDS[obj.fill]) if "fill" in plan.said else []
-    words.append(obj.shape if "shape" in plan.said else _pick(GENERIC_WORDS, plan.generic_word))
+    words.append(obj.shape if "shape" in plan.said else synonym(GENERIC_WORDS, plan.generic_word))
     phrase = f"{article(words[0])} {' '.join(words)}"
     if "position" in plan.said:
-        phrase += " " + _pick(POSITION_PHRASES[obj.position], plan.position_phrase)
+        phrase += " " + synonym(POSITION_PHRASES[obj.position], plan.position_phrase)
     return phrase
 
 
 def _short_plan(scene: Scene, rng: np.random.Generator) -> Plan:
     noun = int(rng.integers(len(GENERIC_WORDS)))
-    background = bool(rng.random() < 0.7)
+    background = bool(rng.random() < SHORT_BACKGROUND)
     template = int(rng.integers(len(TEMPLATES)))
     return Plan("short", (), len(scene.objects), background, template, 0, count_noun=noun)
 
