@@ -7,7 +7,17 @@ weights in bf16, 7 GB): run with `make test-slow`.
 import pytest
 import torch
 
-from diffinv import Inversion, InversionConfig, OptimizationConfig, edit, invert, reconstruct, sdedit
+from diffinv import (
+    METHODS,
+    Inversion,
+    InversionConfig,
+    OptimizationConfig,
+    PromptTokensConfig,
+    edit,
+    invert,
+    reconstruct,
+    sdedit,
+)
 from diffinv.testing import sd15_sized_pipeline, sdxl_sized_pipeline
 
 pytestmark = pytest.mark.slow
@@ -22,7 +32,8 @@ def sd15_sized():
 
 @pytest.mark.parametrize("method", ["prompt-tokens", "null-text"])
 def test_real_size_inversion_in_bf16(sd15_sized, photo, tmp_path, method):
-    config = InversionConfig(num_inference_steps=2, optimization=OptimizationConfig(num_inner_steps=1))
+    config_class = METHODS[method].config_class
+    config = config_class(num_inference_steps=2, optimization=OptimizationConfig(num_inner_steps=1))
     inversion = invert(sd15_sized, photo, "a woman in a space suit", method, config=config, height=256, width=256)
     assert inversion.latents.shape == (1, 4, 32, 32) and inversion.latents.dtype == torch.float32
     width = 8 * 768 if method == "prompt-tokens" else 77 * 768
@@ -51,7 +62,7 @@ def sdxl_sized():
 
 
 def test_sdxl_sized_inversion_reconstruction_and_edit_in_bf16(sdxl_sized, photo, tmp_path):
-    config = InversionConfig(num_inference_steps=2, optimization=OptimizationConfig(num_inner_steps=1))
+    config = PromptTokensConfig(num_inference_steps=2, optimization=OptimizationConfig(num_inner_steps=1))
     inversion = invert(sdxl_sized, photo, "a woman in a space suit", "prompt-tokens", config=config, height=256,
                        width=256)  # fmt: skip
     assert inversion.latents.shape == (1, 4, 32, 32) and inversion.prompt_embeds.shape == (2, 78, 2048)

@@ -52,6 +52,18 @@ BAD_VALUES = {
     "--num-vectors": ["0", "76", "x"],
     "--rank": ["0", "2000"],
     "--caption-dropout": ["2", "-1", "nan"],
+    "--vectors": ["0", "76", "x"],
+    "--blend-threshold": ["0", "1.5", "nan"],
+    "--blend-start": ["-0.1", "2"],
+    "--attention-level": ["-1", "x"],
+    "--threshold": ["-1", "nan"],
+    "--methods": ["nope"],
+    "--inversions": ["nope"],
+    "--editors": ["nope"],
+    "--edits": ["nope"],
+    "--strengths": ["0", "1.5", "x"],
+    "--concepts": ["nope"],
+    "--shots": ["0", "x"],
 }
 
 
@@ -168,7 +180,8 @@ def test_bad_option_values_are_refused(capsys, files, tmp_path, command, option,
     out.mkdir()
     line = _refused(capsys, out, [*_valid_argv(command, files, out), f"{option}={value}"])
     dest = next(a.dest for a in _commands()[command]._actions if option in a.option_strings)
-    names = (option, dest, dest.replace("_", " "), option.removeprefix("--sdedit-"), "pixel budget")
+    names = (option, dest, dest.replace("_", " "), option.removeprefix("--sdedit-"), "pixel budget", repr(value))
+    names += (value,) if value.isalpha() else ()  # an unknown name, quoted or not
     assert any(name in line for name in names), line  # the message names what was wrong
 
 
@@ -189,19 +202,29 @@ def _rewrite(source: Path, target: Path, *, settings=None, stats=None, tensors=N
 
 FILE_CASES = {
     "no metadata": ({"metadata": {}}, "not a diffinv inversion file"),
-    "guidance is text": ({"settings": lambda s: s.update(guidance_scale="high")}, "guidance_scale must be"),
-    "guidance is infinite": ({"settings": lambda s: s.update(guidance_scale=math.inf)}, "guidance_scale must be"),
-    "steps is a boolean": ({"settings": lambda s: s.update(num_inference_steps=True)}, "num_inference_steps must"),
+    "guidance is text": ({"settings": lambda s: s["config"].update(guidance_scale="high")}, "guidance_scale must be"),
+    "guidance is infinite": (
+        {"settings": lambda s: s["config"].update(guidance_scale=math.inf)},
+        "guidance_scale must be",
+    ),
+    "steps is a boolean": (
+        {"settings": lambda s: s["config"].update(num_inference_steps=True)},
+        "num_inference_steps must",
+    ),
     "steps beyond training": (
         {"settings": lambda s: s["scheduler_config"].update(num_train_timesteps=1)},
         "exceeds the scheduler's 1 training steps",
     ),
     "unknown method": ({"settings": lambda s: s.update(method="magic")}, "unknown inversion method"),
     "huge height": ({"settings": lambda s: s.update(height=100000)}, "pixel budget"),
-    "missing prompt": ({"settings": lambda s: s.pop("prompt")}, "not a diffinv inversion file"),
-    "extra field": ({"settings": lambda s: s.update(colour="red")}, "unknown field(s) colour"),
-    "bad optimiser": (
-        {"settings": lambda s: s["config"]["optimization"].update(learning_rate=math.nan)},
+    "missing prompt": ({"settings": lambda s: s.pop("prompt")}, "lacks the setting(s) prompt"),
+    "extra field": ({"settings": lambda s: s.update(colour="red")}, "unknown setting(s) colour"),
+    "bad optimiser": (  # the file is a ddim inversion's: made a null-text one to carry an optimiser
+        {
+            "settings": lambda s: s.update(
+                method="null-text", config={**s["config"], "optimization": {"learning_rate": math.nan}}
+            )
+        },
         "learning_rate must be",
     ),
     "config not a mapping": ({"settings": lambda s: s.update(config=[1, 2])}, "config must be a mapping"),

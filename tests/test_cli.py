@@ -138,7 +138,7 @@ def test_negative_prompt_after_null_text_is_refused(capsys, tmp_path, model_dir,
         ("photo", ["--prompt", "cat " * 90, "--strict"], "tokens are dropped"),
         ("photo", ["--prompt", PROMPT, "--tokens", "all-of-them"], "tokens must be"),
         ("photo", ["--prompt", PROMPT, "--height", "50"], "multiples of 8"),
-        ("photo", ["--prompt", PROMPT, "--steps", "0"], "--steps: must be an integer ≥ 1"),
+        ("photo", ["--prompt", PROMPT, "--steps", "0"], "num_inference_steps must be an integer ≥ 1"),
     ],
 )
 def test_bad_invert_inputs(capsys, tmp_path, model_dir, photo_path, setup, extra, match):
@@ -455,7 +455,7 @@ def test_sdedit_command(capsys, tmp_path, model_dir, photo_path):
     [
         (["--strength", "0"], "strength (t0) must be a finite number > 0 and ≤ 1"),
         (["--strength", "1.01"], "strength (t0) must be a finite number > 0 and ≤ 1"),
-        (["--repeats", "0"], "--repeats: must be an integer ≥ 1"),
+        (["--repeats", "0"], "repeats must be an integer ≥ 1"),
         (["--mask", "SMALL"], "give a mask of the guide's size"),
         (["--mask", "GARBAGE"], "not a readable image"),
         (["--paste", "SMALL", "--at", "1;2"], "--at takes X,Y"),

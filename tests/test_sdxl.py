@@ -10,7 +10,7 @@ import torch
 from diffusers import DDIMScheduler, StableDiffusionXLPipeline
 
 from conftest import PROMPT
-from diffinv import Inversion, InversionConfig, OptimizationConfig, edit, generate, invert, reconstruct, sdedit
+from diffinv import Inversion, OptimizationConfig, PromptTokensConfig, edit, generate, invert, reconstruct, sdedit
 from diffinv.cli import main
 from diffinv.conditioning import split_pooled
 from diffinv.errors import DiffinvError
@@ -150,7 +150,7 @@ def test_files_round_trip_and_are_refused_by_another_family(xl, pipe, inversions
 def test_batched_sdxl_inversion_equals_one_at_a_time(photo):
     xl64 = tiny_sdxl_pipeline(seed=0, dtype=torch.float64)
     prompts = [PROMPT, "coffee"]
-    config = InversionConfig(num_inference_steps=4, optimization=OptimizationConfig(num_inner_steps=3), pooled=True)
+    config = PromptTokensConfig(num_inference_steps=4, optimization=OptimizationConfig(num_inner_steps=3), pooled=True)
     together = invert(xl64, [photo, photo.rotate(90)], prompts, "prompt-tokens", config=config)
     for image, prompt, result in zip([photo, photo.rotate(90)], prompts, together, strict=True):
         alone = invert(xl64, image, prompt, "prompt-tokens", config=config)

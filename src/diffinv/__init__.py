@@ -34,6 +34,8 @@ _EXPORTS = {
     "Inversion": "diffinv.inversion",
     "InversionConfig": "diffinv.inversion",
     "OptimizationConfig": "diffinv.inversion",
+    "OptimizingInversionConfig": "diffinv.inversion",
+    "PromptTokensConfig": "diffinv.inversion",
     "fingerprint": "diffinv.pipelines",
     "load_pipeline": "diffinv.pipelines",
 }

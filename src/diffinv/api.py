@@ -18,19 +18,24 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from diffinv import images
+from diffinv.config import SamplingConfig, merge
 from diffinv.denoiser import Denoiser, Schedule
 from diffinv.editing import EditConfig, EditResult
 from diffinv.editing.config import SDEditConfig
 from diffinv.editing.prompt_to_prompt import prompt_to_prompt
 from diffinv.editing.sdedit import sdedit_latents
-from diffinv.errors import DiffinvError, check_integer, check_number
+from diffinv.errors import DiffinvError, check_integer
 from diffinv.images import open_image, prepare_image
 from diffinv.inversion import Inversion, InversionConfig, InversionProblem, InversionSettings, resolve_method
-from diffinv.personalization import Concept, get_personalizer
+from diffinv.inversion import registry as inversion_registry
+from diffinv.inversion.registry import method_config
+from diffinv.personalization import Concept
+from diffinv.personalization import registry as personalization_registry
 from diffinv.personalization.base import check_token, extra_tokens
-from diffinv.personalization.config import check_property
+from diffinv.personalization.config import LearningConfig, check_property
 from diffinv.personalization.loading import check_single_text_encoder, check_tokens_free
 from diffinv.personalization.problem import ConceptProblem
+from diffinv.personalization.registry import METHOD_CONFIGS, PERSONALIZERS
 from diffinv.personalization.templates import check_captions
 from diffinv.pipelines import default_size, fingerprint
 from diffinv.sampling import denoise
@@ -61,7 +66,7 @@ def invert(
     pipe: StableDiffusionPipeline,
     image: ImageInput | Sequence[ImageInput],
     prompt: str | Sequence[str],
-    method: str = "prompt-tokens",
+    method: str = inversion_registry.DEFAULT_METHOD,
     *,
     num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
@@ -81,10 +86,10 @@ def invert(
         prompt: the caption; with a list of images, one caption per image (or one for all).
         method: ``ddim``, ``null-text``, ``prompt-tokens`` (default), ``negative-prompt`` or ``direct``; or
             ``<method>@<preset>``, e.g. ``prompt-tokens@paper`` (the reference paper's setting).
-        num_inference_steps: DDIM steps (default: the method's, e.g. 50 for null-text, 25 for prompt-tokens).
-        guidance_scale: classifier-free guidance at reconstruction (default: ``config``'s, 7.5).
-        config: full settings (default: the method's ``default_config``, or the named preset);
-            ``num_inference_steps`` and ``guidance_scale`` given here override it.
+        num_inference_steps: DDIM steps (overrides ``config``'s).
+        guidance_scale: classifier-free guidance at reconstruction (overrides ``config``'s).
+        config: full settings, of the method's config class (``METHODS[method].config_class``, e.g.
+            :class:`~diffinv.inversion.PromptTokensConfig`); default: the method's defaults, or the named preset.
         batch_size: how many images of a list share each UNet call (their optimisations stay independent: the
             results equal one-at-a-time inversions up to floating-point rounding; see
             :func:`~diffinv.inversion.embedding_fit.fit_embeddings`).
@@ -105,29 +110,20 @@ def invert(
     if not photos:
         raise DiffinvError("no images to invert")
     check_integer("batch_size", batch_size, minimum=1)
-    inverter, defaults = resolve_method(method)
-    base = config or defaults
-    config = dataclasses.replace(
-        base,
-        num_inference_steps=next(
-            n for n in (num_inference_steps, base.num_inference_steps, defaults.num_inference_steps) if n is not None
-        ),
-        guidance_scale=base.guidance_scale if guidance_scale is None else guidance_scale,
-    )
+    chosen = resolve_method(method)[0]
+    config = method_config(method, config, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
     for text in prompts:
         if not isinstance(text, str):
             raise DiffinvError(f"the prompt must be a string, got {type(text).__name__}")
-        if inverter.requires_prompt and not text.strip():
-            raise DiffinvError(f"method {inverter.name!r} needs a non-empty prompt")
+        if chosen.requires_prompt and not text.strip():
+            raise DiffinvError(f"method {chosen.name!r} needs a non-empty prompt")
     height, width = _resolve_size(pipe, height, width)
     pixels = [images.prepare_image(images.open_image(photo), height, width) for photo in photos]
     encoded = [encode_prompt(pipe, text, strict=strict) for text in prompts]
     null = encode_negative_prompt(pipe, None)
     template = InversionSettings(
-        method=inverter.name,
+        method=chosen.name,
         prompt="",
-        num_inference_steps=config.num_inference_steps,
-        guidance_scale=config.guidance_scale,
         height=height,
         width=width,
         # diffusers' bookkeeping keys (``_use_default_values``, ...) say how a config was loaded, not the schedule
@@ -151,7 +147,7 @@ def invert(
             settings=[dataclasses.replace(template, prompt=prompts[i]) for i in chunk],
             progress=progress,
         )
-        inversions = inverter.invert(problem)
+        inversions = chosen.invert(problem)
         seconds = shared + (time.perf_counter() - chunk_started) / len(chunk)
         results += [dataclasses.replace(r, stats=dataclasses.replace(r.stats, seconds=seconds)) for r in inversions]
     return results if batched else results[0]
@@ -295,8 +291,9 @@ def generate(
     *,
     prompt_embeds: torch.Tensor | None = None,
     negative_prompt: str | None = None,
-    num_inference_steps: int = 50,
-    guidance_scale: float = 7.5,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
+    config: SamplingConfig | None = None,
     generator: torch.Generator | None = None,
     height: int | None = None,
     width: int | None = None,
@@ -305,14 +302,15 @@ def generate(
 ) -> ImageOutput:
     """Text-to-image with the same deterministic DDIM sampler the inversions use.
 
-    Give ``prompt`` or ``prompt_embeds`` ``(1, L, D)`` (as diffusers). The initial noise is drawn on the CPU from
-    ``generator`` (seeded results are device-independent).
+    Give ``prompt`` or ``prompt_embeds`` ``(1, L, D)`` (as diffusers). ``num_inference_steps`` and
+    ``guidance_scale`` override ``config``'s (default: :class:`~diffinv.config.SamplingConfig`). The initial noise is
+    drawn on the CPU from ``generator`` (seeded results are device-independent).
     """
     if (prompt is None) == (prompt_embeds is None):
         raise DiffinvError("give exactly one of prompt and prompt_embeds")
-    check_number("guidance_scale", guidance_scale, minimum=0)
+    config = merge(config, SamplingConfig(), num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
     height, width = _resolve_size(pipe, height, width)
-    denoiser = Denoiser.for_pipeline(pipe, Schedule.from_config(pipe.scheduler.config, num_inference_steps))
+    denoiser = Denoiser.for_pipeline(pipe, Schedule.from_config(pipe.scheduler.config, config.num_inference_steps))
     factor = pipe.vae_scale_factor
     shape = (1, pipe.unet.config.in_channels, height // factor, width // factor)
     noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(denoiser.compute_dtype)
@@ -324,7 +322,7 @@ def generate(
         noise,
         cond.to(denoiser.device, dtype),
         uncond.to(denoiser.device, dtype),
-        guidance_scale,
+        config.guidance_scale,
         progress=progress,
     )
     return images.to_output(pipe.vae, latents, output_type)
@@ -366,17 +364,17 @@ def edit(
         target_prompt: the edited caption (equal to the source prompt for a reweight- or negative-prompt-only
             edit, which then reproduces the reconstruction apart from those); with a list of inversions, one per
             inversion or one for all.
-        mode: ``replace`` (default), ``refine`` or ``reweight``.
-        cross_replace_steps / self_replace_steps: fractions of the steps with cross / self-attention injection
-            (default 0.8 / 0.4).
+        mode: ``replace``, ``refine`` or ``reweight``.
+        cross_replace_steps / self_replace_steps: fractions of the steps with cross / self-attention injection.
         reweight: ``{"word": scale}``, the target's attention to each word scaled.
         local_blend: words whose attention masks the editable region.
-        embedding_transfer: ``plain`` (default), ``prefix`` or ``delta``: how a learned conditional embedding
-            reaches the target (:class:`~diffinv.editing.EditConfig`).
-        latent_offsets: ``source`` (default) or ``both``: which branches get DirectInversion's latent corrections.
+        embedding_transfer: ``plain``, ``prefix`` or ``delta``: how a learned conditional embedding reaches the
+            target.
+        latent_offsets: ``source`` or ``both``: which branches get DirectInversion's latent corrections.
         negative_prompt: the target branch's negative prompt (refused after null-text / negative-prompt
             inversions, whose unconditional slot is taken); with a list, one for all or one per inversion.
-        config: all settings at once (the keyword arguments above override it).
+        config: all settings at once (default :class:`~diffinv.editing.EditConfig`, which documents each and its
+            default; the keyword arguments above override it).
         output_type: as :func:`reconstruct`, for both images.
 
     Returns:
@@ -393,7 +391,7 @@ def edit(
         "embedding_transfer": embedding_transfer,
         "latent_offsets": latent_offsets,
     }
-    config = dataclasses.replace(config or EditConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    config = merge(config, EditConfig(), "edit", **overrides)
     images.check_output_type(output_type)
     if isinstance(inversion, list | tuple):
         inversions = list(inversion)
@@ -427,13 +425,14 @@ def sdedit(
     guide: ImageInput,
     prompt: str,
     *,
-    strength: float = 0.5,
+    strength: float | None = None,
     mask: ImageInput | None = None,
-    repeats: int = 1,
-    num_inference_steps: int = 50,
-    guidance_scale: float = 7.5,
-    eta: float = 1.0,
+    repeats: int | None = None,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
+    eta: float | None = None,
     negative_prompt: str | None = None,
+    config: SDEditConfig | None = None,
     generator: torch.Generator | None = None,
     height: int | None = None,
     width: int | None = None,
@@ -450,12 +449,17 @@ def sdedit(
             resized like the guide); outside it the output keeps the guide's pixels.
         repeats: K ≥ 1 perturb-and-denoise rounds.
         eta: DDIM's η for the reverse process (1: the paper's stochastic sampler).
+        config: all settings at once (default :class:`~diffinv.editing.config.SDEditConfig`; the keyword arguments
+            above override it).
         generator: all randomness (perturbation and reverse-process noise), drawn on the CPU.
 
     Returns:
         As :func:`reconstruct`. ``strength`` small enough that no step runs returns the guide's VAE round trip.
     """
-    config = SDEditConfig(
+    config = merge(
+        config,
+        SDEditConfig(),
+        "sdedit",
         strength=strength,
         repeats=repeats,
         num_inference_steps=num_inference_steps,
@@ -499,13 +503,13 @@ def learn_concept(
     token: str = "<s*>",
     init_word: str = "object",
     *,
-    method: str = "ti",
+    method: str = personalization_registry.DEFAULT_METHOD,
     property: str = "object",  # noqa: A002 - the paper's word for it
     captions: Sequence[str] | None = None,
     num_vectors: int | None = None,
     steps: int | None = None,
     learning_rate: float | None = None,
-    config: Any = None,
+    config: LearningConfig | None = None,
     height: int | None = None,
     width: int | None = None,
     generator: torch.Generator | None = None,
@@ -540,16 +544,10 @@ def learn_concept(
         DiffinvError: before any work, for no images, an unreadable image, a token already in the vocabulary, an
             init word that is not one token, bad captions or settings.
     """
-    personalizer = get_personalizer(method)
-    base = personalizer.default_config if config is None else config
-    if not isinstance(base, personalizer.config_class):
-        raise DiffinvError(f"config must be a {personalizer.config_class.__name__} for method {method!r}")
+    personalizer = PERSONALIZERS[method]
     overrides = {"num_vectors": num_vectors, "steps": steps, "learning_rate": learning_rate}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    fields = {f.name for f in dataclasses.fields(base)}
-    if overrides.keys() - fields:
-        raise DiffinvError(f"{min(overrides.keys() - fields)} does not apply to method {method!r}")
-    config = dataclasses.replace(base, **overrides)
+    given = {k: v for k, v in overrides.items() if v is not None}  # num_vectors is textual inversion's alone
+    config = merge(config, METHOD_CONFIGS[method](), f"method {method!r}", **given)
     photos = [images] if isinstance(images, str | Path | Image.Image) else list(images)
     if not photos:
         raise DiffinvError("no images of the concept; give at least one")

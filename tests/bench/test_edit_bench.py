@@ -65,7 +65,7 @@ def test_strokes_task_and_bad_kind():
 def test_edit_bench_records_resume_and_summary(pipe, tmp_path):
     samples = load_dataset("shapes:1")
     config = EditBenchConfig(
-        inversions=("ddim:steps=3", "null-text:steps=3,inner=1"),
+        methods=("ddim:steps=3", "null-text:steps=3,inner=1"),
         editors=("p2p", "negative", "sdedit"),
         edits=("recolor", "strokes"),
         examples=1,
@@ -81,7 +81,7 @@ def test_edit_bench_records_resume_and_summary(pipe, tmp_path):
     assert by_key["shapes-00000|none|sdedit|strokes"]["preservation"] is None
     assert (tmp_path / "examples").is_dir()
     assert run_edit_bench(pipe, samples, config, tmp_path, progress=False) == 0  # resumed: nothing left
-    more = EditBenchConfig(inversions=config.inversions, editors=("p2p", "prompt"), edits=config.edits, examples=0)
+    more = EditBenchConfig(methods=config.methods, editors=("p2p", "prompt"), edits=config.edits, examples=0)
     assert run_edit_bench(pipe, samples, more, tmp_path, progress=False) == 2  # a new editor: only its records
     added = read_records(tmp_path)
     assert len(added) == len(records) + 4 and added[: len(records)] == records
@@ -98,7 +98,7 @@ def test_edit_bench_records_resume_and_summary(pipe, tmp_path):
 
 def test_sdedit_editor_keeps_everything_outside_the_region(pipe, tmp_path):
     sample = load_dataset("shapes:1")[0]
-    config = EditBenchConfig(inversions=(), editors=("sdedit",), edits=("recolor",), examples=1)
+    config = EditBenchConfig(methods=(), editors=("sdedit",), edits=("recolor",), examples=1)
     run_edit_bench(pipe, [sample], config, tmp_path, progress=False)
     record = read_records(tmp_path)[0]
     assert record["bg_psnr"] == "inf"
@@ -112,7 +112,7 @@ def test_edit_bench_on_a_pie_folder(pipe, tmp_path):
     from diffinv.bench.pie import load_pie
 
     samples = load_pie(_write(tmp_path / "pie", _entries()))
-    config = EditBenchConfig(inversions=("ddim:steps=2",), editors=("p2p", "p2p-blend", "sdedit"), examples=1)
+    config = EditBenchConfig(methods=("ddim:steps=2",), editors=("p2p", "p2p-blend", "sdedit"), examples=1)
     out = tmp_path / "out"
     assert run_edit_bench(pipe, samples, config, out, progress=False) == 3
     records = {r["key"]: r for r in read_records(out)}
@@ -148,7 +148,7 @@ def test_kept_content_is_scored_apart_for_mentioned_and_unmentioned(pipe, tmp_pa
     assert _kept(full.target, full) == {"kept_mentioned": 1.0, "kept_unmentioned": None}
 
     samples = load_dataset("shapes-partial:3")
-    config = EditBenchConfig(inversions=("ddim:steps=2",), editors=("p2p",), edits=("recolor",), examples=0)
+    config = EditBenchConfig(methods=("ddim:steps=2",), editors=("p2p",), edits=("recolor",), examples=0)
     run_edit_bench(pipe, samples, config, tmp_path, progress=False)
     records = [r for r in read_records(tmp_path) if "skipped" not in r]
     assert records and all({"kept_mentioned", "kept_unmentioned"} <= set(r) for r in records)

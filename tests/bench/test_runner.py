@@ -6,8 +6,9 @@ import pytest
 
 from diffinv.bench.config import BenchConfig
 from diffinv.bench.datasets import load_dataset
-from diffinv.bench.report import summarize, write_summary
-from diffinv.bench.runner import read_records, run_bench
+from diffinv.bench.reconstruction import run_bench
+from diffinv.bench.reconstruction_report import summarize, write_reconstruction_summary
+from diffinv.bench.runner import read_records
 
 METHODS = ("ddim:steps=4", "prompt-tokens:steps=4,inner=2", "null-text:steps=4,inner=2")
 NUMERIC = ("psnr", "ssim", "latent_mse", "vae_psnr", "params", "steps", "negative_prompt_effect")
@@ -32,7 +33,7 @@ def _by_key(records):
 def test_records_and_summary(one_process):
     records = read_records(one_process)
     assert len(records) == 9 and len(_by_key(records)) == 9
-    rows = write_summary(records, one_process)
+    rows = write_reconstruction_summary(records, one_process)
     assert [r["method"] for r in rows] == list(METHODS)
     expected = {
         "method",
@@ -110,16 +111,16 @@ def test_a_batched_group_cut_short_reruns_only_its_missing_images(tmp_path, pipe
 def test_jobs_run_at_the_configured_thread_count_and_restore_it(tmp_path, pipe, samples, monkeypatch):
     import torch
 
-    from diffinv.bench import runner
+    from diffinv.bench import reconstruction
 
     seen = []
-    real_run_group = runner.run_group
+    real_run_group = reconstruction.run_group
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return real_run_group(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "run_group", spy)
+    monkeypatch.setattr(reconstruction, "run_group", spy)
     before = torch.get_num_threads()
     wanted = 2 if before == 1 else 1
     config = BenchConfig(methods=("ddim:steps=2",), num_threads=wanted)
@@ -149,7 +150,7 @@ def test_shapes_samples_are_scored_by_the_probe_of_their_world():
 
     from diffinv.bench.config import BenchConfig
     from diffinv.bench.datasets import load_dataset
-    from diffinv.bench.runner import Scorers
+    from diffinv.bench.reconstruction import Scorers
 
     scorers = Scorers(BenchConfig())
     for spec, shipped in (("shapes:1", True), ("shapes:1@v3", False)):

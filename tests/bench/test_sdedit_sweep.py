@@ -7,16 +7,19 @@ import math
 
 import pytest
 
+from diffinv.bench.config import SDEditSweepConfig
 from diffinv.bench.datasets import load_dataset
 from diffinv.bench.runner import read_records
-from diffinv.bench.sdedit_sweep import parse_strengths, render_distance, run_sweep, write_sweep_summary
+from diffinv.bench.sdedit_sweep import parse_strengths, render_distance, run_sweep
+from diffinv.bench.sweep_report import write_sweep_summary
 from diffinv.errors import DiffinvError
 
 
 def test_sweep_records_resume_and_summary(pipe, tmp_path):
     samples = load_dataset("shapes:2")
-    assert run_sweep(pipe, samples, (0.3, 1.0), tmp_path, progress=False) == 2
-    assert run_sweep(pipe, samples, (0.3, 1.0), tmp_path, progress=False) == 0
+    config = SDEditSweepConfig(strengths=(0.3, 1.0))
+    assert run_sweep(pipe, samples, config, tmp_path, progress=False) == 2
+    assert run_sweep(pipe, samples, config, tmp_path, progress=False) == 0
     records = read_records(tmp_path)
     assert sorted(r["strength"] for r in records) == [0.3, 0.3, 1.0, 1.0]
     assert all(r["faithfulness"] > 0 and r["render_distance"] > 0 and 0 < r["realism"] <= 1 for r in records)

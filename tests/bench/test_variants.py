@@ -1,7 +1,6 @@
 import pytest
 
-from diffinv.bench.variants import parse_variant
-from diffinv.cli import split_methods
+from diffinv.bench.variants import parse_variant, split_methods
 from diffinv.errors import DiffinvError
 from diffinv.inversion import OptimizationConfig
 
@@ -19,6 +18,14 @@ def test_variant_options_and_presets():
     assert tuned.config.optimization.num_inner_steps == 5 and tuned.config.optimization.learning_rate == 0.01
 
 
+def test_variant_keys_are_the_config_fields_and_their_short_names():
+    long = parse_variant("null-text:num_inference_steps=4,guidance_scale=3,num_inner_steps=2,learning_rate=0.2")
+    short = parse_variant("null-text:steps=4,guidance=3,inner=2,lr=0.2")
+    assert long.config == short.config and short.config.guidance_scale == 3.0
+    assert parse_variant("prompt-tokens:pooled=false,lr_decay=0,eps=1e-4,growth=0").config.pooled is False
+    assert parse_variant("prompt-tokens:eps=1e-4").config.optimization.early_stop_epsilon == 1e-4
+
+
 @pytest.mark.parametrize(
     ("spec", "match"),
     [
@@ -28,6 +35,9 @@ def test_variant_options_and_presets():
         ("ddim:steps", "key=value"),
         ("ddim:steps=many", "needs a int"),
         ("ddim:colour=red", "keys"),
+        ("ddim:inner=2", "keys num_inference_steps, guidance_scale, steps, guidance"),  # ddim optimises nothing
+        ("prompt-tokens:pooled=maybe", "needs a bool"),
+        ("prompt-tokens:tokens=some", "tokens must be"),
     ],
 )
 def test_bad_variants(spec, match):

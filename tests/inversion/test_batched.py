@@ -11,9 +11,9 @@ import skimage.data
 import torch
 from PIL import Image
 
-from diffinv import InversionConfig, OptimizationConfig, edit, invert, reconstruct
+from diffinv import OptimizationConfig, edit, invert, reconstruct
 from diffinv.errors import DiffinvError
-from diffinv.inversion import METHODS
+from diffinv.inversion import METHODS, InversionConfig, OptimizingInversionConfig
 from diffinv.testing import tiny_pipeline
 
 STEPS = 6
@@ -37,7 +37,10 @@ def photos():
 
 
 def _config(method: str) -> InversionConfig:
-    return InversionConfig(num_inference_steps=STEPS, optimization=EARLY_STOP)
+    config_class = METHODS[method].config_class
+    if issubclass(config_class, OptimizingInversionConfig):
+        return config_class(num_inference_steps=STEPS, optimization=EARLY_STOP)
+    return config_class(num_inference_steps=STEPS)
 
 
 def _same(a, b, what):

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from conftest import PROMPT
-from diffinv import InversionConfig, invert, reconstruct
+from diffinv import InversionConfig, OptimizationConfig, invert, reconstruct
 from diffinv.errors import DiffinvError
+from diffinv.inversion import METHODS, OptimizingInversionConfig, PromptTokensConfig, resolve_method
 from diffinv.metrics import latent_mse
 from diffinv.testing import tiny_pipeline
 from diffinv.text import encode_prompt
@@ -45,9 +46,8 @@ def test_guidance_makes_ddim_drift_and_optimisation_fixes_it(results):
 
 
 def test_prompt_tokens_over_all_positions_closes_more_of_the_gap(pipe, photo, results):
-    inversion = invert(
-        pipe, photo, PROMPT, "prompt-tokens", config=InversionConfig(num_inference_steps=STEPS, tokens="all")
-    )
+    config = PromptTokensConfig(num_inference_steps=STEPS, tokens="all", optimization=OptimizationConfig())
+    inversion = invert(pipe, photo, PROMPT, "prompt-tokens", config=config)
     assert inversion.settings.optimized_positions == 77
     assert _error(pipe, inversion) < results["ddim"][1] / 5
 
@@ -131,7 +131,10 @@ def test_v_prediction_model_passes_the_same_checks(photo, prediction_type):
         ({"method": "prompt-tokens", "prompt": "  "}, "needs a non-empty prompt"),
         ({"method": "negative-prompt", "prompt": ""}, "needs a non-empty prompt"),
         ({"method": "magic"}, "unknown inversion method"),
-        ({"config": InversionConfig(tokens="100")}, "exceeds the text encoder's 77 positions"),
+        ({"config": PromptTokensConfig(tokens="100")}, "exceeds the text encoder's 77 positions"),
+        ({"config": InversionConfig()}, "config must be a PromptTokensConfig for inversion method prompt-tokens"),
+        ({"method": "ddim", "config": PromptTokensConfig()}, "config must be a InversionConfig for inversion method"),
+        ({"method": "null-text", "config": InversionConfig()}, "must be a OptimizingInversionConfig"),
         ({"height": 60}, "multiples of 8"),
     ],
 )
@@ -143,6 +146,16 @@ def test_bad_arguments_raise(pipe, photo, kwargs, message):
 
 def test_bad_configs_raise():
     with pytest.raises(DiffinvError, match="tokens"):
-        InversionConfig(tokens="some")
+        PromptTokensConfig(tokens="some")
     with pytest.raises(DiffinvError, match="guidance_scale"):
         InversionConfig(guidance_scale=float("nan"))
+
+
+def test_each_method_states_its_defaults_and_presets_in_its_config_class():
+    for name, method in METHODS.items():
+        assert method.name == name  # the registry line and the method agree
+        assert resolve_method(name) == (method, method.config_class())
+        assert all(type(preset) is method.config_class for preset in method.presets.values()), name
+    assert PromptTokensConfig().num_inference_steps == 25 and PromptTokensConfig().optimization.learning_rate == 0.1
+    assert OptimizingInversionConfig() == resolve_method("null-text@paper")[1]  # Mokady et al.'s: 50 steps, 1e-2
+    assert resolve_method("prompt-tokens@paper")[1].optimization == OptimizingInversionConfig().optimization

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import torch
 from PIL import Image
 
 from diffinv import generate, learn_concept
 from diffinv.personalization import LoRAConfig, load_concept, read_concept, unload_concept
-from diffinv.personalization.config import METHOD_CONFIGS
-from diffinv.personalization.registry import PERSONALIZERS, get_personalizer
+from diffinv.personalization.registry import METHOD_CONFIGS, PERSONALIZERS
 from diffinv.testing import tiny_pipeline
 
 
@@ -31,9 +33,15 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_every_method_has_its_config_class():
-    assert METHOD_CONFIGS.keys() == PERSONALIZERS.keys()
-    assert all(get_personalizer(name).config_class is cls for name, cls in METHOD_CONFIGS.items())
+def test_every_method_has_its_config_class_and_listing_them_loads_no_torch():
+    assert METHOD_CONFIGS.names() == PERSONALIZERS.names() == ("ti", "lora", "e4t")
+    assert all(PERSONALIZERS[name].name == name for name in PERSONALIZERS)
+    code = (
+        "import sys; from diffinv.personalization.registry import METHOD_CONFIGS, PERSONALIZERS; "
+        "[cls() for cls in METHOD_CONFIGS.values()]; print(PERSONALIZERS.names(), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "('ti', 'lora', 'e4t') False"
 
 
 def test_learning_leaves_the_unet_as_it_was_and_the_offsets_move(tmp_path):

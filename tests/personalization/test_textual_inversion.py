@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -109,6 +111,43 @@ def test_files_round_trip_and_load_with_diffusers(tmp_path):
     load_concept(ours, tmp_path / "toy.safetensors")
     prompt = "a <toy> on a table"
     assert torch.equal(encode_prompt(ours, prompt).embeds, encode_prompt(diffusers_pipe, prompt).embeds)
+
+
+STORED_INFO = {  # a concept file's description as the first release wrote it (ConceptInfo's bespoke to_dict)
+    "method": "ti",
+    "init_word": "toy",
+    "property": "object",
+    "model_fingerprint": {"config_hash": "sha256:0123456789abcdef", "weight_signature": [0.5, -1.25]},
+    "config": {"steps": 2, "learning_rate": 0.05, "batch_size": 2, "weight_decay": 0.01, "flip_probability": 0.5,
+               "warmup_steps": 0, "checkpoint_every": 4, "caption_dropout": 0.0, "num_vectors": 1},
+    "shots": 3,
+    "steps": 2,
+    "seconds": 1.5,
+    "loss": 0.25,
+}  # fmt: skip
+
+
+def test_stored_concept_descriptions_still_read_and_bad_ones_are_refused(tmp_path):
+    def write(info) -> Path:
+        path = tmp_path / "stored.safetensors"
+        header = {"format": "diffinv.concept", "version": 1, "token": "<toy>", "info": info}
+        save_file({"<toy>": torch.zeros(1, 32)}, str(path), metadata={"diffinv": json.dumps(header)})
+        return path
+
+    info = read_concept(write(STORED_INFO)).info
+    assert info.to_dict() == STORED_INFO and info.model_fingerprint.weight_signature == (0.5, -1.25)
+    assert TextualInversionConfig.from_dict(info.config) == TextualInversionConfig(
+        steps=2, learning_rate=0.05, batch_size=2, checkpoint_every=4
+    )
+    for bad, message in [
+        ({k: v for k, v in STORED_INFO.items() if k != "shots"}, "lacks the setting"),
+        ({**STORED_INFO, "extra": 1}, "unknown setting"),
+        ({**STORED_INFO, "shots": "3"}, "shots must be a int"),
+        ({**STORED_INFO, "model_fingerprint": {"weight_signature": []}}, "description is unreadable"),
+    ]:
+        with pytest.raises(DiffinvError, match=message) as error:
+            read_concept(write(bad))
+        assert "stored.safetensors" in str(error.value) and "\n" not in str(error.value)
 
 
 def test_weights_only_torch_files_load_and_pickles_are_refused(tmp_path):

@@ -201,6 +201,10 @@ def test_decoding_keeps_scenes_valid() -> None:
 def test_loss_and_config_round_trip() -> None:
     config = ProbeConfig(channels=(4, 4, 4, 4), hidden=8)
     assert ProbeConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    record = {k: v for k, v in config.to_dict().items() if k != "world"}  # as records written before worlds
+    assert ProbeConfig.from_dict(record) == config and config.world == "v2"
+    with pytest.raises(DiffinvError, match="unknown setting"):
+        ProbeConfig.from_dict({**record, "layers": 3})
     model = ShapesProbe(config)
     scenes = dataset("train", 2, seed=0)
     pixels = to_probe_input([render(s) for s in scenes])

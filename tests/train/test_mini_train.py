@@ -19,8 +19,9 @@ from diffinv.shapes.captions import caption
 from diffinv.shapes.vocab import COLORS, POSITIONS, SHAPES, TRAIN_SHAPES
 from diffinv.shapes.world import V2
 from diffinv.train import data
+from diffinv.train.config import MiniConfig
 from diffinv.train.data import sample_train_scenes
-from diffinv.train.mini import MiniConfig, main
+from diffinv.train.mini import main
 from diffinv.train.parts import scheduler
 from diffinv.train.probe import TrainConfig
 from diffinv.train.probe import train as train_probe

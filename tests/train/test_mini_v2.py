@@ -15,8 +15,9 @@ from safetensors.torch import load_file
 from diffinv.errors import DiffinvError
 from diffinv.loop.stage import check_resumable
 from diffinv.shapes.splits import is_train_object
+from diffinv.train.config import PRESETS, V2_UNET, MiniConfig, v2_config
 from diffinv.train.data import sample_train_scenes
-from diffinv.train.mini import PRESETS, V2_UNET, MiniConfig, build_parser, main, resolve_config, v2_config
+from diffinv.train.mini import build_parser, main, resolve_config
 from diffinv.train.text import build_text_encoder, build_tokenizer, import_text_encoder, load_text_encoder
 from diffinv.train.unet import build_unet
 from train.test_mini_train import TINY
@@ -115,3 +116,22 @@ def test_checkpoint_configs_without_new_fields_still_resume() -> None:
     check_resumable({"config": old}, MiniConfig().unet, "unet")  # v1 checkpoints predate the new fields
     with pytest.raises(DiffinvError, match="different config"):
         check_resumable({"config": old}, config, "unet")
+
+
+def test_configs_stored_with_the_old_name_lr_read_as_learning_rate(tmp_path: Path) -> None:
+    """Until issue 24 the training configs named the peak learning rate ``lr`` (config.json, state.json)."""
+    old = json.loads(json.dumps(v2_config().to_dict()).replace('"learning_rate"', '"lr"'))
+    old["unet"]["lr"] = 5e-4
+    assert "learning_rate" not in json.dumps(old)
+    config = MiniConfig.from_dict(old)
+    assert config.unet.learning_rate == 5e-4 and config.vae.learning_rate == v2_config().vae.learning_rate
+    check_resumable({"config": old["unet"]}, config.unet, "unet")
+    with pytest.raises(DiffinvError, match="different config"):
+        check_resumable({"config": old["unet"]}, v2_config().unet, "unet")
+    with pytest.raises(DiffinvError, match="both lr"):
+        MiniConfig.from_dict({"unet": {"lr": 1e-3, "learning_rate": 1e-3}})
+    (tmp_path / "config.json").write_text(json.dumps(old))  # a work folder written before the rename
+    args = build_parser().parse_args(["unet", "--work", str(tmp_path), "--preset", "v3", "--unet-steps", "7"])
+    resumed = resolve_config(args)
+    assert resumed.unet.learning_rate == 5e-4 and resumed.unet.steps == 7 and resumed.world == v2_config().world
+    assert json.loads((tmp_path / "config.json").read_text())["unet"]["learning_rate"] == 5e-4

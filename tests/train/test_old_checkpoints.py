@@ -30,7 +30,7 @@ from safetensors.torch import load_file
 from diffinv.loop.common import EMA_FILE, MODEL_FILE, OPTIMIZER_FILE, flat_state
 from diffinv.loop.stage import restore_stage, save_checkpoint
 from diffinv.train import mini, probe
-from diffinv.train.mini import MiniConfig
+from diffinv.train.config import MiniConfig
 from diffinv.train.vae import vae_stage_parts
 
 DATA = Path(__file__).parent / "data"

@@ -103,9 +103,9 @@ def test_augment_identity_when_disabled() -> None:
 def test_config_round_trip_and_schedule() -> None:
     config = TrainConfig.from_dict(TINY)
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    schedule = (config.lr, config.steps, config.warmup_steps, config.min_lr_ratio)
-    assert learning_rate(0, *schedule) < learning_rate(1, *schedule) == pytest.approx(config.lr)
-    assert learning_rate(config.steps, *schedule) == pytest.approx(config.lr * config.min_lr_ratio)
+    schedule = (config.learning_rate, config.steps, config.warmup_steps, config.min_lr_ratio)
+    assert learning_rate(0, *schedule) < learning_rate(1, *schedule) == pytest.approx(config.learning_rate)
+    assert learning_rate(config.steps, *schedule) == pytest.approx(config.learning_rate * config.min_lr_ratio)
     with pytest.raises(ValueError):
         TrainConfig.from_dict({"split_mix": [["test", 1.0]]})
     with pytest.raises(ValueError):

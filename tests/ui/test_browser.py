@@ -27,7 +27,8 @@ from diffinv.inversion import Inversion  # noqa: E402
 from diffinv.pipelines import load_pipeline  # noqa: E402
 from diffinv.testing import tiny_pipeline  # noqa: E402
 from diffinv.ui.app import launch  # noqa: E402
-from diffinv.ui.context import ServerLimits, UIContext  # noqa: E402
+from diffinv.ui.context import UIContext  # noqa: E402
+from diffinv.ui.limits import ServerLimits  # noqa: E402
 
 MAX_PIXELS = 300 * 300
 TIMEOUT_MS = 120_000

@@ -10,7 +10,8 @@ gr = pytest.importorskip("gradio", reason="the web app needs the ui extra (pip i
 
 from diffinv import api  # noqa: E402
 from diffinv.errors import DiffinvError  # noqa: E402
-from diffinv.ui.context import ServerLimits, UIContext  # noqa: E402
+from diffinv.ui.context import UIContext  # noqa: E402
+from diffinv.ui.limits import ServerLimits  # noqa: E402
 from diffinv.ui.tabs.edit import parse_weights  # noqa: E402
 from diffinv.ui.tabs.sdedit import painted_region, painting, union  # noqa: E402
 
@@ -61,6 +62,7 @@ def test_images_over_the_pixel_limit_are_refused(pipe):
 def test_word_weights():
     assert parse_weights("red=2, circle = 0.5") == {"red": 2.0, "circle": 0.5}
     assert parse_weights("  ") == {}
+    assert parse_weights("a=b=2") == {"a=b": 2.0}  # split at the last "=", as the command line's --reweight
     for bad in ("red", "red=x", "=2"):
         with pytest.raises(gr.Error, match="WORD=SCALE"):
             parse_weights(bad)

@@ -1,155 +1,232 @@
-"""What the benches run: their configuration dataclasses, default method lists and the editing bench's editors.
+"""What the benches run: one config per bench command (each field is one of its options), the default method lists
+and the editing bench's registry of editors.
 
 Plain data (no torch), so the command line can describe every option without loading a model library.
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from diffinv.bench.variants import Variant, parse_variant
-from diffinv.errors import DiffinvError, check_integer
+from diffinv.config import Config, SamplingConfig, init_fields, setting
+from diffinv.editing.config import SDEditConfig
+from diffinv.errors import DiffinvError, check_integer, check_number
+from diffinv.personalization.registry import METHOD_CONFIGS
+from diffinv.registry import Registry
 
 DEFAULT_METHODS = ("ddim", "null-text", "prompt-tokens", "negative-prompt", "direct")
+"""The inversion methods every bench compares unless told otherwise."""
 EDIT_KINDS = ("recolor", "reshape", "resize", "background", "strokes")
+OBJECT_EDITS = ("recolor", "reshape", "resize", "background")
 DEFAULT_STRENGTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+EDITORS: Registry[Any] = Registry(
+    "editor",
+    [
+        ("p2p", "diffinv.bench.editors:P2P"),
+        ("p2p-blend", "diffinv.bench.editors:P2P_BLEND"),
+        ("prompt", "diffinv.bench.editors:PROMPT"),
+        ("p2p-cross", "diffinv.bench.editors:P2P_CROSS"),
+        ("p2p-self", "diffinv.bench.editors:P2P_SELF"),
+        ("p2p-neg", "diffinv.bench.editors:P2P_NEG"),
+        ("negative", "diffinv.bench.editors:NEGATIVE"),
+        ("p2p-delta", "diffinv.bench.editors:P2P_DELTA"),
+        ("p2p-prefix", "diffinv.bench.editors:P2P_PREFIX"),
+        ("p2p-both", "diffinv.bench.editors:P2P_BOTH"),
+        ("sdedit", "diffinv.bench.editors:SDEDIT"),
+    ],
+)
+"""The editing bench's editors (:class:`diffinv.bench.editors.BenchEditor` objects), by record name. Adding one: an
+object in a new file (or :mod:`diffinv.bench.editors`) and one line here; entries are imported on first lookup."""
+DIAGNOSTIC_EDITORS = ("p2p-cross", "p2p-self")
+"""Which attention injection helps or hurts (docs/editing.md): run on request, not by default."""
+DEFAULT_EDITORS = tuple(name for name in EDITORS if name not in DIAGNOSTIC_EDITORS)
+
+TokenReplacement = Literal["zero", "pad"]
+TOKEN_REPLACEMENTS: tuple[str, ...] = typing.get_args(TokenReplacement)
 
 
 @dataclass(frozen=True)
-class BenchConfig:
-    """What ``diffinv bench`` runs.
+class JobConfig(Config):
+    """What every bench's job loop takes (:func:`diffinv.bench.runner.run_jobs`).
 
-    Attributes:
-        methods: variant specs (``METHOD[:key=value,...]`` or preset names; see :mod:`diffinv.bench.variants`).
-        negative_prompt: used to test whether a negative prompt still changes the reconstruction.
-        clip_model: local CLIP folder or cached hub id for CLIP-I (``None``: the default, if cached).
-        lpips_weights: folder holding AlexNet's weights for LPIPS (``None``: the torch hub cache).
-        num_threads: torch CPU threads per process while jobs run; fixed so that results do not depend on how many
-            processes share the machine (see the module docstring). On this project's 2-core CPU the built-in
-            model's UNet is as fast with 1 thread as with 2, so 2 processes × 1 thread is the fast setting.
-        batch_size: images inverted together per job (one UNet call per step for all; ``benchmarks/throughput.py``
-            measures the gain). Records are the same up to float rounding, times are per image.
+    Every process computes with the same number of torch CPU threads: float reductions depend on the thread count,
+    and early-stopped optimisations amplify such differences, so only at a fixed count are the records of an
+    N-process run bitwise those of a one-process run (docs/results.md, "One vs two processes", measures the fast
+    setting of this project's machine).
     """
 
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    negative_prompt: str = "blurry, low quality, distorted"
-    clip_model: str | None = None
-    lpips_weights: str | None = None
-    num_threads: int = 1
-    batch_size: int = 1
+    num_threads: int = setting(
+        1,
+        "torch CPU threads per process; results are identical for any process count at a fixed value",
+        aliases=("--threads",),
+    )
+
+    def __post_init__(self) -> None:
+        check_integer("num_threads (--threads)", self.num_threads, minimum=1)
+
+
+@dataclass(frozen=True)
+class BenchConfig(JobConfig):
+    """What ``diffinv bench`` (the reconstruction bench) runs."""
+
+    dataset: str = setting("shapes:100", "shapes:N | shapes-partial:N[@WORLD] | photos | coco:ROOT | folder:PATH")
+    limit: int | None = setting(None, "a deterministic sample of N images (default: all)")
+    seed: int = setting(0, "seed of the --limit sample")
+    methods: tuple[str, ...] = setting(
+        DEFAULT_METHODS,
+        "METHOD[:key=value,...] variants or presets (prompt-tokens@paper, null-text@paper); see diffinv.bench.variants",
+    )
+    negative_prompt: str = setting(
+        "blurry, low quality, distorted", "rerun with this negative prompt: does it still change the reconstruction?"
+    )
+    clip_model: str | None = setting(None, "local CLIP folder or cached hub id for CLIP-I (default: cached ViT-B/32)")
+    lpips_weights: str | None = setting(None, "folder with AlexNet's weights for LPIPS (default: the torch hub cache)")
+    batch_size: int = setting(
+        1,
+        "images of one method inverted together, one UNet call per step for all (records are the same up to float "
+        "rounding, times are per image; benchmarks/throughput.py measures the gain)",
+    )
     variants: tuple[Variant, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.num_threads < 1:
-            raise DiffinvError(f"num_threads (--threads) must be >= 1, got {self.num_threads}")
+        super().__post_init__()
+        if self.limit is not None:
+            check_integer("limit (--limit)", self.limit, minimum=1)
         check_integer("batch_size (--batch-size)", self.batch_size, minimum=1)
         object.__setattr__(self, "variants", tuple(parse_variant(m) for m in self.methods))
 
 
-DEFAULT_INVERSIONS = ("ddim", "null-text", "prompt-tokens", "negative-prompt", "direct")
-OBJECT_EDITS = ("recolor", "reshape", "resize", "background")
-
-
 @dataclass(frozen=True)
-class EditorSpec:
-    """How an editor edits: from an inversion (prompt-to-prompt variants) or from the image (SDEdit)."""
+class EditBenchConfig(JobConfig):
+    """What ``diffinv edit-bench`` runs (:mod:`diffinv.bench.edit_bench`)."""
 
-    name: str
-    help: str
-    settings: dict[str, Any] = field(default_factory=dict)
-    needs_inversion: bool = True
-    negative: bool = False  # uses the negative-prompt slot (free-slot inversions only)
-    keeps_prompt: bool = False  # target prompt = source prompt (the edit is the negative prompt alone)
-    only: tuple[str, ...] = ()  # inversion methods it applies to (empty: all)
-
-
-EDITORS: dict[str, EditorSpec] = {
-    e.name: e
-    for e in (
-        EditorSpec("p2p", "prompt-to-prompt (replace; refine when token counts differ)"),
-        EditorSpec("p2p-blend", "prompt-to-prompt with local blend on the edited words"),
-        EditorSpec(
-            "prompt",
-            "the target prompt from the inverted latent, no attention control",
-            {"cross_replace_steps": 0.0, "self_replace_steps": 0.0},
-        ),  # fmt: skip
-        EditorSpec(
-            "p2p-cross",
-            "prompt-to-prompt injecting cross-attention maps only (self_replace_steps 0)",
-            {"self_replace_steps": 0.0},
-        ),  # fmt: skip
-        EditorSpec(
-            "p2p-self",
-            "prompt-to-prompt injecting self-attention maps only (cross_replace_steps 0)",
-            {"cross_replace_steps": 0.0},
-        ),  # fmt: skip
-        EditorSpec("p2p-neg", "prompt-to-prompt with the removed words as negative prompt", negative=True),
-        EditorSpec(
-            "negative", "the source prompt with the removed words as negative prompt", negative=True, keeps_prompt=True
-        ),  # fmt: skip
-        EditorSpec(
-            "p2p-delta",
-            "prompt-to-prompt, learned offsets of every unchanged token (prompt-token recipe b)",
-            {"embedding_transfer": "delta"},
-            only=("prompt-tokens",),
-        ),  # fmt: skip
-        EditorSpec(
-            "p2p-prefix",
-            "prompt-to-prompt, learned offsets of the tokens before the first change only (prompt-token recipe c)",
-            {"embedding_transfer": "prefix"},
-            only=("prompt-tokens",),
-        ),
-        EditorSpec(
-            "p2p-both",
-            "prompt-to-prompt, DirectInversion corrections on both branches",
-            {"latent_offsets": "both"},
-            only=("direct",),
-        ),  # fmt: skip
-        EditorSpec("sdedit", "SDEdit: target strokes painted into the edited region, masked", needs_inversion=False),
+    dataset: str = setting("shapes:100", "shapes:N (held-out scenes) or pie:ROOT (PIE-Bench)")
+    limit: int | None = setting(None, "a deterministic sample of N scenes (default: all)")
+    seed: int = setting(0, "seeds the --limit sample, the edit choices, the stroke paintings and SDEdit's noise")
+    methods: tuple[str, ...] = setting(
+        DEFAULT_METHODS, "inversion variants, as diffinv bench --methods", aliases=("--inversions",)
     )
-}
-# Which attention injection helps or hurts (docs/editing.md): run on request, not by default.
-DIAGNOSTIC_EDITORS = ("p2p-cross", "p2p-self")
-DEFAULT_EDITORS = tuple(name for name in EDITORS if name not in DIAGNOSTIC_EDITORS)
-
-
-@dataclass(frozen=True)
-class EditBenchConfig:
-    """What ``diffinv edit-bench`` runs.
-
-    Attributes:
-        inversions: inversion variant specs (as ``diffinv bench --methods``).
-        editors: names from :data:`EDITORS`.
-        edits: names from :data:`~diffinv.bench.edit_tasks.EDIT_KINDS`.
-        sdedit_strength: t0 of the SDEdit editor.
-        seed: SDEdit's generator seed, the stroke paintings' and the edit choices'.
-        num_threads: torch CPU threads per process (as the reconstruction bench).
-        examples: images of the first this-many scenes are saved under ``OUT/examples``.
-        lpips_weights / clip_model: where LPIPS's AlexNet and CLIP weights are (PIE-Bench scores; see
-            :mod:`diffinv.metrics`); without them those scores are "unavailable: reason".
-    """
-
-    inversions: tuple[str, ...] = DEFAULT_INVERSIONS
-    editors: tuple[str, ...] = DEFAULT_EDITORS
-    edits: tuple[str, ...] = EDIT_KINDS
-    sdedit_strength: float = 0.5
-    seed: int = 0
-    num_threads: int = 1
-    examples: int = 4
-    lpips_weights: str | None = None
-    clip_model: str | None = None
+    editors: tuple[str, ...] = setting(DEFAULT_EDITORS, f"from {', '.join(EDITORS)}")
+    edits: tuple[str, ...] = setting(EDIT_KINDS, f"from {', '.join(EDIT_KINDS)}")
+    sdedit_strength: float = setting(SDEditConfig.default("strength"), "t0 of the sdedit editor")
+    examples: int = setting(4, "images of the first N scenes are saved under OUT/examples")
+    lpips_weights: str | None = setting(None, "PIE-Bench: folder with AlexNet's weights for LPIPS")
+    clip_model: str | None = setting(None, "PIE-Bench: local CLIP folder for CLIP similarity")
     variants: tuple[Variant, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        unknown = [e for e in self.editors if e not in EDITORS]
-        if unknown:
-            raise DiffinvError(f"unknown editor(s) {', '.join(unknown)}; choose from {', '.join(EDITORS)}")
+        super().__post_init__()
+        EDITORS.check(self.editors)
         unknown = [e for e in self.edits if e not in EDIT_KINDS]
         if unknown:
             raise DiffinvError(f"unknown edit(s) {', '.join(unknown)}; choose from {', '.join(EDIT_KINDS)}")
-        if not (0.0 < self.sdedit_strength <= 1.0):
-            raise DiffinvError(f"sdedit strength must be in (0, 1], got {self.sdedit_strength}")
-        if self.num_threads < 1 or self.examples < 0:
-            raise DiffinvError("threads must be ≥ 1 and examples ≥ 0")
-        object.__setattr__(self, "variants", tuple(parse_variant(v) for v in self.inversions))
+        if self.limit is not None:
+            check_integer("limit (--limit)", self.limit, minimum=1)
+        check_number("sdedit_strength (--sdedit-strength)", self.sdedit_strength, minimum=0, maximum=1, above=True)
+        check_integer("examples (--examples)", self.examples, minimum=0)
+        object.__setattr__(self, "variants", tuple(parse_variant(v) for v in self.methods))
+
+
+@dataclass(frozen=True)
+class SDEditSweepConfig(JobConfig):
+    """What ``diffinv sdedit-sweep`` runs (:mod:`diffinv.bench.sdedit_sweep`)."""
+
+    dataset: str = setting("shapes:50", "shapes:N or shapes-partial:N[@WORLD] (held-out scenes)")
+    strengths: tuple[float, ...] = setting(DEFAULT_STRENGTHS, "the t0 values SDEdit runs at, each in (0, 1]")
+    seed: int = setting(0, "seeds the scene sample, the stroke paintings and SDEdit's noise")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.strengths or any(
+            isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 < t <= 1.0 for t in self.strengths
+        ):
+            raise DiffinvError(f"--strengths takes numbers in (0, 1], got {self.strengths!r}")
+
+
+@dataclass(frozen=True)
+class ConceptBenchConfig(JobConfig):
+    """What ``diffinv concept-bench`` runs (:mod:`diffinv.bench.concept_bench`)."""
+
+    concepts: tuple[str, ...] = setting(
+        ("moon", "novel-0", "novel-1", "novel-2", "novel-3"),
+        "concept names: moon, novel-<i> or a world's held-out shape (novel:N on the command line is novel-0 ...)",
+    )
+    methods: tuple[str, ...] = setting(
+        tuple(METHOD_CONFIGS), f"personalization methods, from {', '.join(METHOD_CONFIGS)}"
+    )
+    shots: tuple[int, ...] = setting((1, 3, 5), "how many training shots each method learns from")
+    seed: int = setting(0, "seeds every method's randomness")
+    examples: int = setting(2, "concepts whose grids (shots | generations) are saved")
+    settings: dict[str, dict[str, Any]] = field(
+        default_factory=dict,
+        metadata={
+            "help": "per-method changes of its default config, METHOD:KEY=VALUE (e.g. ti:steps=1000)",
+            "aliases": ("--setting",),
+        },
+    )
+    num_inference_steps: int = setting(
+        SamplingConfig.default("num_inference_steps"), "DDIM steps of each evaluation image", aliases=("--steps",)
+    )
+    world: str | None = setting(
+        None, "the Shapes world of the model: v2 or v3 (default: diffinv.shapes' default world)"
+    )
+    probe: str | None = setting(None, "a probe folder for that world (default: the shipped probe, which reads v2)")
+
+    def __post_init__(self) -> None:
+        from diffinv.bench.concept_tasks import SHOTS
+        from diffinv.shapes.novel import concept_shape
+
+        super().__post_init__()
+        if self.world is None:  # resolved here: the shapes package needs numpy, and --help must not load it
+            from diffinv.shapes.world import DEFAULT_WORLD
+
+            object.__setattr__(self, "world", DEFAULT_WORLD)
+        for name in self.concepts:
+            try:
+                concept_shape(name, self.world)
+            except ValueError as exc:
+                raise DiffinvError(str(exc)) from None
+        unknown = [m for m in self.methods if m not in METHOD_CONFIGS]
+        if unknown or not self.methods:
+            raise DiffinvError(f"--methods takes some of {', '.join(METHOD_CONFIGS)}, got {', '.join(unknown)}")
+        if not self.shots or any(not isinstance(k, int) or not 1 <= k <= len(SHOTS) for k in self.shots):
+            raise DiffinvError(f"--shots takes numbers from 1 to {len(SHOTS)}")
+        check_integer("examples (--examples)", self.examples, minimum=0)
+        check_integer("num_inference_steps (--steps)", self.num_inference_steps, minimum=1)
+        for method in self.settings:
+            if method not in self.methods:
+                raise DiffinvError(f"--setting for {method!r}, which is not among --methods")
+            self.method_config(method)  # validates the changes
+
+    def method_config(self, method: str) -> Any:
+        """``method``'s default config with this bench's settings, flips off (the concepts are not symmetric)."""
+        cls = METHOD_CONFIGS[method]
+        changes = self.settings.get(method, {})
+        unknown = set(changes) - set(init_fields(cls))
+        if unknown:
+            raise DiffinvError(f"--setting: {method} has no setting {min(unknown)!r}")
+        return cls(**{"flip_probability": 0.0, **changes})
+
+
+@dataclass(frozen=True)
+class TokenInfluenceConfig(SamplingConfig):
+    """What ``diffinv token-influence`` measures (:mod:`diffinv.bench.token_influence`): the reference paper's
+    Fig. 1, generated with the shared sampler's settings."""
+
+    replacement: TokenReplacement = setting(
+        "zero", "what replaces positions ≥ k: zeros (the paper's Fig. 1) or the empty prompt's embedding (pad)"
+    )
+    seed: int = setting(0, "the generation seed")
+    threshold: float = setting(
+        0.01, "mean absolute pixel change (images in [0, 1]) below which a truncation has no visible influence"
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.replacement not in TOKEN_REPLACEMENTS:
+            raise DiffinvError(f"replacement must be one of {', '.join(TOKEN_REPLACEMENTS)}, got {self.replacement!r}")
+        check_number("threshold", self.threshold, minimum=0)

@@ -25,18 +25,16 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from diffinv import api, images, metrics
-from diffinv.bench.config import EDITORS, EditBenchConfig, EditorSpec
+from diffinv.bench.config import EDITORS, EditBenchConfig
 from diffinv.bench.datasets import Sample
-from diffinv.bench.edit_tasks import IMAGE_SIZE, EditTask, make_task
+from diffinv.bench.edit_tasks import EditTask, make_task
+from diffinv.bench.editors import BenchEditor, EditRequest
 from diffinv.bench.pie import PieSample, background_scores
 from diffinv.bench.runner import Job, json_float, run_jobs
 from diffinv.bench.variants import Variant
-from diffinv.editing.alignment import token_ids
 from diffinv.errors import DiffinvError
-from diffinv.inversion import Inversion
 from diffinv.io import save_image
 from diffinv.shapes import probe as shapes_probe
-from diffinv.shapes import stroke_painting
 
 STRUCTURE_UNAVAILABLE = "unavailable: structure distance needs DINO ViT weights, which are not available here"
 
@@ -51,7 +49,8 @@ def _to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
 
 
 def score(edited: Image.Image, task: EditTask, negative_only: bool, probe: Any) -> dict[str, Any]:
-    """The edit's scores (see the module docstring)."""
+    """The edit's scores (see the module docstring); ``negative_only``: the editor only removes (success is the
+    removed value gone, and there is no target render to compare with)."""
     pixels, source, target = _to_tensor(edited), _to_tensor(task.source_image), _to_tensor(task.target_image)
     read = shapes_probe.read_scenes(pixels, probe=probe)[0]
     agreement = shapes_probe.scene_agreement(read, task.target)
@@ -117,50 +116,6 @@ def _background(edited: torch.Tensor, source: torch.Tensor, region: np.ndarray, 
     return fields
 
 
-def _p2p_mode(pipe: StableDiffusionPipeline, task: EditTask) -> str:
-    same = len(token_ids(pipe.tokenizer, task.source_prompt)) == len(token_ids(pipe.tokenizer, task.target_prompt))
-    return "replace" if same else "refine"
-
-
-def run_editor(
-    pipe: StableDiffusionPipeline,
-    spec: EditorSpec,
-    task: EditTask,
-    inversion: Inversion | None,
-    config: EditBenchConfig,
-) -> tuple[Image.Image, float]:
-    """Make one edit; returns the edited image and its seconds."""
-    started = time.perf_counter()
-    if not spec.needs_inversion:
-        if task.kind == "strokes":
-            guide, mask = Image.fromarray(stroke_painting(task.source, IMAGE_SIZE, config.seed)), None
-        else:
-            strokes = Image.fromarray(stroke_painting(task.target, IMAGE_SIZE, config.seed))
-            guide = Image.fromarray(np.where(task.region[..., None], np.asarray(strokes), task.source_image))
-            mask = Image.fromarray((task.region * 255).astype(np.uint8))
-        image = api.sdedit(pipe, guide, task.target_prompt, strength=config.sdedit_strength, mask=mask,
-                           generator=torch.Generator().manual_seed(config.seed))[0]  # fmt: skip
-        return image, time.perf_counter() - started
-    assert inversion is not None
-    negative = " ".join(task.old_words) if spec.negative else None
-    target_prompt = task.source_prompt if spec.keeps_prompt else task.target_prompt
-    mode = "replace" if spec.keeps_prompt else _p2p_mode(pipe, task)
-    local_blend = task.blend_words if spec.name == "p2p-blend" else None
-    result = api.edit(pipe, inversion, target_prompt, mode=mode, local_blend=local_blend, negative_prompt=negative,
-                      **spec.settings)  # fmt: skip
-    return result.edit[0], time.perf_counter() - started
-
-
-def _applies(spec: EditorSpec, variant: Variant | None, inversion: Inversion | None, kind: str) -> bool:
-    if spec.needs_inversion != (variant is not None):
-        return False
-    if kind == "strokes":
-        return not spec.needs_inversion
-    if spec.only and variant is not None and variant.method not in spec.only:
-        return False
-    return not (spec.negative and inversion is not None and not inversion.negative_slot_free)
-
-
 def edit_bench_jobs(
     pipe: StableDiffusionPipeline, samples: list[Sample], config: EditBenchConfig, out: Path
 ) -> list[Job]:
@@ -178,11 +133,11 @@ def edit_bench_jobs(
                 continue
         for variant in (*config.variants, None):
             label = "none" if variant is None else variant.label
-            specs = [EDITORS[e] for e in config.editors if EDITORS[e].needs_inversion == (variant is not None)]
-            keys = tuple(_key(sample, label, s.name, t.kind) for s in specs for t in tasks)
+            editors = {e: EDITORS[e] for e in config.editors if EDITORS[e].needs_inversion == (variant is not None)}
+            keys = tuple(_key(sample, label, name, t.kind) for name in editors for t in tasks)
             if not keys:
                 continue
-            run = _job(pipe, sample, index, variant, specs, tasks, config, probe, out)
+            run = _job(pipe, sample, index, variant, editors, tasks, config, probe, out)
             jobs.append(Job(keys, index, label, run))
     return jobs
 
@@ -192,7 +147,7 @@ def _job(
     sample: Sample,
     index: int,
     variant: Variant | None,
-    specs: list[EditorSpec],
+    editors: dict[str, BenchEditor],
     tasks: list[EditTask],
     config: EditBenchConfig,
     probe: Any,
@@ -206,26 +161,30 @@ def _job(
                                    variant.method, config=variant.config)  # fmt: skip
             invert_seconds = time.perf_counter() - started
         label = "none" if variant is None else variant.label
+        method = None if variant is None else variant.method
         records = []
-        for spec in specs:
-            for task in (t for t in tasks if _key(sample, label, spec.name, t.kind) not in done):
+        for name, editor in editors.items():
+            for task in (t for t in tasks if _key(sample, label, name, t.kind) not in done):
                 record: dict[str, Any] = {
-                    "key": _key(sample, label, spec.name, task.kind),
+                    "key": _key(sample, label, name, task.kind),
                     "sample": sample.id,
                     "inversion": label,
-                    "editor": spec.name,
+                    "editor": name,
                     "edit": task.kind,
                     "source_prompt": task.source_prompt,
                     "target_prompt": task.target_prompt,
                     "invert_seconds": invert_seconds,
                 }
-                if not _applies(spec, variant, inversion, task.kind):
+                request = EditRequest.of_task(task)
+                if not editor.applies_to(method, inversion, request):
                     records.append({**record, "skipped": "does not apply", "seconds": 0.0})
                     continue
-                image, seconds = run_editor(pipe, spec, task, inversion, config)
-                records.append({**record, "seconds": seconds, **score(image, task, spec.keeps_prompt, probe)})
+                started = time.perf_counter()
+                image = editor.edit(pipe, inversion, request, config)[0]
+                seconds = time.perf_counter() - started
+                records.append({**record, "seconds": seconds, **score(image, task, not editor.follows_target, probe)})
                 if index < config.examples:
-                    save_image(image, out / "examples" / f"{sample.id}_{task.kind}_{label}_{spec.name}.png")
+                    save_image(image, out / "examples" / f"{sample.id}_{task.kind}_{label}_{name}.png")
         return records
 
     return run
@@ -235,13 +194,13 @@ def pie_jobs(pipe: StableDiffusionPipeline, samples: list[PieSample], config: Ed
     """PIE-Bench: one job per (image, inversion variant); prompt-to-prompt editors only (PIE has no strokes), scored
     by PIE-Bench's background preservation outside its mask, LPIPS and CLIP similarity where weights exist."""
     lpips, clip = metrics.load_lpips(config.lpips_weights), metrics.load_clip(config.clip_model)
-    specs = [EDITORS[e] for e in config.editors if EDITORS[e].needs_inversion and not EDITORS[e].keeps_prompt]
+    editors = {e: EDITORS[e] for e in config.editors if EDITORS[e].needs_inversion and EDITORS[e].follows_target}
     jobs = []
     for index, sample in enumerate(samples):
         for variant in config.variants:
-            keys = tuple(_key(sample, variant.label, spec.name, "pie") for spec in specs)
+            keys = tuple(_key(sample, variant.label, name, "pie") for name in editors)
             if keys:
-                jobs.append(Job(keys, index, variant.label, _pie_job(pipe, sample, index, variant, specs, config,
+                jobs.append(Job(keys, index, variant.label, _pie_job(pipe, sample, index, variant, editors, config,
                                                                      lpips, clip, out)))  # fmt: skip
     return jobs
 
@@ -251,7 +210,7 @@ def _pie_job(
     sample: PieSample,
     index: int,
     variant: Variant,
-    specs: list[EditorSpec],
+    editors: dict[str, BenchEditor],
     config: EditBenchConfig,
     lpips: Any,
     clip: Any,
@@ -265,30 +224,23 @@ def _pie_job(
         height, width = inversion.settings.height, inversion.settings.width
         source = (images.prepare_image(image, height, width) + 1) / 2
         mask = sample.mask(height, width)
-        same = len(token_ids(pipe.tokenizer, sample.source_prompt)) == len(
-            token_ids(pipe.tokenizer, sample.target_prompt)
-        )
-        words = [w for w in sample.blended_words if f" {w} " in f" {sample.source_prompt} {sample.target_prompt} "]
+        request = EditRequest.of_pie(sample)
         records = []
-        for spec in (s for s in specs if _key(sample, variant.label, s.name, "pie") not in done):
+        for name, editor in ((n, e) for n, e in editors.items() if _key(sample, variant.label, n, "pie") not in done):
             record: dict[str, Any] = {
-                "key": _key(sample, variant.label, spec.name, "pie"),
+                "key": _key(sample, variant.label, name, "pie"),
                 "sample": sample.id,
                 "inversion": variant.label,
-                "editor": spec.name,
+                "editor": name,
                 "edit": "pie",
                 "editing_type": sample.editing_type,
                 "invert_seconds": invert_seconds,
             }
-            if not _applies(spec, variant, inversion, "pie") or (spec.name == "p2p-blend" and not words):
+            if not editor.applies_to(variant.method, inversion, request):
                 records.append({**record, "skipped": "does not apply", "seconds": 0.0})
                 continue
-            negative = " ".join(sample.edited_words[0]) or None if spec.negative else None
             started = time.perf_counter()
-            result = api.edit(pipe, inversion, sample.target_prompt, mode="replace" if same else "refine",
-                              local_blend=words if spec.name == "p2p-blend" else None, negative_prompt=negative,
-                              output_type="pt", **spec.settings)  # fmt: skip
-            edited = result.edit.cpu()
+            edited = editor.edit(pipe, inversion, request, config, output_type="pt").cpu()
             records.append({
                 **record,
                 "seconds": time.perf_counter() - started,
@@ -298,7 +250,7 @@ def _pie_job(
             })  # fmt: skip
             if index < config.examples:
                 save_image(images.pixels_to_output(edited, "pil")[0],
-                           out / "examples" / f"{sample.id}_{variant.label}_{spec.name}.png")  # fmt: skip
+                           out / "examples" / f"{sample.id}_{variant.label}_{name}.png")  # fmt: skip
         return records
 
     return run

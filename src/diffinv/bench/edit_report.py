@@ -1,4 +1,5 @@
-"""Edit-bench summaries: ``summary.md``, ``summary.json`` and the success-vs-preservation plot.
+"""The editing bench's summary (``diffinv edit-bench``): ``summary.md``, ``summary.json`` and the
+success-vs-preservation plot.
 
 ``summary.json`` is a list of rows with keys ``inversion, editor, edit, success, preservation, kept_mentioned,
 kept_unmentioned, bg_psnr, bg_ssim, target_psnr, target_ssim, seconds_per_edit, n`` (``kept_*``: what the edit left
@@ -9,15 +10,13 @@ object edits: recolor, reshape, resize, background). Skipped records (an editor 
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from diffinv.bench.config import EDIT_KINDS, OBJECT_EDITS
-from diffinv.bench.report import mean_or_reason, save_figure
-from diffinv.io import atomic_write
+from diffinv.bench.report import mean_or_reason, save_figure, write_tables
 
 METRICS = (
     "success",
@@ -134,8 +133,8 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
 
 
 def write_edit_summary(records: list[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
+    """Write ``summary.json``, ``summary.md`` and ``success_vs_preservation.png``; returns the rows."""
     rows = summarize(records)
-    atomic_write(out / "summary.json", lambda tmp: tmp.write_text(json.dumps(rows, indent=2) + "\n"))
-    atomic_write(out / "summary.md", lambda tmp: tmp.write_text(markdown(rows)))
+    write_tables(rows, markdown(rows), out)
     plot(rows, out)
     return rows

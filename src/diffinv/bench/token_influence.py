@@ -1,10 +1,10 @@
 """Token influence (the reference paper's Fig. 1): how much do embedding positions ≥ k matter?
 
 For a prompt and a seed, generate with the full conditional embedding, then with positions ``k .. L−1`` replaced —
-by zeros (``mode="zero"``, the paper's Fig. 1) or by the empty prompt's embedding at those positions
-(``mode="pad"``) — for every k, and measure how far each image moves from the full one (mean absolute pixel
+by zeros (``replacement="zero"``, the paper's Fig. 1) or by the empty prompt's embedding at those positions
+(``replacement="pad"``) — for every k, and measure how far each image moves from the full one (mean absolute pixel
 difference in [0, 1], and PSNR). Influence "vanishes" at the smallest k from which every later truncation stays
-within ``threshold`` of the full image.
+within ``threshold`` of the full image. The settings are :class:`~diffinv.bench.config.TokenInfluenceConfig`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from diffinv import api, metrics
+from diffinv.bench.config import TokenInfluenceConfig
+from diffinv.config import merge
 from diffinv.io import atomic_write
 from diffinv.text import encode_prompt
-
-MODES = ("zero", "pad")
-# Mean absolute pixel change (images in [0, 1]) below which a truncation counts as "no visible influence".
-VANISH_THRESHOLD = 0.01
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,7 @@ class TokenInfluence:
     """``changes[k]`` and ``psnrs[k]``: the image made with positions ≥ k replaced vs the full image."""
 
     prompt: str
-    mode: str
+    replacement: str
     n_tokens: int
     changes: tuple[float, ...]
     psnrs: tuple[float, ...]
@@ -48,26 +46,29 @@ def token_influence(
     pipe: StableDiffusionPipeline,
     prompt: str,
     *,
-    mode: str = "zero",
-    num_inference_steps: int = 50,
-    guidance_scale: float = 7.5,
-    seed: int = 0,
-    threshold: float = VANISH_THRESHOLD,
+    replacement: str | None = None,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
+    seed: int | None = None,
+    threshold: float | None = None,
+    config: TokenInfluenceConfig | None = None,
 ) -> TokenInfluence:
-    """Measure the change for every k = 0 .. L (L = the tokenizer's length; k = L is the full embedding)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    """Measure the change for every k = 0 .. L (L = the tokenizer's length; k = L is the full embedding); the
+    keyword arguments override ``config``'s (default :class:`~diffinv.bench.config.TokenInfluenceConfig`)."""
+    config = merge(config, TokenInfluenceConfig(), "token influence", replacement=replacement,
+                   num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, seed=seed,
+                   threshold=threshold)  # fmt: skip
     encoded = encode_prompt(pipe, prompt)
     full = encoded.embeds
-    filler = torch.zeros_like(full) if mode == "zero" else encode_prompt(pipe, "").embeds
+    filler = torch.zeros_like(full) if config.replacement == "zero" else encode_prompt(pipe, "").embeds
 
     def render(embeds: torch.Tensor) -> torch.Tensor:
         return api.generate(
             pipe,
             prompt_embeds=embeds,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            generator=torch.Generator().manual_seed(seed),
+            num_inference_steps=config.num_inference_steps,
+            guidance_scale=config.guidance_scale,
+            generator=torch.Generator().manual_seed(config.seed),
             output_type="pt",
         ).cpu()
 
@@ -79,7 +80,7 @@ def token_influence(
         image = reference if k == positions else render(embeds)
         changes.append(float((image - reference).abs().mean()))
         psnrs.append(metrics.psnr(image, reference))
-    return TokenInfluence(prompt, mode, encoded.n_tokens, tuple(changes), tuple(psnrs), threshold)
+    return TokenInfluence(prompt, config.replacement, encoded.n_tokens, tuple(changes), tuple(psnrs), config.threshold)
 
 
 def plot_token_influence(results: list[TokenInfluence], path: Path) -> Path:
@@ -91,7 +92,7 @@ def plot_token_influence(results: list[TokenInfluence], path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for result in results:
-        line = ax.plot(result.changes, label=f"{result.mode}: {result.prompt[:40]}")[0]
+        line = ax.plot(result.changes, label=f"{result.replacement}: {result.prompt[:40]}")[0]
         ax.axvline(result.n_tokens, color=line.get_color(), ls=":", lw=0.8)
     if results:
         ax.axhline(results[0].threshold, color="gray", ls="--", lw=0.8, label="threshold")

@@ -1,19 +1,33 @@
 """Method variants for benchmarks and ablations: ``METHOD[@PRESET][:key=value,...]``.
 
-Keys: ``steps`` (num_inference_steps), ``guidance`` (guidance_scale), ``tokens`` (semantic|all|N), ``pooled``
-(true|false: SDXL's pooled embedding optimised by prompt-tokens), ``inner``
-(num_inner_steps), ``lr`` (learning_rate), ``lr_decay``, ``eps`` (early_stop_epsilon), ``growth``
-(early_stop_growth). Examples: ``prompt-tokens:tokens=all,steps=50``, ``prompt-tokens@paper`` (the presets are the
-methods' own, see :func:`diffinv.inversion.resolve_method`).
+A key is a field of the method's config class (``num_inference_steps``, ``guidance_scale``, and ``tokens``,
+``pooled`` for ``prompt-tokens``), or of its optimiser for the optimising methods (``num_inner_steps``,
+``learning_rate``, ``lr_decay``, ``early_stop_epsilon``, ``early_stop_growth``), or one of the short names records and
+docs use: ``steps`` (num_inference_steps), ``guidance`` (guidance_scale), ``inner`` (num_inner_steps), ``lr``
+(learning_rate), ``eps`` (early_stop_epsilon), ``growth`` (early_stop_growth). A value is read as its field's type
+(``true``/``false`` for a boolean). Examples: ``prompt-tokens:tokens=all,steps=50``, ``prompt-tokens@paper`` (the
+presets are the methods' own, see :func:`diffinv.inversion.resolve_method`).
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from diffinv.config import Config, init_fields, type_hints
 from diffinv.errors import DiffinvError
 from diffinv.inversion import InversionConfig, resolve_method
+
+ALIASES = {
+    "steps": "num_inference_steps",
+    "guidance": "guidance_scale",
+    "inner": "num_inner_steps",
+    "lr": "learning_rate",
+    "eps": "early_stop_epsilon",
+    "growth": "early_stop_growth",
+}
+"""Short keys → the config fields they set (stored variant labels and the docs use them)."""
 
 
 def boolean(value: str) -> bool:
@@ -23,19 +37,8 @@ def boolean(value: str) -> bool:
     return value.lower() == "true"
 
 
-TOP_LEVEL = {
-    "steps": ("num_inference_steps", int),
-    "guidance": ("guidance_scale", float),
-    "tokens": ("tokens", str),
-    "pooled": ("pooled", boolean),
-}
-OPTIMIZATION = {
-    "inner": ("num_inner_steps", int),
-    "lr": ("learning_rate", float),
-    "lr_decay": ("lr_decay", float),
-    "eps": ("early_stop_epsilon", float),
-    "growth": ("early_stop_growth", float),
-}
+PARSERS: dict[Any, Callable[[str], Any]] = {int: int, float: float, str: str, bool: boolean}
+"""A field's type → how a variant's text value is read."""
 
 
 @dataclass(frozen=True)
@@ -47,24 +50,49 @@ class Variant:
     config: InversionConfig
 
 
+def variant_keys(config: InversionConfig) -> dict[str, tuple[str | None, str]]:
+    """Every key a variant of ``config``'s method takes → ``(nested config field or None, field)``: the config's
+    own scalar fields, those of a nested config (the optimiser), then the short names that apply."""
+    keys: dict[str, tuple[str | None, str]] = {}
+    for name, value in ((n, getattr(config, n)) for n in init_fields(type(config))):
+        if isinstance(value, Config):
+            hints = type_hints(type(value))
+            keys.update({field: (name, field) for field in init_fields(type(value)) if hints[field] in PARSERS})
+        elif type_hints(type(config))[name] in PARSERS:
+            keys[name] = (None, name)
+    return keys | {alias: keys[field] for alias, field in ALIASES.items() if field in keys}
+
+
 def parse_variant(spec: str) -> Variant:
     """Parse ``METHOD[@PRESET][:key=value,...]`` (see the module docstring)."""
     label = spec.strip()
     head, _, options = label.partition(":")
-    inverter, base = resolve_method(head)  # unknown methods and presets fail here, with the known ones
-    method = inverter.name
-    top: dict[str, object] = {}
-    opt: dict[str, object] = {}
+    chosen, config = resolve_method(head)  # unknown methods and presets fail here, with the known ones
+    keys = variant_keys(config)
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
     for item in filter(None, (s.strip() for s in options.split(","))):
         key, sep, value = item.partition("=")
-        table, target = (TOP_LEVEL, top) if key in TOP_LEVEL else (OPTIMIZATION, opt)
-        if not sep or key not in table:
-            known = ", ".join([*TOP_LEVEL, *OPTIMIZATION])
-            raise DiffinvError(f"bad variant option {item!r} in {spec!r}; use key=value with keys {known}")
-        name, kind = table[key]
+        if not sep or key not in keys:
+            raise DiffinvError(f"bad variant option {item!r} in {spec!r}; use key=value with keys {', '.join(keys)}")
+        parent, name = keys[key]
+        hint = type_hints(type(config) if parent is None else type(getattr(config, parent)))[name]
         try:
-            target[name] = kind(value)
+            parsed = PARSERS[hint](value)
         except ValueError:
-            raise DiffinvError(f"variant option {key} needs a {kind.__name__}, got {value!r}") from None
-    config = dataclasses.replace(base, **top, optimization=dataclasses.replace(base.optimization, **opt))
-    return Variant(label=label, method=method, config=config)
+            raise DiffinvError(f"variant option {key} needs a {hint.__name__}, got {value!r}") from None
+        (top if parent is None else nested.setdefault(parent, {}))[name] = parsed
+    changes = {parent: getattr(config, parent).replace(**values) for parent, values in nested.items()}
+    return Variant(label=label, method=chosen.name, config=config.replace(**top, **changes))
+
+
+def split_methods(text: str) -> tuple[str, ...]:
+    """``"ddim,prompt-tokens:tokens=all,steps=50"`` → ``("ddim", "prompt-tokens:tokens=all,steps=50")``: an item
+    with ``=`` but no ``:`` continues the previous variant's options."""
+    specs: list[str] = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        if "=" in item and ":" not in item and specs:
+            specs[-1] += "," + item
+        else:
+            specs.append(item)
+    return tuple(specs)

@@ -3,6 +3,7 @@ mode (:class:`EditMode`); the settings are in :mod:`diffinv.editing.config`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,9 +32,14 @@ class EditResult:
 
 
 class EditMode(Protocol):
-    """One prompt-to-prompt mode: how target tokens inherit the source's cross-attention."""
+    """One prompt-to-prompt mode (a file exposing ``MODE``, listed in :data:`diffinv.editing.registry.MODES`): how
+    target tokens inherit the source's cross-attention, and which settings it cannot run without."""
 
-    name: str
+    @property
+    def requires(self) -> Mapping[str, str]:
+        """:class:`~diffinv.editing.config.EditConfig` fields the mode needs set (non-empty), each with the message
+        that refuses a config leaving it empty."""
+        ...
 
     def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
         """Which source position each target position inherits (refusing prompts the mode cannot pair)."""

@@ -7,7 +7,8 @@ keeps the source's latent outside the union of both masks: ``z*_t ← z_t + m �
 
 The official implementation divides by the maximum; we subtract the minimum first. The two agree where a word's
 attention elsewhere is near zero, as in Stable Diffusion, and only the min-max form finds the region on models whose
-words keep a floor of attention everywhere (the built-in model's floor is 25–45 % of the peak).
+words keep a floor of attention everywhere, as the built-in model's do (docs/editing.md, "How an inversion becomes an
+edit", gives the floor).
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ With ``A(j)`` the source token aligned to target token ``j`` (or none):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from diffinv.editing.alignment import TokenMapping, refine_mapping
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RefineMode:
-    name: str = "refine"
+    requires: ClassVar[Mapping[str, str]] = {}
 
     def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
         return refine_mapping(tokenizer, source, target)

@@ -6,8 +6,9 @@ The target's cross-attention map of every token is the source's map at the same 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from diffinv.editing.alignment import TokenMapping, replace_mapping
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ReplaceMode:
-    name: str = "replace"
+    requires: ClassVar[Mapping[str, str]] = {}
 
     def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
         return replace_mapping(tokenizer, source, target)

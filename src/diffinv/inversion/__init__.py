@@ -1,7 +1,8 @@
 """Inversion methods: one file each, one signature (``invert(problem) -> Inversion``), one result dataclass.
 
-Names are imported lazily (PEP 562): the registry and the configuration load without torch, so ``diffinv --help``
-is fast; :class:`Inversion` and :class:`InversionProblem` bring in the tensor libraries when first used.
+Names are imported lazily (PEP 562): the registry and the configurations (each method's ``config_class``) load
+without torch, so ``diffinv --help`` is fast; :class:`Inversion` and :class:`InversionProblem` bring in the tensor
+libraries when first used.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ _EXPORTS = {
     "InversionStats": "diffinv.inversion.base",
     "InversionConfig": "diffinv.inversion.config",
     "OptimizationConfig": "diffinv.inversion.config",
+    "OptimizingInversionConfig": "diffinv.inversion.config",
+    "PromptTokensConfig": "diffinv.inversion.prompt_tokens",
     "InversionMethod": "diffinv.inversion.registry",
     "METHODS": "diffinv.inversion.registry",
-    "get_method": "diffinv.inversion.registry",
     "method_names": "diffinv.inversion.registry",
     "resolve_method": "diffinv.inversion.registry",
 }

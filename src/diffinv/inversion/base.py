@@ -2,14 +2,14 @@
 blocks: the DDIM trajectory, the embedding fit, DirectInversion's offsets) and its result (:class:`Inversion`).
 
 A method is one file exposing one object that follows :class:`~diffinv.inversion.registry.InversionMethod`; its
-configuration lives in :mod:`diffinv.inversion.config`.
+configuration is a :class:`~diffinv.inversion.config.InversionConfig` (sub)class.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,28 +21,32 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from diffinv import images
+from diffinv.config import Config, init_fields
 from diffinv.denoiser import Denoiser, check_training_steps
 from diffinv.errors import DiffinvError, check_integer, check_number
-from diffinv.inversion.config import InversionConfig, known_fields
+from diffinv.inversion.config import InversionConfig, OptimizingInversionConfig
 from diffinv.inversion.embedding_fit import FitResult, fit_embeddings
+from diffinv.inversion.registry import METHODS
 from diffinv.inversion.trajectory import ddim_trajectory, direct_offsets
 from diffinv.io import atomic_write
 from diffinv.pipelines import ModelFingerprint, fingerprint
 from diffinv.text import EncodedPrompt, embedding_shape
 
 FORMAT_NAME = "diffinv.inversion"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: steps and guidance stored beside the config too, one config class for every method
 MAX_ABS_VALUE = 1e4  # latents and text embeddings are O(1)-O(10); larger values in a file are garbage
 
 
 @dataclass(frozen=True)
-class InversionSettings:
-    """How an inversion was made (stored in the file's metadata)."""
+class InversionSettings(Config):
+    """How an inversion was made (stored in the file's metadata).
+
+    ``config`` is of the method's own config class (``METHODS[method].config_class``) and the one home of the
+    number of steps and the guidance scale, which :attr:`num_inference_steps` and :attr:`guidance_scale` read.
+    """
 
     method: str
     prompt: str
-    num_inference_steps: int
-    guidance_scale: float
     height: int
     width: int
     scheduler_config: dict[str, Any]
@@ -51,14 +55,14 @@ class InversionSettings:
     optimized_positions: int = 0
 
     def __post_init__(self) -> None:
-        from diffinv.inversion.registry import METHODS
-
-        if self.method not in METHODS:
-            raise DiffinvError(f"unknown inversion method {self.method!r}")
+        config_class = METHODS[self.method].config_class  # an unknown method raises here, naming the known ones
+        if type(self.config) is not config_class:
+            raise DiffinvError(
+                f"config must be a {config_class.__name__} for inversion method {self.method}, "
+                f"got {type(self.config).__name__}"
+            )
         if not isinstance(self.prompt, str):
             raise DiffinvError(f"prompt must be a string, got {type(self.prompt).__name__}")
-        steps = check_integer("num_inference_steps", self.num_inference_steps, minimum=1)
-        check_number("guidance_scale", self.guidance_scale, minimum=0)
         images.check_size(
             check_integer("height", self.height, minimum=1), check_integer("width", self.width, minimum=1), multiple=1
         )
@@ -66,25 +70,56 @@ class InversionSettings:
         if not isinstance(self.scheduler_config, dict):
             raise DiffinvError("scheduler_config must be a mapping")
         train_steps = self.scheduler_config.get("num_train_timesteps", 1000)  # diffusers' default
-        check_training_steps(steps, check_integer("num_train_timesteps", train_steps, minimum=1))
+        check_training_steps(self.num_inference_steps, check_integer("num_train_timesteps", train_steps, minimum=1))
 
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        data["model_fingerprint"] = self.model_fingerprint.to_dict()
-        data["config"] = self.config.to_dict()
-        return data
+    @property
+    def num_inference_steps(self) -> int:
+        return self.config.num_inference_steps
+
+    @property
+    def guidance_scale(self) -> float:
+        return self.config.guidance_scale
 
     @classmethod
-    def from_dict(cls, data: Any) -> InversionSettings:
-        """Read back :meth:`to_dict`'s output (e.g. from a file), every field checked."""
-        data = known_fields(cls, data, "settings")
-        data["model_fingerprint"] = ModelFingerprint.from_dict(data["model_fingerprint"])
-        data["config"] = InversionConfig.from_dict(data["config"])
-        return cls(**data)
+    def from_dict(cls, data: Any, name: str | None = None) -> InversionSettings:
+        """Read back :meth:`to_dict`'s output (e.g. from a file), every field checked; ``config`` as the method's
+        config class."""
+        if isinstance(data, Mapping) and isinstance(data.get("method"), str) and "config" in data:
+            config_class = METHODS[data["method"]].config_class
+            data = {**data, "config": config_class.from_dict(data["config"], f"{name or 'settings'}.config")}
+        return super().from_dict(data, name or "settings")
+
+
+def settings_from_version_1(data: Any) -> Any:
+    """Version 1's settings in version 2's form.
+
+    Version 1 stored ``num_inference_steps`` and ``guidance_scale`` beside the config, which held them too, and one
+    config class for every method (a ``ddim`` file carried ``optimization``, ``tokens`` and ``pooled``). Version 2
+    keeps them once, in the method's own config class: the duplicates must agree, the fields the method's class does
+    not have are dropped. Anything malformed is passed on for :meth:`InversionSettings.from_dict` to name.
+    """
+    if not (
+        isinstance(data, Mapping) and isinstance(data.get("config"), Mapping) and isinstance(data.get("method"), str)
+    ):
+        return data
+    data, config = dict(data), dict(data["config"])
+    for key in ("num_inference_steps", "guidance_scale"):
+        if key not in data:
+            continue
+        value = data.pop(key)
+        if config.get(key) is None:  # not stored twice after all (None once meant "the method's default")
+            config[key] = value
+        elif config[key] != value:
+            raise DiffinvError(f"settings.{key} ({value!r}) and settings.config.{key} ({config[key]!r}) disagree")
+    known = init_fields(METHODS[data["method"]].config_class)
+    data["config"] = {key: value for key, value in config.items() if key in known}
+    if "optimization" in known:
+        data["config"].setdefault("optimization", {})  # version 1's default: Mokady et al.'s optimiser
+    return data
 
 
 @dataclass(frozen=True)
-class InversionStats:
+class InversionStats(Config):
     """Cost of an inversion: wall-clock seconds, UNet evaluations (one latent through the UNet counts 1), number of
     optimised scalars, and per step the inner iterations taken and the final latent MSE (optimising methods)."""
 
@@ -94,9 +129,6 @@ class InversionStats:
     inner_steps: tuple[int, ...] = ()
     final_losses: tuple[float, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     def __post_init__(self) -> None:
         check_number("seconds", self.seconds, minimum=0)
         check_integer("unet_passes", self.unet_passes, minimum=0)
@@ -105,16 +137,6 @@ class InversionStats:
             check_integer("inner_steps", value, minimum=0)
         for value in self.final_losses:
             check_number("final_losses", value, minimum=0)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> InversionStats:
-        """Read back :meth:`to_dict`'s output (e.g. from a file), every field checked."""
-        data = known_fields(cls, data, "stats")
-        for key in ("inner_steps", "final_losses"):
-            if not isinstance(data.get(key, ()), list | tuple):
-                raise DiffinvError(f"stats field {key} must be a list")
-            data[key] = tuple(data.get(key, ()))
-        return cls(**data)
 
 
 @dataclass
@@ -189,10 +211,12 @@ class Inversion:
             header = json.loads(metadata["diffinv"])
             if header.get("format") != FORMAT_NAME:
                 raise KeyError("format")
-            if header.get("version") != FORMAT_VERSION:
-                raise DiffinvError(f"{path}: inversion format version {header.get('version')} is not supported")
-            settings = InversionSettings.from_dict(header["settings"])
-            stats = InversionStats.from_dict(header["stats"])
+            version = header.get("version")
+            if version not in (1, FORMAT_VERSION):
+                raise DiffinvError(f"{path}: inversion format version {version} is not supported")
+            settings = header["settings"] if version == FORMAT_VERSION else settings_from_version_1(header["settings"])
+            settings = InversionSettings.from_dict(settings)
+            stats = InversionStats.from_dict(header["stats"], "stats")
             inversion = cls(
                 latents=tensors["latents"],
                 prompt_embeds=tensors["prompt_embeds"],
@@ -329,8 +353,22 @@ class InversionProblem:
 
     def fit_embeddings(self, trajectory: list[Tensor], *, slot: Literal["cond", "uncond"], free: Tensor) -> FitResult:
         """Per-step optimisation of the rows ``free[b]`` (:meth:`free_rows`) of one embedding slot of each image
-        along ``trajectory`` (see :func:`~diffinv.inversion.embedding_fit.fit_embeddings`)."""
-        return fit_embeddings(self, trajectory, slot=slot, free=free)
+        along ``trajectory`` (see :func:`~diffinv.inversion.embedding_fit.fit_embeddings`), with the optimiser of the
+        method's config (an :class:`~diffinv.inversion.config.OptimizingInversionConfig`)."""
+        config = self.config
+        if not isinstance(config, OptimizingInversionConfig):
+            method = self.settings[0].method
+            raise TypeError(f"{method} fits embeddings: its config class must be an OptimizingInversionConfig")
+        return fit_embeddings(
+            self.denoiser,
+            trajectory,
+            prompt_embeds=self.prompt_embeds,
+            null_embeds=self.null_embeds,
+            config=config,
+            slot=slot,
+            free=free,
+            progress=self.progress,
+        )
 
     def direct_offsets(self, trajectory: list[Tensor]) -> Tensor:
         """DirectInversion's per-step corrections ``(T, B, C, h, w)`` of the guided sampler toward ``trajectory``

@@ -21,9 +21,7 @@ class DDIMInversion:
     name: str = "ddim"
     requires_prompt: bool = False
 
-    @property
-    def default_config(self) -> InversionConfig:
-        return InversionConfig(num_inference_steps=50)
+    config_class = InversionConfig
 
     @property
     def presets(self) -> Mapping[str, InversionConfig]:

@@ -23,9 +23,7 @@ class DirectInversion:
     name: str = "direct"
     requires_prompt: bool = False
 
-    @property
-    def default_config(self) -> InversionConfig:
-        return InversionConfig(num_inference_steps=50)
+    config_class = InversionConfig
 
     @property
     def presets(self) -> Mapping[str, InversionConfig]:

@@ -16,14 +16,14 @@ embedding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-if TYPE_CHECKING:
-    from diffinv.inversion.base import InversionProblem
+from diffinv.denoiser import Denoiser
+from diffinv.inversion.config import OptimizingInversionConfig
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,15 @@ class FitResult:
 
 
 def fit_embeddings(
-    problem: InversionProblem,
+    denoiser: Denoiser,
     trajectory: list[Tensor],
     *,
+    prompt_embeds: Tensor,
+    null_embeds: Tensor,
+    config: OptimizingInversionConfig,
     slot: Literal["cond", "uncond"],
     free: Tensor,
+    progress: bool = False,
 ) -> FitResult:
     """Optimise the rows ``free[b]`` of the ``slot`` embedding of every image ``b`` at every step (see the module
     docstring).
@@ -54,16 +58,18 @@ def fit_embeddings(
     results therefore equal one-at-a-time results up to floating-point rounding.
 
     Args:
-        problem: the prepared inversion (``B`` images).
+        denoiser: the UNet and its T-step schedule.
         trajectory: ``T + 1`` latents ``(B, C, h, w)`` from :func:`~diffinv.inversion.trajectory.ddim_trajectory`.
+        prompt_embeds / null_embeds: ``(B, L, D)`` the conditional and unconditional embeddings of the ``B`` images.
+        config: the optimiser and the guidance scale the guided step uses.
         slot: ``"uncond"`` (null-text) or ``"cond"`` (prompt tokens).
         free: ``(B, L)`` bool, per image the rows of that embedding that are optimised (at least one).
+        progress: show a progress bar.
     """
-    denoiser, config = problem.denoiser, problem.config
     opt = config.optimization
     guidance = config.guidance_scale
-    fixed = problem.null_embeds if slot == "cond" else problem.prompt_embeds
-    initial = problem.prompt_embeds if slot == "cond" else problem.null_embeds
+    fixed = null_embeds if slot == "cond" else prompt_embeds
+    initial = prompt_embeds if slot == "cond" else null_embeds
     batch = initial.shape[0]
     if free.shape != initial.shape[:2] or free.dtype != torch.bool or not free.any(1).all():
         raise ValueError(f"free rows {tuple(free.shape)} do not fit embeddings {tuple(initial.shape)}")
@@ -71,7 +77,7 @@ def fit_embeddings(
     head = initial.clone()
     latent = trajectory[0]
     per_step, inner_steps, losses = [], [], []
-    bar = tqdm(total=len(denoiser.schedule), disable=not problem.progress, desc=f"optimising {slot}", leave=False)
+    bar = tqdm(total=len(denoiser.schedule), disable=not progress, desc=f"optimising {slot}", leave=False)
     for i in range(len(denoiser.schedule)):
         head = head.detach().requires_grad_(True)
         optimizer = torch.optim.Adam([head], lr=opt.learning_rate_at(i))

@@ -23,9 +23,7 @@ class NegativePromptInversion:
     name: str = "negative-prompt"
     requires_prompt: bool = True
 
-    @property
-    def default_config(self) -> InversionConfig:
-        return InversionConfig(num_inference_steps=50)
+    config_class = InversionConfig
 
     @property
     def presets(self) -> Mapping[str, InversionConfig]:

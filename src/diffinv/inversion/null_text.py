@@ -3,8 +3,7 @@ Guided Diffusion Models", Alg. 1).
 
 Optimises the whole unconditional embedding ∅_t ``(1, L, D)`` at each of the T steps (L·D·T parameters; 2.95M for
 SD 1.x at T = 50; on SDXL both encoders' halves and the pooled embedding). The unconditional slot is then
-occupied: a negative prompt cannot be used afterwards.
-Default T = 50 (the paper's setting).
+occupied: a negative prompt cannot be used afterwards. Defaults: the paper's (:class:`OptimizingInversionConfig`).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from diffinv.inversion.config import InversionConfig, OptimizationConfig
+from diffinv.inversion.config import OptimizingInversionConfig
 
 if TYPE_CHECKING:
     from diffinv.inversion.base import Inversion, InversionProblem
@@ -24,14 +23,12 @@ class NullTextInversion:
     name: str = "null-text"
     requires_prompt: bool = False
 
-    @property
-    def default_config(self) -> InversionConfig:
-        return InversionConfig(num_inference_steps=50)
+    config_class = OptimizingInversionConfig
 
     @property
-    def presets(self) -> Mapping[str, InversionConfig]:
+    def presets(self) -> Mapping[str, OptimizingInversionConfig]:
         """``paper``: Mokady et al.'s setting, which is also the default."""
-        return {"paper": InversionConfig(num_inference_steps=50, optimization=OptimizationConfig())}
+        return {"paper": OptimizingInversionConfig()}
 
     def invert(self, problem: InversionProblem) -> list[Inversion]:
         trajectory = problem.ddim_trajectory()

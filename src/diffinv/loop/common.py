@@ -1,27 +1,25 @@
 """Pieces shared by everything that trains (:mod:`diffinv.train.mini` and its stages, :mod:`diffinv.train.probe`,
 :mod:`diffinv.train.e4t`, the personalization methods).
 
-Config dataclasses ↔ JSON, atomic JSON files, the warm-up + cosine learning rate, the AdamW parameter groups,
-seeds of initial weights and of batches, an EMA of module weights, the checkpoint folder layout, a SIGTERM stop
-flag and a wall/CPU clock with a time budget. The optimisation loop of a stage that uses them is
-:mod:`diffinv.loop.stage`.
+Atomic JSON files, the warm-up + cosine learning rate, the AdamW parameter groups, seeds of initial weights and of
+batches, an EMA of module weights, the checkpoint folder layout, a SIGTERM stop flag and a wall/CPU clock with a time
+budget. The optimisation loop of a stage that uses them is :mod:`diffinv.loop.stage`; the configs it runs derive
+from :class:`diffinv.config.Config` (training runs': :class:`diffinv.loop.config.TrainingConfig`).
 
 Checkpoint layout (all of them): ``<folder>/checkpoints/step-NNNNNN/`` holds safetensors files of weights
 (:data:`MODEL_FILE`, and :data:`EMA_FILE` for a stage with an EMA), ``optimizer.pt`` (an optimizer state dict,
 read back with ``torch.load(weights_only=True)``) and ``state.json`` (step, seed, loss EMA, timings, the stage
-config); ``checkpoints/latest.json`` (``{"step": N, "dir": "step-NNNNNN"}``) names the newest complete one and is
-written last, atomically.
+config's :meth:`~diffinv.config.Config.to_dict`); ``checkpoints/latest.json`` (``{"step": N, "dir":
+"step-NNNNNN"}``) names the newest complete one and is written last, atomically.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil
 import signal
 import time
-import typing
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,44 +48,8 @@ STATE_FILE: Final[str] = "state.json"
 
 
 # --------------------------------------------------------------------------------------------------------
-# Configs and JSON
+# JSON
 # --------------------------------------------------------------------------------------------------------
-
-
-def to_json(value: Any) -> Any:
-    """JSON-compatible form of ``value``: dataclass instances become dicts (recursively), tuples lists."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple | list):
-        return [to_json(v) for v in value]
-    return value
-
-
-def from_json(cls: type, data: Any) -> Any:
-    """Inverse of :func:`to_json` for the dataclass ``cls``: missing keys keep their defaults, lists become tuples.
-
-    A nested dataclass field is read with its class's ``from_dict`` when it has one (so its own validation and
-    conversions apply), else recursively. Raises ValueError on a non-object ``data`` or unknown keys.
-    """
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
-    values = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            values[name] = hint.from_dict(value) if hasattr(hint, "from_dict") else from_json(hint, value)
-        else:
-            values[name] = _tuples(value)
-    return cls(**values)
-
-
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -100,16 +62,17 @@ def write_json(path: Path, data: Any) -> None:
 # --------------------------------------------------------------------------------------------------------
 
 
-def learning_rate(step: int, lr: float, steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
-    """LR of optimisation step ``step`` (0-based): linear warm-up, then cosine decay to ``lr * min_lr_ratio``."""
+def learning_rate(step: int, peak: float, steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
+    """Learning rate of optimisation step ``step`` (0-based): linear warm-up to ``peak``, then cosine decay to
+    ``peak * min_lr_ratio``."""
     if step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
+        return peak * (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))
-    floor = lr * min_lr_ratio
-    return floor + (lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    floor = peak * min_lr_ratio
+    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def make_optimizer(modules: Sequence[nn.Module], lr: float, weight_decay: float) -> torch.optim.AdamW:
+def make_optimizer(modules: Sequence[nn.Module], learning_rate: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW; weight decay on matrices and kernels only (not biases, norms, or embedding tables)."""
     decay, no_decay = [], []
     for module in modules:
@@ -117,7 +80,7 @@ def make_optimizer(modules: Sequence[nn.Module], lr: float, weight_decay: float)
         for p in module.parameters():
             (decay if p.ndim > 1 and id(p) not in embeddings else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr)
+    return torch.optim.AdamW(groups, lr=learning_rate)
 
 
 def n_params(module: nn.Module) -> int:
@@ -327,7 +290,6 @@ __all__ = [
     "StopFlag",
     "batch_rng",
     "flat_state",
-    "from_json",
     "init_seed",
     "learning_rate",
     "load_flat_state",
@@ -335,7 +297,6 @@ __all__ = [
     "n_params",
     "read_checkpoint",
     "sigterm_sets",
-    "to_json",
     "write_checkpoint",
     "write_json",
 ]

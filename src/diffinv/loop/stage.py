@@ -31,12 +31,10 @@ from diffinv.loop.common import (
     Clock,
     StopFlag,
     flat_state,
-    from_json,
     learning_rate,
     load_flat_state,
     read_checkpoint,
     sigterm_sets,
-    to_json,
     write_checkpoint,
 )
 
@@ -76,14 +74,20 @@ MUTABLE_FIELDS: Final[frozenset[str]] = frozenset(
 
 
 class StageConfig(Protocol):
-    """What :func:`run_stage` reads of a stage's config (a frozen dataclass, saved in every ``state.json``)."""
+    """What :func:`run_stage` reads of a stage's config (a :class:`~diffinv.config.Config`, whose
+    :meth:`~diffinv.config.Config.to_dict` every ``state.json`` holds and whose ``from_dict`` reads it back)."""
 
     steps: int
-    lr: float
+    learning_rate: float
     warmup_steps: int
     min_lr_ratio: float
     grad_clip: float
     checkpoint_every: int
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_dict(cls, data: Any, name: str | None = None) -> StageConfig: ...
 
 
 def _frozen_part(config_json: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,15 +97,16 @@ def _frozen_part(config_json: Mapping[str, Any]) -> dict[str, Any]:
 def check_resumable(state: Mapping[str, Any], stage_config: StageConfig, stage: str) -> None:
     """Refuse (DiffinvError) to resume from a checkpoint whose saved stage config differs from ``stage_config``
     in a field outside :data:`MUTABLE_FIELDS`; a checkpoint without a saved config is accepted. Fields added to
-    the config after the checkpoint was written count with their defaults (which keep the old behaviour)."""
+    the config after the checkpoint was written count with their defaults (which keep the old behaviour), and
+    settings renamed since are read under their new names (:class:`~diffinv.loop.config.TrainingConfig`)."""
     saved = state.get("config")
     if saved is None:
         return
     try:
-        saved = to_json(from_json(type(stage_config), saved))
+        saved = type(stage_config).from_dict(saved).to_dict()
     except (TypeError, ValueError) as exc:
         raise DiffinvError(f"cannot resume the {stage} stage: its checkpoint's config is unreadable ({exc})") from None
-    if _frozen_part(saved) != _frozen_part(to_json(stage_config)):
+    if _frozen_part(saved) != _frozen_part(stage_config.to_dict()):
         raise DiffinvError(f"cannot resume the {stage} stage with a different config than its checkpoint's")
 
 
@@ -183,7 +188,7 @@ def run_stage(
 
     def snapshot() -> dict[str, Any]:
         ema_updates = {} if ema is None else {"ema_updates": ema.updates}
-        return {"step": step, "seed": seed, "loss_ema": loss_ema, **ema_updates, "config": to_json(stage_config),
+        return {"step": step, "seed": seed, "loss_ema": loss_ema, **ema_updates, "config": stage_config.to_dict(),
                 **clock.totals()}  # fmt: skip
 
     steps = stage_config.steps
@@ -191,9 +196,11 @@ def run_stage(
     with sigterm_sets(flag):
         try:
             while step < steps and not flag:
-                lr = learning_rate(step, stage_config.lr, steps, stage_config.warmup_steps, stage_config.min_lr_ratio)
+                rate = learning_rate(
+                    step, stage_config.learning_rate, steps, stage_config.warmup_steps, stage_config.min_lr_ratio
+                )
                 for group in optimizer.param_groups:
-                    group["lr"] = lr * group.get("lr_scale", 1.0)
+                    group["lr"] = rate * group.get("lr_scale", 1.0)
                 loss, terms = compute_loss(step)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -19,8 +19,8 @@ _EXPORTS = {
     "load_concept": "diffinv.personalization.loading",
     "loaded": "diffinv.personalization.loading",
     "unload_concept": "diffinv.personalization.loading",
+    "METHOD_CONFIGS": "diffinv.personalization.registry",
     "PERSONALIZERS": "diffinv.personalization.registry",
-    "get_personalizer": "diffinv.personalization.registry",
 }
 __all__ = sorted(_EXPORTS)
 

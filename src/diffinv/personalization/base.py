@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
+from diffinv.config import Config
 from diffinv.errors import DiffinvError, check_integer, check_number
 from diffinv.io import atomic_write
 from diffinv.personalization.config import MAX_VECTORS, check_property
@@ -49,8 +50,9 @@ def extra_tokens(token: str, num_vectors: int) -> list[str]:
 
 
 @dataclass(frozen=True)
-class ConceptInfo:
-    """How a concept was learned (a diffinv concept file's metadata; absent for embeddings made elsewhere).
+class ConceptInfo(Config):
+    """How a concept was learned (a diffinv concept file's metadata, in :meth:`~diffinv.config.Config.to_dict`'s form;
+    absent for embeddings made elsewhere).
 
     Attributes:
         method: the personalization method's name (``ti``).
@@ -86,24 +88,6 @@ class ConceptInfo:
         check_number("seconds", self.seconds, minimum=0)
         if self.loss is not None:
             check_number("loss", self.loss)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["model_fingerprint"] = self.model_fingerprint.to_dict()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Any) -> ConceptInfo:
-        if not isinstance(data, dict):
-            raise DiffinvError(f"a concept's description must be an object, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        if set(data) != names:
-            raise DiffinvError(f"a concept's description must have the fields {', '.join(sorted(names))}")
-        try:
-            fingerprint = ModelFingerprint.from_dict(data["model_fingerprint"])
-        except (KeyError, TypeError, ValueError):
-            raise DiffinvError("a concept's model fingerprint is unreadable") from None
-        return cls(**{**data, "model_fingerprint": fingerprint})
 
 
 @dataclass(frozen=True)

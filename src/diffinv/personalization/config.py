@@ -1,18 +1,19 @@
-"""How a personalization method is configured: frozen, validated dataclasses (no torch), so the command line can
-describe every option without loading a model library.
+"""How a personalization method is configured: frozen, validated :class:`~diffinv.config.Config` dataclasses (no
+torch), so the command line can describe every option without loading a model library. Each method's config class is
+named beside the method in :mod:`diffinv.personalization.registry`.
 
-A config is also the stage config of :func:`diffinv.loop.stage.run_stage`, which reads ``steps``, ``lr``,
-``warmup_steps``, ``min_lr_ratio``, ``grad_clip`` and ``checkpoint_every``; the fields a user sets use diffusers'
-names (``learning_rate``), the loop's names are read-only properties.
+A config is also the stage config of :func:`diffinv.loop.stage.run_stage`, which reads ``steps``, ``learning_rate``,
+``warmup_steps``, ``min_lr_ratio``, ``grad_clip`` and ``checkpoint_every``; the last three that a user does not set
+are read-only properties.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from diffinv.config import Config, setting
 from diffinv.errors import DiffinvError, check_integer, check_number
 
 PROPERTIES = ("object", "style")
@@ -23,18 +24,18 @@ MAX_VECTORS = 75  # a CLIP prompt holds 77 tokens, BOS and EOS included
 
 
 @dataclass(frozen=True)
-class LearningConfig:
+class LearningConfig(Config):
     """What every personalization method's optimisation shares (each method's config subclasses it and says where
     its defaults come from)."""
 
-    steps: int = field(default=1000, metadata={"help": "optimisation steps"})
-    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate (constant after warm-up)"})
-    batch_size: int = field(default=1, metadata={"help": "images (with their captions) per step"})
-    weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay of the learned parameters"})
-    flip_probability: float = field(default=0.0, metadata={"help": "probability of a horizontal flip per image"})
-    warmup_steps: int = field(default=0, metadata={"help": "linear learning-rate warm-up steps"})
-    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints (with a folder)"})
-    caption_dropout: float = field(default=0.0, metadata={"help": "probability of an empty caption per image"})
+    steps: int = setting(1000, "optimisation steps")
+    learning_rate: float = setting(1e-4, "AdamW learning rate (constant after warm-up)")
+    batch_size: int = setting(1, "images (with their captions) per step")
+    weight_decay: float = setting(1e-2, "AdamW weight decay of the learned parameters")
+    flip_probability: float = setting(0.0, "probability of a horizontal flip per image")
+    warmup_steps: int = setting(0, "linear learning-rate warm-up steps")
+    checkpoint_every: int = setting(500, "steps between checkpoints (with a folder)")
+    caption_dropout: float = setting(0.0, "probability of an empty caption per image")
 
     def __post_init__(self) -> None:
         check_integer("steps", self.steps, minimum=1, maximum=MAX_STEPS)
@@ -47,10 +48,6 @@ class LearningConfig:
         check_integer("checkpoint_every", self.checkpoint_every, minimum=1)
 
     @property
-    def lr(self) -> float:
-        return self.learning_rate
-
-    @property
     def min_lr_ratio(self) -> float:
         """1: the rate stays constant after the warm-up, as in Gal et al.'s and diffusers' examples."""
         return 1.0
@@ -60,19 +57,10 @@ class LearningConfig:
         """No clipping (Gal et al. clip nothing; diffusers' examples clip at 1, rarely reached at these rates)."""
         return math.inf
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: Any) -> LearningConfig:
-        """Read back a config stored in a file; unknown or bad fields raise :class:`DiffinvError`."""
-        if not isinstance(data, dict):
-            raise DiffinvError(f"a {cls.__name__} must be an object, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise DiffinvError(f"unknown {cls.__name__} setting(s): {', '.join(unknown)}")
-        return cls(**data)
+def _default(name: str, value: Any) -> Any:
+    """Field ``name`` of :class:`LearningConfig` with the default ``value`` (its help text stays stated once)."""
+    return setting(value, LearningConfig.help(name))
 
 
 @dataclass(frozen=True)
@@ -85,13 +73,11 @@ class TextualInversionConfig(LearningConfig):
     (docs/personalization.md); the paper ran 5000 on Stable Diffusion's predecessor LDM.
     """
 
-    steps: int = field(default=2000, metadata={"help": "optimisation steps"})
-    learning_rate: float = field(default=5e-3, metadata={"help": "AdamW learning rate (constant after warm-up)"})
-    batch_size: int = field(default=4, metadata={"help": "images (with their captions) per step"})
-    flip_probability: float = field(default=0.5, metadata={"help": "probability of a horizontal flip per image"})
-    num_vectors: int = field(
-        default=1, metadata={"help": "embedding vectors of the new token", "aliases": ("--vectors",)}
-    )
+    steps: int = _default("steps", 2000)
+    learning_rate: float = _default("learning_rate", 5e-3)
+    batch_size: int = _default("batch_size", 4)
+    flip_probability: float = _default("flip_probability", 0.5)
+    num_vectors: int = setting(1, "embedding vectors of the new token", aliases=("--vectors",))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -112,8 +98,8 @@ class LoRAConfig(LearningConfig):
     text encoder frozen in its LoRA variant): the identifier is the init word's embedding under a new name.
     """
 
-    steps: int = field(default=500, metadata={"help": "optimisation steps"})
-    rank: int = field(default=4, metadata={"help": "LoRA rank r (lora_alpha = r)"})
+    steps: int = _default("steps", 500)
+    rank: int = setting(4, "LoRA rank r (lora_alpha = r)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -139,21 +125,13 @@ class E4TConfig(LearningConfig):
     model).
     """
 
-    steps: int = field(default=15, metadata={"help": "tuning steps after the encoder's prediction"})
-    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (constant after warm-up)"})
-    batch_size: int = field(default=4, metadata={"help": "images (with their captions) per step"})
-    caption_dropout: float = field(default=0.2, metadata={"help": "probability of an empty caption per image"})
-    encoder: str | None = field(default=None, metadata={"help": "E4T encoder folder (default: the shipped one)"})
+    steps: int = setting(15, "tuning steps after the encoder's prediction")
+    learning_rate: float = _default("learning_rate", 1e-3)
+    batch_size: int = _default("batch_size", 4)
+    caption_dropout: float = _default("caption_dropout", 0.2)
+    encoder: str | None = setting(None, "E4T encoder folder (default: the shipped one)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.encoder is not None and not isinstance(self.encoder, str):
             raise DiffinvError(f"encoder must be a folder name, got {self.encoder!r}")
-
-
-METHOD_CONFIGS: dict[str, type[LearningConfig]] = {
-    "ti": TextualInversionConfig,
-    "lora": LoRAConfig,
-    "e4t": E4TConfig,
-}
-"""Each personalization method's config class (the registry's methods, by name; read without loading them)."""

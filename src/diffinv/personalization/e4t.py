@@ -39,11 +39,6 @@ def shipped_encoder() -> Path:
 class E4T:
     name = "e4t"
     title = "E4T (encoder + tuning)"
-    config_class = E4TConfig
-
-    @property
-    def default_config(self) -> E4TConfig:
-        return E4TConfig()
 
     def learn(self, problem: ConceptProblem, config: E4TConfig) -> Concept:
         started = time.perf_counter()

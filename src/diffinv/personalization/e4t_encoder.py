@@ -15,10 +15,9 @@ encoder can be trained for any Stable Diffusion UNet; a file records the model i
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from diffinv.config import Config, setting
 from diffinv.errors import DiffinvError, check_integer, first_line
 from diffinv.io import atomic_write
 from diffinv.pipelines import ModelFingerprint
@@ -38,13 +38,13 @@ PROJECTIONS = ("to_k", "to_v")
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class EncoderConfig(Config):
     """The encoder's architecture (a small CNN: stride-2 convolutions, global pooling, two linear heads)."""
 
-    image_size: int = field(default=64, metadata={"help": "the encoder's input side in pixels"})
-    channels: tuple[int, ...] = field(default=(32, 64, 128, 128), metadata={"help": "conv widths, one per halving"})
-    rank: int = field(default=4, metadata={"help": "rank r of each layer's weight offsets"})
-    class_word: str = field(default="circle", metadata={"help": "the domain's class word (one token)"})
+    image_size: int = setting(64, "the encoder's input side in pixels")
+    channels: tuple[int, ...] = setting((32, 64, 128, 128), "conv widths, one per halving")
+    rank: int = setting(4, "rank r of each layer's weight offsets")
+    class_word: str = setting("circle", "the domain's class word (one token)")
 
     def __post_init__(self) -> None:
         check_integer("image_size", self.image_size, minimum=8, maximum=1024)
@@ -113,7 +113,7 @@ class E4TEncoder(nn.Module):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = {
-            "encoder": dataclasses.asdict(self.config),
+            "encoder": self.config.to_dict(),
             "layers": [list(layer) for layer in self.layers],
             "embed_dim": self.word.out_features,
             "model_fingerprint": model.to_dict(),
@@ -130,7 +130,7 @@ class E4TEncoder(nn.Module):
         folder = Path(folder)
         try:
             config = json.loads((folder / CONFIG_FILE).read_text())
-            encoder_config = EncoderConfig(**{**config["encoder"], "channels": tuple(config["encoder"]["channels"])})
+            encoder_config = EncoderConfig.from_dict(config["encoder"], "encoder")
             layers = [(str(n), int(i), int(o)) for n, i, o in config["layers"]]
             model = ModelFingerprint.from_dict(config["model_fingerprint"])
             encoder = cls(encoder_config, layers, int(config["embed_dim"]))

@@ -99,9 +99,20 @@ def _diffinv_concept(path: Path, tensors: Mapping[str, Tensor], header_text: str
     return Concept(
         token,
         _as_vectors(path, tensors[token]),
-        None if info is None else ConceptInfo.from_dict(info),
+        None if info is None else _concept_info(path, info),
         {k: v.to(torch.float32) for k, v in lora.items()} or None,
     )
+
+
+def _concept_info(path: Path, info: Any) -> ConceptInfo:
+    """The description stored in a concept file; an unreadable one (a bad model fingerprint included) raises
+    :class:`DiffinvError` naming the file."""
+    try:
+        return ConceptInfo.from_dict(info, "its concept description")
+    except DiffinvError as exc:
+        raise DiffinvError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:  # from the model fingerprint's reader
+        raise DiffinvError(f"{path}: its concept description is unreadable ({first_line(exc)})") from None
 
 
 def _from_state(path: Path, state: Any, token: str | None) -> Concept:

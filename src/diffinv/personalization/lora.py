@@ -31,11 +31,6 @@ STREAM = 0x6C6F7261  # "lora": the batch-seed stream of LoRA (diffinv.loop.commo
 class LoRA:
     name = "lora"
     title = "LoRA (DreamBooth-style)"
-    config_class = LoRAConfig
-
-    @property
-    def default_config(self) -> LoRAConfig:
-        return LoRAConfig()
 
     def learn(self, problem: ConceptProblem, config: LoRAConfig) -> Concept:
         started = time.perf_counter()

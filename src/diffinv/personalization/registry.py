@@ -1,15 +1,17 @@
-"""The personalization methods diffinv knows, by name, and the protocol they follow. Adding a method: one new file
-and one line here.
+"""The personalization methods diffinv knows, by name, and the protocol they follow.
 
-Method files hold tensor code, so the registry names their modules and imports one only when it is asked for:
-listing the methods (``diffinv --help``) loads no tensor library."""
+Adding a method: one new file exposing ``METHOD`` (tensor code), its config class in
+:mod:`diffinv.personalization.config` (no torch), and one line in :data:`_METHODS` naming both. The method files are
+named as ``"module:METHOD"`` and imported only when one is looked up, so listing the methods and their config classes
+(``diffinv --help``) loads no tensor library.
+"""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
-from diffinv.errors import DiffinvError
+from diffinv.personalization.config import E4TConfig, LearningConfig, LoRAConfig, TextualInversionConfig
+from diffinv.registry import Registry
 
 if TYPE_CHECKING:
     from diffinv.personalization.base import Concept
@@ -21,29 +23,28 @@ class Personalizer(Protocol):
 
     name: str
     title: str
-    config_class: type
 
-    @property
-    def default_config(self) -> Any:
-        """The method's defaults (each method's config says where they come from)."""
-        ...
-
-    def learn(self, problem: ConceptProblem, config: Any) -> Concept:
-        """Learn the problem's concept."""
+    def learn(self, problem: ConceptProblem, config: LearningConfig) -> Concept:
+        """Learn the problem's concept with ``config`` (an instance of the method's config class)."""
         ...
 
 
-PERSONALIZERS: Final[dict[str, str]] = {
-    "ti": "diffinv.personalization.textual_inversion",
-    "lora": "diffinv.personalization.lora",
-    "e4t": "diffinv.personalization.e4t",
-}
-"""Method name → the module whose ``METHOD`` implements it."""
+_METHODS: Final[tuple[tuple[str, str, type[LearningConfig]], ...]] = (
+    ("ti", "diffinv.personalization.textual_inversion:METHOD", TextualInversionConfig),
+    ("lora", "diffinv.personalization.lora:METHOD", LoRAConfig),
+    ("e4t", "diffinv.personalization.e4t:METHOD", E4TConfig),
+)
+"""One line per method: its name, its ``METHOD`` object, its config class."""
 
+PERSONALIZERS: Final[Registry[Personalizer]] = Registry(
+    "personalization method", [(name, method) for name, method, _ in _METHODS]
+)
+"""Method name → the method (imported on first look-up)."""
 
-def get_personalizer(name: str) -> Personalizer:
-    """Look up a method by name; unknown names raise :class:`DiffinvError` listing the known ones."""
-    if name not in PERSONALIZERS:
-        known = ", ".join(PERSONALIZERS)
-        raise DiffinvError(f"unknown personalization method {name!r}; choose one of {known}")
-    return importlib.import_module(PERSONALIZERS[name]).METHOD
+METHOD_CONFIGS: Final[Registry[type[LearningConfig]]] = Registry(
+    "personalization method", [(name, config) for name, _, config in _METHODS]
+)
+"""Method name → its config class (no tensor library needed); its defaults are the method's."""
+
+DEFAULT_METHOD: Final[str] = "ti"
+"""The method of ``learn-concept`` and :func:`diffinv.api.learn_concept` when none is named."""

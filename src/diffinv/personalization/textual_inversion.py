@@ -28,11 +28,6 @@ STREAM = 0x7469  # "ti": the batch-seed stream of textual inversion (diffinv.loo
 class TextualInversion:
     name = "ti"
     title = "textual inversion"
-    config_class = TextualInversionConfig
-
-    @property
-    def default_config(self) -> TextualInversionConfig:
-        return TextualInversionConfig()
 
     def learn(self, problem: ConceptProblem, config: TextualInversionConfig) -> Concept:
         started = time.perf_counter()

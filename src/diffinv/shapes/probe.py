@@ -30,7 +30,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import sys
@@ -48,6 +47,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from diffinv.config import Config
 from diffinv.errors import DiffinvError, first_line
 from diffinv.io import atomic_write
 from diffinv.shapes.scene import Scene, ShapeObject
@@ -100,8 +100,10 @@ def vocabulary(world: World) -> dict[str, tuple[str, ...]]:
 
 
 @dataclass(frozen=True)
-class ProbeConfig:
-    """Architecture of :class:`ShapesProbe` (training hyperparameters live in ``diffinv.train.probe``)."""
+class ProbeConfig(Config):
+    """Architecture of :class:`ShapesProbe` (training hyperparameters live in ``diffinv.train.probe``); stored in a
+    probe folder's ``config.json`` (:meth:`~diffinv.config.Config.to_dict`; a record without ``world`` predates
+    worlds and reads as v2, the default)."""
 
     image_size: int = 64
     """Side of the (square) input the probe reads; other sizes are resized to it."""
@@ -148,25 +150,6 @@ class ProbeConfig:
     def world_spec(self) -> World:
         """The :class:`~diffinv.shapes.world.World` named by :attr:`world`."""
         return get_world(self.world)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible dictionary (``world`` only when not v2: the shipped probe's record is unchanged)."""
-        data = {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in _fields(self)}
-        if self.world == DEFAULT_WORLD:
-            del data["world"]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ProbeConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
-        unknown = set(data) - {f.name for f in _fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown ProbeConfig field(s): {', '.join(sorted(unknown))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
-
-def _fields(obj: Any) -> tuple[dataclasses.Field[Any], ...]:
-    return dataclasses.fields(obj)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -10,16 +10,14 @@ import json
 import shutil
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import torch
 from diffusers import StableDiffusionPipeline
 
 from diffinv.loop.common import write_json
+from diffinv.train.config import MiniConfig
 from diffinv.train.parts import load_parts, scheduler
-
-if TYPE_CHECKING:
-    from diffinv.train.mini import MiniConfig
 
 TRAINING_RECORD: Final[str] = "training.json"
 """File the assembled pipeline folder carries: the config and the stages' final states."""

@@ -14,9 +14,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from diffinv.config import Config
+
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(Config):
     """Random degradations of the training renders (each applied to an image with its probability)."""
 
     jpeg_prob: float = 0.2

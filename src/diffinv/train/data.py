@@ -19,7 +19,6 @@ Pixel tensors are ``(B, 3, S, S)`` float32 in ``[-1, 1]`` (the VAE's range).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
@@ -36,6 +35,7 @@ from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import is_train_object, sample_scene
 from diffinv.shapes.vocab import BACKGROUNDS, COLORS, POSITIONS, SIZES
 from diffinv.shapes.world import DEFAULT_WORLD, World, get_world
+from diffinv.train.config import CropConfig
 
 TRAIN_PHOTOS: Final[tuple[str, ...]] = (
     "rocket",
@@ -261,16 +261,6 @@ def load_photo(name: str, short_side: int = PHOTO_SHORT_SIDE) -> np.ndarray:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
     return image
-
-
-@dataclass(frozen=True)
-class CropConfig:
-    """Random-resized crops of the photos."""
-
-    min_scale: float = 0.15
-    """Smallest crop side as a fraction of the photo's short side (the largest is the whole short side)."""
-    flip_prob: float = 0.5
-    """Probability of a horizontal flip."""
 
 
 def random_photo_crops(

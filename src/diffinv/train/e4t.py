@@ -29,7 +29,8 @@ from torch import Tensor
 from diffinv import images
 from diffinv.denoiser import Denoiser, Schedule
 from diffinv.errors import DiffinvError, check_integer, check_number
-from diffinv.loop.common import FINAL, batch_rng, make_optimizer, to_json
+from diffinv.loop.common import FINAL, batch_rng, make_optimizer
+from diffinv.loop.config import TrainingConfig
 from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.personalization.base import Concept
 from diffinv.personalization.e4t_encoder import E4TEncoder, EncoderConfig, offset_layers, per_prompt_offsets
@@ -48,7 +49,7 @@ SHIPPED: Final[str] = "mini-e4t"
 
 
 @dataclass(frozen=True)
-class E4TTrainConfig:
+class E4TTrainConfig(TrainingConfig):
     """Every hyperparameter of an encoder pre-training run (defaults: our choice for the built-in model; E4T's
     regularisers are L2 penalties on the word offset and the weight offsets, weights ours)."""
 
@@ -56,7 +57,7 @@ class E4TTrainConfig:
     steps: int = 12_000
     batch_size: int = 8
     seed: int = 0
-    lr: float = 3e-4
+    learning_rate: float = 3e-4
     min_lr_ratio: float = 0.1
     warmup_steps: int = 200
     weight_decay: float = 1e-2
@@ -68,8 +69,8 @@ class E4TTrainConfig:
     caption_dropout: float = 0.2
     """Probability of an empty caption (the offsets still applied). The offsets change the UNet for every prompt,
     the empty one too, and classifier-free guidance amplifies what they do to it: without this the unconditional
-    prediction under offsets is never trained and generations at guidance 7.5 fall apart (measured: silhouette IoU
-    0.65 at guidance 1, 0.44 at 7.5 on a held-out shape)."""
+    prediction under offsets is never trained and guided generations fall apart (measured: docs/personalization.md,
+    "E4T's encoder")."""
     checkpoint_every: int = 500
     max_minutes: float = 60.0
     num_threads: int = 1
@@ -82,7 +83,7 @@ class E4TTrainConfig:
             check_integer(name, getattr(self, name), minimum=1)
         check_integer("seed", self.seed, minimum=0)
         check_integer("warmup_steps", self.warmup_steps, minimum=0)
-        check_number("lr", self.lr, minimum=0, above=True)
+        check_number("learning_rate", self.learning_rate, minimum=0, above=True)
         for name in ("min_lr_ratio", "weight_decay", "grad_clip", "word_reg", "coefficient_reg", "max_minutes"):
             check_number(name, getattr(self, name), minimum=0)
         check_number("caption_dropout", self.caption_dropout, minimum=0, maximum=1)
@@ -130,7 +131,7 @@ def train_e4t(
     class_vector = word_vector(pipe, config.encoder.class_word, "class word").to(text_encoder.device)
     torch.manual_seed(config.seed)
     encoder = E4TEncoder(config.encoder, offset_layers(pipe.unet), int(class_vector.numel()))
-    optimizer = make_optimizer([encoder], config.lr, config.weight_decay)
+    optimizer = make_optimizer([encoder], config.learning_rate, config.weight_decay)
     modules = {"encoder": encoder}
     state = restore_stage("e4t", work, modules, None, optimizer, config, resume)
     denoiser = Denoiser(pipe.unet, Schedule.training(pipe.scheduler.config))
@@ -157,7 +158,7 @@ def train_e4t(
         run = run_stage("e4t", work, modules, None, optimizer, config, config.seed, state, batch_loss,
                         minutes=minutes, progress=progress, start_wall=started)  # fmt: skip
     encoder.eval()
-    trained = {"steps": run.step, "complete": run.step >= config.steps, "config": to_json(config),
+    trained = {"steps": run.step, "complete": run.step >= config.steps, "config": config.to_dict(),
                "loss_ema": run.state.get("loss_ema"), **run.clock.totals()}  # fmt: skip
     encoder.save(work / FINAL, fingerprint(pipe, base_model=True), trained)
     return encoder
@@ -169,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="the model to pre-train for (default: the built-in model)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     parser.add_argument("--minutes", type=float, default=None, help="time budget of this run (default: the config's)")
-    parser.add_argument("--steps", type=int, default=None, help="total steps (default: 12000)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help=f"total steps (default: {E4TTrainConfig.default('steps')})"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     parser.add_argument(
         "--world", choices=sorted(WORLDS), default=DEFAULT_WORLD, help="the model's Shapes world (default: %(default)s)"

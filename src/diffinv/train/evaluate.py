@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import numpy as np
 import torch
@@ -22,14 +22,11 @@ from diffinv.shapes.scene import Scene
 from diffinv.shapes.splits import item_rng, sample_scene
 from diffinv.shapes.world import DEFAULT_WORLD, get_world
 from diffinv.train.assemble import weights_megabytes
+from diffinv.train.config import MiniConfig
 from diffinv.train.data import to_uint8
 from diffinv.train.parts import Parts, scheduler
 from diffinv.train.text import tokenize
 from diffinv.train.vae import evaluate_vae
-
-if TYPE_CHECKING:
-    from diffinv.train.mini import MiniConfig
-
 
 EVAL_OBJECTS: Final = {"single": 1, "double": 2, "triple": 3, "partial": None}
 """Caption sets of the evaluations and their object counts (``None``: any); ``partial`` has partial captions."""
@@ -75,8 +72,8 @@ def generate_batch(
     prompts: Sequence[str],
     seeds: Sequence[int],
     *,
-    num_inference_steps: int = 50,
-    guidance_scale: float = 7.5,
+    num_inference_steps: int,
+    guidance_scale: float,
     batch_size: int = 64,
 ) -> np.ndarray:
     """Batched version of :func:`diffinv.api.generate` (the same sampling loop, :func:`diffinv.sampling.denoise`,
@@ -188,9 +185,10 @@ def evaluate_pipeline(
 ) -> PipelineEval:
     """Stage 5: score an assembled pipeline folder as users load it (fp32 from the fp16 files).
 
-    Scores: load seconds, weight MB, VAE PSNR (held-out Shapes and photos), seconds per 50-step image
-    (:func:`diffinv.api.generate`, batch 1) and probe agreement (:func:`set_scores`) on ``n_prompts`` held-out
-    captions of every set of :func:`eval_kinds`, generated one by one with :func:`diffinv.api.generate`.
+    Scores: load seconds, weight MB, VAE PSNR (held-out Shapes and photos), seconds per image of the config's
+    ``num_inference_steps`` (:func:`diffinv.api.generate`, batch 1) and probe agreement (:func:`set_scores`) on
+    ``n_prompts`` held-out captions of every set of :func:`eval_kinds`, generated one by one with
+    :func:`diffinv.api.generate`.
     """
     from diffinv.api import generate
     from diffinv.pipelines import load_pipeline

@@ -46,7 +46,8 @@ import torch
 from torch import Tensor
 
 from diffinv.errors import DiffinvError
-from diffinv.loop.common import batch_rng, from_json, init_seed, make_optimizer, to_json, write_json
+from diffinv.loop.common import batch_rng, init_seed, make_optimizer, write_json
+from diffinv.loop.config import TrainingConfig, upgraded
 from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.shapes.probe import (
     AGREEMENT_KEYS,
@@ -82,7 +83,7 @@ EVAL_NAME: Final[str] = "eval.json"
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(TrainingConfig):
     """Every hyperparameter of a probe training run."""
 
     model: ProbeConfig = field(default_factory=ProbeConfig)
@@ -90,8 +91,8 @@ class TrainConfig:
     steps: int = 3600
     batch_size: int = 64
     seed: int = 0
-    lr: float = 2e-3
-    """Peak learning rate of AdamW (linear warm-up, then cosine decay to ``lr * min_lr_ratio``)."""
+    learning_rate: float = 2e-3
+    """Peak learning rate of AdamW (linear warm-up, then cosine decay to ``learning_rate * min_lr_ratio``)."""
     min_lr_ratio: float = 0.02
     warmup_steps: int = 100
     weight_decay: float = 1e-4
@@ -128,15 +129,6 @@ class TrainConfig:
             raise ValueError("TrainConfig.split_mix probabilities must be non-negative with a positive sum")
         if any(s not in SPLITS for s in self.eval_splits):
             raise ValueError(f"TrainConfig.eval_splits must be among {SPLITS}, got {self.eval_splits}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible nested dictionary."""
-        return to_json(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; missing keys take their defaults, unknown keys raise ValueError."""
-        return from_json(cls, data)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -247,7 +239,7 @@ def probe_stage_parts(config: TrainConfig) -> tuple[dict[str, ShapesProbe], torc
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed(config.seed))
         probe = ShapesProbe(config.model)
-    return {"": probe}, make_optimizer([probe], config.lr, config.weight_decay)
+    return {"": probe}, make_optimizer([probe], config.learning_rate, config.weight_decay)
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> ShapesProbe:
@@ -305,6 +297,7 @@ def _requested_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, 
             data = json.loads(Path(args.config).read_text())
         except (OSError, ValueError) as exc:
             raise DiffinvError(f"{args.config}: cannot read the config ({exc})") from None
+    data = upgraded(TrainConfig, data)
     flags = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "eval_images": args.eval_images}
     data.update({k: v for k, v in flags.items() if v is not None})
     try:
@@ -329,9 +322,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise DiffinvError(f"{args.out}: no {CONFIG_NAME} to resume from")
         saved = TrainConfig.from_dict(json.loads(saved_path.read_text()))
         mutable = {"steps", "eval_images"}
-        clashes = [
-            k for k in overrides if k not in mutable and to_json(getattr(config, k)) != to_json(getattr(saved, k))
-        ]
+        wanted, stored = config.to_dict(), saved.to_dict()
+        clashes = [k for k in overrides if k not in mutable and wanted[k] != stored[k]]
         if clashes:
             raise DiffinvError(f"cannot resume with a different {', '.join(clashes)} than the run in {args.out}")
         config = dataclasses.replace(saved, **{k: getattr(config, k) for k in mutable if k in overrides})

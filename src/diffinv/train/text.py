@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import torch
 from torch import Tensor, nn
@@ -28,10 +27,8 @@ from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.shapes.captions import caption
 from diffinv.shapes.splits import item_rng, sample_scene
 from diffinv.shapes.world import World, get_world
+from diffinv.train.config import MiniConfig, TextModelConfig
 from diffinv.train.data import IGNORE, caption_heads, caption_targets, sample_train_scenes
-
-if TYPE_CHECKING:
-    from diffinv.train.mini import MiniConfig
 
 TEXT_STREAM: Final[int] = 0x74657874  # "text"
 """First spawn-key entry of the text stage's batch seeds."""
@@ -40,44 +37,6 @@ TEXT_STREAM: Final[int] = 0x74657874  # "text"
 def default_tokenizer_path() -> Path:
     """The CLIP BPE tokenizer files shipped with the package (``assets/clip_tokenizer``)."""
     return Path(str(resources.files("diffinv"))) / "assets" / "clip_tokenizer"
-
-
-@dataclass(frozen=True)
-class TextModelConfig:
-    """The CLIP text encoder (SD's architecture at a smaller width; the vocabulary is CLIP's 49,408 tokens)."""
-
-    hidden_size: int = 64
-    num_hidden_layers: int = 3
-    num_attention_heads: int = 4
-    intermediate_size: int = 256
-    max_length: int = 32
-    """Context length: the tokenizer's ``model_max_length`` and the encoder's positions (captions have at most
-    30 tokens + BOS + EOS)."""
-
-
-@dataclass(frozen=True)
-class TextTrainConfig:
-    """Text stage: pretrain the text encoder (architecture: ``UNetTrainConfig.text``) to parse captions, the part
-    CLIP's pretraining plays for Stable Diffusion. Heads on the last hidden states predict, at every position, what
-    a causal encoder can know there (:func:`diffinv.train.data.caption_targets`): each object's attributes along
-    its phrase, the background after the word ``background``, and a 3 x 3 grid of (shape, colour) at EOS."""
-
-    steps: int = 2000
-    batch_size: int = 128
-    lr: float = 2e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    ema_decay: float = 0.99
-    object_probs: tuple[float, ...] = (1.0, 1.0, 1.0)
-    """Relative probabilities of 1, 2 and 3 objects in the training captions."""
-    eval_captions: int = 512
-    """Held-out (test-split) captions scored at the end (``text/eval.json``)."""
-    eval_seed: int = 5
-    checkpoint_every: int = 500
-    max_minutes: float = 0.0
-    """Wall-time cap of one run of the stage (``0``: none); ``--minutes`` overrides it."""
 
 
 def build_tokenizer(config: TextModelConfig) -> CLIPTokenizer:
@@ -172,7 +131,7 @@ def train_text(
     text_encoder, heads = fresh()
     modules: dict[str, nn.Module] = {"text_encoder": text_encoder, "heads": heads}
     ema = EMA(modules, cfg.ema_decay)
-    optimizer = make_optimizer([text_encoder, heads], cfg.lr, cfg.weight_decay)
+    optimizer = make_optimizer([text_encoder, heads], cfg.learning_rate, cfg.weight_decay)
     state = restore_stage("text", folder, modules, ema, optimizer, cfg, resume)
 
     def batch_loss(step: int) -> tuple[Tensor, dict[str, float]]:

@@ -15,9 +15,9 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import numpy as np
 import torch
@@ -32,84 +32,17 @@ from diffinv.loop.common import EMA, FINAL, Clock, batch_rng, init_seed, make_op
 from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.shapes.scene import Scene
 from diffinv.shapes.world import DEFAULT_WORLD
+from diffinv.train.config import MiniConfig, UNetModelConfig
 from diffinv.train.data import render_scenes, sample_captions, sample_train_scenes
 from diffinv.train.evaluate import evaluate_generation, load_probe, save_grid
 from diffinv.train.parts import Parts, scheduler
-from diffinv.train.text import TextModelConfig, build_text_encoder, build_tokenizer, load_text_encoder, tokenize
+from diffinv.train.text import build_text_encoder, build_tokenizer, load_text_encoder, tokenize
 from diffinv.train.vae import encode_mean, load_final_vae
-
-if TYPE_CHECKING:
-    from diffinv.train.mini import MiniConfig
 
 UNET_STREAM: Final[int] = 0x756E6574  # "unet"
 """First spawn-key entry of the UNet stage's batch seeds."""
 POOL_STREAM: Final[int] = 0x706F6F6C  # "pool"
 """Spawn-key entry of the UNet stage's pool of scenes."""
-
-
-@dataclass(frozen=True)
-class UNetModelConfig:
-    """Architecture of the :class:`~diffusers.UNet2DConditionModel`."""
-
-    block_out_channels: tuple[int, ...] = (32, 64, 128)
-    layers_per_block: int = 1
-    down_block_types: tuple[str, ...] = ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D")
-    up_block_types: tuple[str, ...] = ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")
-    attention_head_dim: int = 4
-    """Passed to diffusers as ``attention_head_dim``, which UNet2DConditionModel uses as the number of heads."""
-    norm_num_groups: int = 8
-    transformer_layers_per_block: int = 1
-    """Transformer blocks (self- + cross-attention + feed-forward) in each cross-attention block and the middle."""
-
-
-@dataclass(frozen=True)
-class UNetTrainConfig:
-    """Text encoder + UNet stage."""
-
-    text: TextModelConfig = field(default_factory=TextModelConfig)
-    model: UNetModelConfig = field(default_factory=UNetModelConfig)
-    steps: int = 12000
-    batch_size: int = 32
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 200
-    weight_decay: float = 0.01
-    """AdamW weight decay of the weight matrices and kernels (not biases, norms, or the text embeddings)."""
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    snr_gamma: float = 5.0
-    """Min-SNR-γ loss weighting (Hang et al. 2023): ε-loss × ``min(SNR, γ) / SNR``; ``0`` disables it."""
-    snr_floor: float = 0.2
-    """Lifts the x0-weight of the high-noise steps to at least this (ε-loss × ``max(SNR, floor) / SNR``); ``0``
-    disables it. See :func:`min_snr_weights`."""
-    high_noise_fraction: float = 0.3
-    """Fraction of the training timesteps drawn from ``[high_noise_min_t, 1000)`` instead of ``[0, 1000)``."""
-    high_noise_min_t: int = 700
-    text_lr_scale: float = 0.0
-    """Learning rate of the pretrained text encoder relative to ``lr`` (``0`` freezes it, as SD freezes CLIP)."""
-    empty_caption_prob: float = 0.1
-    """Probability of training on the empty caption (classifier-free guidance)."""
-    caption_levels: tuple[tuple[str, float], ...] = (("full", 1.0),)
-    """``(level, weight)`` pairs: the levels of detail of the training captions (:mod:`diffinv.shapes.descriptions`:
-    ``full``, ``partial``, ``short``); v1 and v2 train on full captions only."""
-    object_probs: tuple[float, ...] = (0.45, 0.35, 0.2)
-    """Relative probabilities of 1, 2, 3 (and 4, in world v3) objects in the pool's scenes."""
-    color_weights: tuple[tuple[str, float], ...] = ()
-    """``(colour, weight)`` pairs: scenes with objects of these colours are more frequent in the pool (other
-    colours weigh 1; :func:`diffinv.train.data.sample_train_scenes`). Empty: v1's unweighted pool."""
-    size_weights: tuple[tuple[str, float], ...] = ()
-    """``(size, weight)`` pairs, as ``color_weights`` (e.g. more small objects, the ones that lose their corners)."""
-    pool_size: int = 32768
-    """Train-split scenes rendered and encoded once by the frozen VAE (posterior mean and std are stored; each
-    step samples a latent from the posterior and a fresh caption variant)."""
-    checkpoint_every: int = 250
-    eval_every_minutes: float = 20.0
-    """Score the EMA model with the probe every this many minutes of training (``0``: never; needs a probe)."""
-    eval_prompts: int = 48
-    """Prompts per caption set (single-object, two-object) of the periodic evaluation."""
-    eval_seed: int = 11
-    max_minutes: float = 0.0
-    """Wall-time cap of one run of the stage (``0``: none); ``--minutes`` overrides it."""
 
 
 def build_unet(config: UNetModelConfig, latent_channels: int, sample_size: int, cross_dim: int) -> UNet2DConditionModel:
@@ -287,9 +220,9 @@ def train_unet(
     text_encoder.requires_grad_(not frozen_text)
     modules: dict[str, nn.Module] = {"text_encoder": text_encoder, "unet": unet}
     ema = EMA(modules, cfg.ema_decay)
-    optimizer = make_optimizer([unet], cfg.lr, cfg.weight_decay)
+    optimizer = make_optimizer([unet], cfg.learning_rate, cfg.weight_decay)
     if not frozen_text:
-        for group in make_optimizer([text_encoder], cfg.lr, cfg.weight_decay).param_groups:
+        for group in make_optimizer([text_encoder], cfg.learning_rate, cfg.weight_decay).param_groups:
             optimizer.add_param_group({**group, "lr_scale": cfg.text_lr_scale})
     state = restore_stage("unet", folder, modules, ema, optimizer, cfg, resume)
     pool = build_pool(vae, config, work, progress)

@@ -10,9 +10,8 @@ et al. 2022), plus ``vae/eval.json`` (round-trip PSNR on held-out Shapes scenes 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import torch
 from diffusers import AutoencoderKL
@@ -23,62 +22,11 @@ from diffinv.loop.common import EMA, FINAL, batch_rng, init_seed, make_optimizer
 from diffinv.loop.stage import restore_stage, run_stage
 from diffinv.shapes.splits import item_rng, sample_scene
 from diffinv.shapes.world import DEFAULT_WORLD
-from diffinv.train.data import CropConfig, eval_photo_crops, render_scenes, sample_train_scenes, to_uint8, vae_batch
-
-if TYPE_CHECKING:
-    from diffinv.train.mini import MiniConfig
+from diffinv.train.config import MiniConfig, VAEModelConfig, VAETrainConfig
+from diffinv.train.data import eval_photo_crops, render_scenes, sample_train_scenes, to_uint8, vae_batch
 
 VAE_STREAM: Final[int] = 0x766165  # "vae"
 """First spawn-key entry of the VAE stage's batch seeds."""
-
-
-@dataclass(frozen=True)
-class VAEModelConfig:
-    """Architecture of the :class:`~diffusers.AutoencoderKL` (SD's layout at a smaller width)."""
-
-    block_out_channels: tuple[int, ...] = (16, 32, 64)
-    """One entry per resolution level; ``len - 1`` downsamplings (4 levels: factor 8, SD's layout; 3 levels:
-    factor 4, 16x16 latents at 64 px, which the shipped model uses — see :mod:`diffinv.train.mini`)."""
-    layers_per_block: int = 1
-    latent_channels: int = 4
-    norm_num_groups: int = 8
-    image_size: int = 64
-
-
-@dataclass(frozen=True)
-class VAETrainConfig:
-    """VAE stage: data mix, losses and optimisation."""
-
-    model: VAEModelConfig = field(default_factory=VAEModelConfig)
-    steps: int = 4500
-    batch_size: int = 16
-    lr: float = 1e-3
-    """Peak AdamW learning rate (linear warm-up, then cosine decay to ``lr * min_lr_ratio``)."""
-    min_lr_ratio: float = 0.05
-    warmup_steps: int = 100
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    """Decay of the weights' EMA (with the usual ``(1 + k) / (10 + k)`` warm-up); the EMA is exported."""
-    l1_weight: float = 1.0
-    mse_weight: float = 1.0
-    grad_weight: float = 1.0
-    """Weight of the L1 distance between the images' horizontal and vertical finite differences (sharp edges)."""
-    kl_weight: float = 1e-6
-    """Weight of the KL term (per latent element, summed loss normalised per pixel value)."""
-    photo_fraction: float = 0.25
-    """Fraction of a batch that is photo crops (the rest are Shapes renders)."""
-    crop: CropConfig = field(default_factory=CropConfig)
-    object_probs: tuple[float, ...] = (1.0, 1.0, 1.0)
-    """Relative probabilities of 1, 2 and 3 objects in the Shapes renders."""
-    scale_images: int = 1024
-    """Train-split Shapes renders whose latent std sets ``scaling_factor``."""
-    eval_images: int = 256
-    """Held-out (test-split) Shapes scenes of the PSNR evaluation."""
-    eval_seed: int = 7
-    checkpoint_every: int = 250
-    max_minutes: float = 0.0
-    """Wall-time cap of one run of the stage (``0``: none); ``--minutes`` overrides it."""
 
 
 def build_vae(config: VAEModelConfig) -> AutoencoderKL:
@@ -195,7 +143,7 @@ def vae_stage_parts(cfg: VAETrainConfig, seed: int) -> tuple[dict[str, Autoencod
         torch.manual_seed(init_seed(seed, 0))
         vae = build_vae(cfg.model)
     modules = {"vae": vae}
-    return modules, EMA(modules, cfg.ema_decay), make_optimizer([vae], cfg.lr, cfg.weight_decay)
+    return modules, EMA(modules, cfg.ema_decay), make_optimizer([vae], cfg.learning_rate, cfg.weight_decay)
 
 
 def train_vae(

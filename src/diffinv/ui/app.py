@@ -23,7 +23,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
     with gr.Blocks(title="diffinv", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown("# diffinv — invert, edit and repaint photos with Stable Diffusion")
         shared = SharedState(inversion=gr.State(None))
-        for tab in TABS:
+        for tab in TABS.values():
             with gr.Tab(tab.title):
                 tab.build(ctx, shared)
     app.queue(default_concurrency_limit=ctx.limits.concurrency)

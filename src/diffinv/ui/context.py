@@ -17,33 +17,10 @@ from PIL import Image
 
 from diffinv import images
 from diffinv.denoiser import time_limit
-from diffinv.errors import DiffinvError, check_integer, check_number
+from diffinv.errors import DiffinvError
+from diffinv.ui.limits import ServerLimits
 
 IMAGE_HEIGHT = 256  # display height of images in the page (small models' 64 px images are scaled up)
-
-
-@dataclass(frozen=True)
-class ServerLimits:
-    """What one request may cost the server.
-
-    Attributes:
-        max_upload_mb: largest uploaded file (Gradio refuses larger ones before they reach a handler).
-        max_pixels: largest uploaded image, width × height (checked before any work).
-        timeout_s: a job still running after this many seconds stops at its next UNet call, with a message
-            (:func:`diffinv.denoiser.time_limit`).
-        concurrency: jobs that run at once; the rest wait in the queue (default: one per CPU core).
-    """
-
-    max_upload_mb: float = 20.0
-    max_pixels: int = 4096 * 4096
-    timeout_s: float = 600.0
-    concurrency: int = 1
-
-    def __post_init__(self) -> None:
-        check_number("max_upload_mb", self.max_upload_mb, minimum=0, above=True)
-        check_integer("max_pixels", self.max_pixels, minimum=1)
-        check_number("timeout_s", self.timeout_s, minimum=0, above=True)
-        check_integer("concurrency", self.concurrency, minimum=1)
 
 
 @dataclass

@@ -7,8 +7,9 @@ import gradio as gr
 
 from diffinv.bench.config import DEFAULT_METHODS, BenchConfig
 from diffinv.bench.datasets import load_dataset
-from diffinv.bench.report import write_summary
-from diffinv.bench.runner import read_records, run_bench
+from diffinv.bench.reconstruction import run_bench
+from diffinv.bench.reconstruction_report import write_reconstruction_summary
+from diffinv.bench.runner import read_records
 from diffinv.inversion.registry import method_names
 from diffinv.ui.context import SharedState, Tab, UIContext
 
@@ -35,7 +36,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         config = ctx.run(BenchConfig, methods=tuple(chosen))
         out = ctx.new_path(request, "bench", "")
         ctx.run(run_bench, ctx.pipe, samples, config, out)
-        ctx.run(write_summary, read_records(out), out)
+        ctx.run(write_reconstruction_summary, read_records(out), out)
         return (out / "summary.md").read_text(encoding="utf-8"), str(out / "quality_vs_time.png")
 
     run.click(bench, inputs=[dataset, count, methods], outputs=[table, plot])

@@ -9,22 +9,19 @@ import gradio as gr
 from diffinv import api
 from diffinv.editing.config import EditConfig
 from diffinv.editing.registry import MODES
+from diffinv.errors import DiffinvError
 from diffinv.inversion import Inversion
+from diffinv.parsing import parse_word_weights
 from diffinv.ui.context import IMAGE_HEIGHT, SharedState, Tab, UIContext, result_image
 
 
 def parse_weights(text: str) -> dict[str, float]:
-    """``"red=2, circle=0.5"`` → ``{"red": 2.0, "circle": 0.5}``, or a message in the page."""
-    weights = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        word, sep, scale = item.partition("=")
-        try:
-            weights[word.strip()] = float(scale)
-        except ValueError:
-            sep = ""
-        if not sep or not word.strip():
-            raise gr.Error(f"word weights are WORD=SCALE, separated by commas; got {item!r}")
-    return weights
+    """``"red=2, circle=0.5"`` → ``{"red": 2.0, "circle": 0.5}`` (:func:`diffinv.parsing.parse_word_weights` over
+    the comma-separated items), or a message in the page."""
+    try:
+        return parse_word_weights(filter(None, (part.strip() for part in text.split(","))))
+    except DiffinvError as exc:
+        raise gr.Error(f"{exc} (separate several with commas)") from None
 
 
 def build(ctx: UIContext, shared: SharedState) -> None:

@@ -12,7 +12,7 @@ from PIL import Image
 from diffinv import api, images, metrics
 from diffinv.bench.datasets import photo_samples, shapes_samples
 from diffinv.inversion import Inversion
-from diffinv.inversion.registry import method_names
+from diffinv.inversion.registry import DEFAULT_METHOD, method_names
 from diffinv.ui.context import IMAGE_HEIGHT, SharedState, Tab, UIContext, result_image
 
 EXAMPLE_SCENES = 4
@@ -43,7 +43,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
                 choices=list(examples), value=None, label="or pick an example", elem_id="invert-example"
             )
             caption = gr.Textbox(label="caption", elem_id="invert-caption")
-            method = gr.Dropdown(choices=list(method_names()), value="prompt-tokens", label="method")
+            method = gr.Dropdown(choices=list(method_names()), value=DEFAULT_METHOD, label="method")
             steps = gr.Number(
                 value=0, precision=0, minimum=0, label="steps (0: the method's default)", elem_id="invert-steps"
             )
