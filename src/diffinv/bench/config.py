@@ -14,11 +14,12 @@ from diffinv.bench.variants import Variant, parse_variant
 from diffinv.config import Config, SamplingConfig, init_fields, setting
 from diffinv.editing.config import SDEditConfig
 from diffinv.errors import DiffinvError, check_integer, check_number
+from diffinv.inversion.registry import METHODS
 from diffinv.personalization.registry import METHOD_CONFIGS
 from diffinv.registry import Registry
 
-DEFAULT_METHODS = ("ddim", "null-text", "prompt-tokens", "negative-prompt", "direct")
-"""The inversion methods every bench compares unless told otherwise."""
+DEFAULT_METHODS = tuple(METHODS)
+"""The inversion methods every bench compares unless told otherwise: every registered one, in registry order."""
 EDIT_KINDS = ("recolor", "reshape", "resize", "background", "strokes")
 OBJECT_EDITS = ("recolor", "reshape", "resize", "background")
 DEFAULT_STRENGTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)

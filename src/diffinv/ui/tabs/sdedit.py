@@ -10,11 +10,13 @@ import torch
 from PIL import Image
 
 from diffinv import api
+from diffinv.editing.config import MAX_REPEATS, SDEditConfig
 from diffinv.pipelines import default_size
 from diffinv.ui.context import IMAGE_HEIGHT, SharedState, Tab, UIContext, result_image
 
 BRUSH_COLORS = ["#e6194b", "#f58231", "#ffe119", "#3cb44b", "#4363d8", "#911eb4", "#ffffff", "#000000"]
 STRIP_STRENGTHS = (0.3, 0.5, 0.7, 0.9)
+DEFAULTS = SDEditConfig()
 
 
 def painting(value: dict | None) -> Image.Image:
@@ -75,8 +77,8 @@ def build(ctx: UIContext, shared: SharedState) -> None:
                     elem_id="sdedit-mask",
                 )
             prompt = gr.Textbox(label="prompt", elem_id="sdedit-prompt")
-            strength = gr.Slider(0.05, 1.0, value=0.5, step=0.05, label="strength t0")
-            repeats = gr.Slider(1, 5, value=1, step=1, label="repeats K")
+            strength = gr.Slider(0.05, 1.0, value=DEFAULTS.strength, step=0.05, label="strength t0")
+            repeats = gr.Slider(1, min(5, MAX_REPEATS), value=DEFAULTS.repeats, step=1, label="repeats K")
             seed = gr.Number(value=0, precision=0, minimum=0, label="seed")
             with gr.Row():
                 run = gr.Button("SDEdit", variant="primary", elem_id="sdedit-run")
