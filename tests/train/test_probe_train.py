@@ -134,3 +134,19 @@ def test_a_probe_for_world_v3_trains_saves_and_reads_fills(tmp_path: Path) -> No
     )
     with pytest.raises(DiffinvError, match="another Shapes vocabulary"):
         ShapesProbe.from_pretrained(tmp_path / "v3")
+
+
+def test_training_evaluations_find_the_probe_of_their_world(tmp_path: Path, monkeypatch) -> None:
+    from diffinv.shapes import probe as probe_module
+    from diffinv.train.evaluate import load_probe
+
+    config = TrainConfig.from_dict({**TINY, "model": {**TINY["model"], "world": "v3", "crop_size": 36}, "steps": 1})
+    train(config, tmp_path / "v3", progress=False)
+    assert load_probe(tmp_path / "v3", "v3").config.world == "v3"
+    assert load_probe(tmp_path / "none", "v3") is None  # no probe there: the evaluation runs unscored
+    with pytest.raises(DiffinvError, match="reads world v3"):
+        load_probe(tmp_path / "v3", "v2")
+    # without a path: the probe shipped for the world, or None while none is shipped (never another world's)
+    monkeypatch.setattr(probe_module, "SHIPPED", {"v2": probe_module.DEFAULT_PATH, "v3": tmp_path / "missing"})
+    assert load_probe(None, "v3") is None
+    assert load_probe(None, "v2").config.world == "v2"

@@ -98,16 +98,16 @@ def generate_batch(
 
 
 def load_probe(path: str | Path | None, world: str = DEFAULT_WORLD) -> Any | None:
-    """The Shapes probe (``path``, else the shipped one), or ``None`` when unavailable; DiffinvError when it reads
-    another world's scenes than ``world``."""
+    """The Shapes probe (``path``, else the one shipped for ``world``), or ``None`` when unavailable (none in
+    ``path``, none shipped for ``world`` yet); DiffinvError when the one in ``path`` reads another world's scenes."""
     try:
-        from diffinv.shapes.probe import DEFAULT_PATH, probe_for
+        from diffinv.shapes.probe import CONFIG_FILE, SHIPPED, probe_for
     except ImportError:
         return None
-    folder = Path(path) if path is not None else DEFAULT_PATH
-    if not (folder / "config.json").is_file():
+    folder = Path(path) if path is not None else SHIPPED.get(world)
+    if folder is None or not (folder / CONFIG_FILE).is_file():
         return None
-    return probe_for(world, folder)
+    return probe_for(world, path)
 
 
 def evaluate_generation(
