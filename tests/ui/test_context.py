@@ -85,3 +85,36 @@ def test_painting_and_masks_from_the_editor_values():
     assert union(None, None) is None
     with pytest.raises(gr.Error, match="paint"):
         painting(None)
+
+
+def test_sigterm_stops_the_server_and_removes_the_session_files(tmp_path):
+    """A service manager's stop (SIGTERM) cleans up as Ctrl-C does: no user's files are left behind."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TMPDIR": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False"}
+    command = [sys.executable, "-m", "diffinv.cli", "ui", "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the web app did not start (exit code {server.poll()})")
+        assert server.poll() is None, server.stdout.read()
+        assert list(tmp_path.glob("diffinv-ui-*")), "the session folder exists while serving"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) is not None
+    finally:
+        server.kill()
+    assert not list(tmp_path.glob("diffinv-ui-*")), server.stdout.read()

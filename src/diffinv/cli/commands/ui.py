@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from diffinv.cli.options import Command, add_config_options, add_model_options, config_values, count, load_model
@@ -20,6 +24,25 @@ def build(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside: SIGTERM (what service managers and ``kill`` send) stops the app as Ctrl-C does, so the server closes
+    and the session files are removed; the previous handler is restored after. Only the main thread can set
+    handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv.errors import DiffinvError
     from diffinv.ui.limits import ServerLimits
@@ -32,9 +55,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise DiffinvError(f"the web app needs the ui extra (pip install 'diffinv[ui]'): {exc}") from None
 
     ctx = UIContext(load_model(args), limits)
-    print(f"diffinv ui: serving on http://{args.host}:{args.port} (Ctrl-C stops it)")
+    print(f"diffinv ui: serving on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     try:
-        launch(ctx, host=args.host, port=args.port)
+        with sigterm_as_interrupt():
+            launch(ctx, host=args.host, port=args.port)
     finally:
         ctx.cleanup()
     return {}
