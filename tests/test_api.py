@@ -53,6 +53,34 @@ def test_generate_is_seeded(pipe):
         generate(pipe, "x", num_inference_steps=0)
 
 
+def test_generate_draws_its_noise_as_diffusers_does(pipe):
+    """The same generator gives the same image as diffusers' pipeline (both draw with ``randn_tensor``: on the
+    generator's device, so a CPU generator gives the same noise for a model on any device), and a generator on the
+    model's device is accepted where the model is on an accelerator."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    reference = StableDiffusionPipeline(
+        **{**pipe.components, "scheduler": DDIMScheduler.from_config(pipe.scheduler.config)}
+    )
+    reference.set_progress_bar_config(disable=True)
+    expected = reference(
+        "a red circle", num_inference_steps=5, generator=torch.Generator().manual_seed(4), output_type="latent"
+    ).images
+    ours = generate(
+        pipe, "a red circle", num_inference_steps=5, generator=torch.Generator().manual_seed(4), output_type="latent"
+    )
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5)
+    if torch.cuda.is_available():
+        on_gpu = StableDiffusionPipeline(**pipe.components).to("cuda")
+        generator = torch.Generator("cuda").manual_seed(4)
+        assert (
+            generate(on_gpu, "a red circle", num_inference_steps=2, generator=generator, output_type="pt")
+            .isfinite()
+            .all()
+        )
+        pipe.to("cpu")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -15,6 +15,7 @@ from typing import Any, overload
 import numpy as np
 import torch
 from diffusers import StableDiffusionPipeline
+from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from diffinv import images
@@ -304,7 +305,8 @@ def generate(
 
     Give ``prompt`` or ``prompt_embeds`` ``(1, L, D)`` (as diffusers). ``num_inference_steps`` and
     ``guidance_scale`` override ``config``'s (default: :class:`~diffinv.config.SamplingConfig`). The initial noise is
-    drawn on the CPU from ``generator`` (seeded results are device-independent).
+    drawn from ``generator`` on its device, as diffusers' ``randn_tensor`` does: a CPU generator gives the same noise
+    for a model on any device, a generator on the model's device draws there.
     """
     if (prompt is None) == (prompt_embeds is None):
         raise DiffinvError("give exactly one of prompt and prompt_embeds")
@@ -313,7 +315,8 @@ def generate(
     denoiser = Denoiser.for_pipeline(pipe, Schedule.from_config(pipe.scheduler.config, config.num_inference_steps))
     factor = pipe.vae_scale_factor
     shape = (1, pipe.unet.config.in_channels, height // factor, width // factor)
-    noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(denoiser.compute_dtype)
+    noise = randn_tensor(shape, generator=generator, device=denoiser.device, dtype=torch.float32)
+    noise = noise.to(denoiser.compute_dtype)
     cond = encode_prompt(pipe, prompt).embeds if prompt_embeds is None else prompt_embeds
     uncond = encode_negative_prompt(pipe, negative_prompt)
     dtype = denoiser.compute_dtype
@@ -562,7 +565,8 @@ def learn_concept(
         raise DiffinvError("resume needs the checkpoint folder of the run to continue")
     height, width = _resolve_size(pipe, height, width)
     pixels = torch.cat([prepare_image(open_image(photo), height, width) for photo in photos])
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    where = generator.device if generator is not None else torch.device("cpu")
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=where))
     problem = ConceptProblem(
         pipe=pipe,
         pixels=pixels,

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from diffusers import DDIMScheduler, UNet2DConditionModel
+from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
 from diffinv import steps
@@ -191,12 +192,15 @@ class Denoiser:
         """The denoising objective of latent diffusion training, per sample ``(B,)``: DDPM's simple loss (Ho et al.
         2020, Eq. 14; Rombach et al. 2022, Eq. 2) ``‖ε − ε̂(sqrt(ᾱ_t) x_0 + sqrt(1 − ᾱ_t) ε, t, c)‖²`` (mean over
         elements) with one step ``t`` uniform over the schedule (use :meth:`Schedule.training`) and one ε ~ N(0, I)
-        per clean latent of ``latents`` ``(B, C, h, w)``, conditioned on ``embeds`` ``(B, L, D)``; both drawn on the
-        CPU from ``generator``. The error is measured on ε̂ for every ``prediction_type`` (for v-prediction that is
+        per clean latent of ``latents`` ``(B, C, h, w)``, conditioned on ``embeds`` ``(B, L, D)``; both drawn from
+        ``generator`` on its device (diffusers' ``randn_tensor``: a CPU generator gives the same draws for a model on
+        any device). The error is measured on ε̂ for every ``prediction_type`` (for v-prediction that is
         ᾱ_t × the error on v). Differentiable with respect to ``embeds`` and the UNet's weights.
         """
-        index = torch.randint(len(self.schedule), (latents.shape[0],), generator=generator)
-        noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32).to(latents)
+        where = generator.device if generator is not None else torch.device("cpu")
+        index = torch.randint(len(self.schedule), (latents.shape[0],), generator=generator, device=where).cpu()
+        noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=torch.float32)
+        noise = noise.to(latents)
         noisy = steps.add_noise(latents, noise, self._alpha(index, latents))
         return (self.epsilon(noisy, index, embeds) - noise).pow(2).flatten(1).mean(1)
 

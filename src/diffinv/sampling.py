@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -67,7 +68,8 @@ def denoise(
         epsilon = denoiser.guided_epsilon(latent, i, cond, uncond, guidance_scale)
         noise = None
         if eta:
-            noise = torch.randn(latent.shape, generator=generator, dtype=torch.float32).to(latent)
+            noise = randn_tensor(latent.shape, generator=generator, device=latent.device, dtype=torch.float32)
+            noise = noise.to(latent)
         latent = denoiser.step(latent, epsilon, i, eta=eta, noise=noise)
         if latent_offsets is not None:
             latent = latent + latent_offsets[i].to(latent)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, StableDiffusionPipeline
+from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from torch import Tensor
 
@@ -52,7 +53,8 @@ def sdedit_latents(
     keep = None if mask is None else 1 - F.interpolate(mask.to(device, dtype), size=source.shape[-2:], mode="area")
 
     def noised(latents: Tensor, step: int) -> Tensor:
-        noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32).to(latents)
+        noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=torch.float32)
+        noise = noise.to(latents)
         return scheduler.add_noise(latents, noise, scheduler.timesteps[step : step + 1].to(device))
 
     def keep_source(i: int, latents: Tensor) -> Tensor:
