@@ -35,6 +35,7 @@ BAD_VALUES = {
     "--sdedit-strength": ["0", "nan", "2"],
     "--repeats": ["0", "1000"],
     "--eta": ["nan", "2", "-1"],
+    "--posterior": ["mode", ""],
     "--cross-steps": ["nan", "1.5", "-0.1"],
     "--self-steps": ["inf", "2"],
     "--threads": ["0", "x"],

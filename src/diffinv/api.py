@@ -434,6 +434,7 @@ def sdedit(
     num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
     eta: float | None = None,
+    posterior: str | None = None,
     negative_prompt: str | None = None,
     config: SDEditConfig | None = None,
     generator: torch.Generator | None = None,
@@ -452,9 +453,11 @@ def sdedit(
             resized like the guide); outside it the output keeps the guide's pixels.
         repeats: K ≥ 1 perturb-and-denoise rounds.
         eta: DDIM's η for the reverse process (1: the paper's stochastic sampler).
+        posterior: ``mean`` or ``sample``: ``sample`` encodes the guide as diffusers' img2img pipeline does (a
+            posterior draw, then the noise, from ``generator``), so a seed gives the image that pipeline gives.
         config: all settings at once (default :class:`~diffinv.editing.config.SDEditConfig`; the keyword arguments
             above override it).
-        generator: all randomness (perturbation and reverse-process noise), drawn on the CPU.
+        generator: all randomness (posterior draw, perturbation and reverse-process noise), drawn on its device.
 
     Returns:
         As :func:`reconstruct`. ``strength`` small enough that no step runs returns the guide's VAE round trip.
@@ -468,6 +471,7 @@ def sdedit(
         num_inference_steps=num_inference_steps,
         guidance_scale=guidance_scale,
         eta=eta,
+        posterior=posterior,
     )
     images.check_output_type(output_type)
     if not isinstance(prompt, str):

@@ -109,12 +109,16 @@ def check_size(height: int, width: int, multiple: int) -> None:
 
 
 @torch.no_grad()
-def encode(vae: AutoencoderKL, pixels: Tensor) -> Tensor:
-    """``(B, 3, H, W)`` pixels in [-1, 1] → scaled latent means ``(B, C, H/f, W/f)`` in float32 (float64 for a
-    float64 VAE). The posterior mean is used, as in Mokady et al. 2022's reference code."""
+def encode(
+    vae: AutoencoderKL, pixels: Tensor, *, sample: bool = False, generator: torch.Generator | None = None
+) -> Tensor:
+    """``(B, 3, H, W)`` pixels in [-1, 1] → scaled latents ``(B, C, H/f, W/f)`` in float32 (float64 for a float64
+    VAE): the posterior mean, as in Mokady et al. 2022's reference code, or with ``sample`` a draw from the posterior
+    with ``generator``, as diffusers' img2img pipeline encodes its image."""
     out_dtype = torch.float64 if vae.dtype == torch.float64 else torch.float32
     posterior = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
-    return (posterior.mean * vae.config.scaling_factor).to(out_dtype)
+    latents = posterior.sample(generator) if sample else posterior.mean
+    return (latents * vae.config.scaling_factor).to(out_dtype)
 
 
 @torch.no_grad()

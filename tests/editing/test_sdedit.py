@@ -51,6 +51,23 @@ def test_masked_sdedit_keeps_the_pixels_outside_the_mask(pipe, photo):
     assert np.abs(result[mask > 0] - original[mask > 0]).mean() > 2
 
 
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_posterior_sample_gives_diffusers_img2img_for_the_same_seed(pipe, photo, eta):
+    from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
+
+    reference = StableDiffusionImg2ImgPipeline(
+        **{**pipe.components, "scheduler": DDIMScheduler.from_config(pipe.scheduler.config)}
+    )
+    reference.set_progress_bar_config(disable=True)
+    guide = photo.resize((64, 64))
+    settings = {"strength": 0.6, "num_inference_steps": 10, "eta": eta, "output_type": "latent"}
+    expected = reference(PROMPT, image=guide, generator=_seed(3), **settings).images
+    ours = sdedit(pipe, guide, PROMPT, posterior="sample", generator=_seed(3), **settings)
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5)
+    mean = sdedit(pipe, guide, PROMPT, generator=_seed(3), **settings)  # the default encodes the posterior mean
+    assert not torch.allclose(mean, expected, rtol=1e-4, atol=1e-5)
+
+
 def test_repeats_perturb_and_denoise_again(pipe, photo):
     once = sdedit(pipe, photo, PROMPT, strength=0.5, num_inference_steps=6, generator=_seed(), output_type="pt")
     twice = sdedit(pipe, photo, PROMPT, strength=0.5, repeats=2, num_inference_steps=6, generator=_seed(),
@@ -78,6 +95,7 @@ def test_paste_builds_a_composite_and_its_mask(photo):
         ({"num_inference_steps": 0}, "num_inference_steps must be an integer ≥ 1"),
         ({"guidance_scale": float("nan")}, "guidance_scale"),
         ({"eta": 2.0}, "eta must be a finite number ≥ 0 and ≤ 1"),
+        ({"posterior": "mode"}, "posterior must be one of mean, sample"),
         ({"mask": Image.new("L", (10, 10))}, "give a mask of the guide's size"),
         ({"output_type": "jpeg"}, "unknown output_type"),
     ],

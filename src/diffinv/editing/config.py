@@ -27,6 +27,8 @@ MAX_REPEATS = 100  # SDEdit's perturb-and-denoise rounds; the paper uses a handf
 EmbeddingTransfer = Literal["delta", "prefix", "plain"]
 OffsetBranches = Literal["source", "both"]
 EMBEDDING_TRANSFERS: tuple[str, ...] = typing.get_args(EmbeddingTransfer)
+Posterior = Literal["mean", "sample"]
+POSTERIORS: tuple[str, ...] = typing.get_args(Posterior)
 OFFSET_BRANCHES: tuple[str, ...] = typing.get_args(OffsetBranches)
 
 
@@ -123,12 +125,19 @@ class SDEditConfig(SamplingConfig):
     )
     repeats: int = setting(1, "K, how many times to perturb and denoise (the paper's Alg. 2)")
     eta: float = setting(1.0, "DDIM's η for the reverse process: 1 the paper's stochastic sampler, 0 the DDIM ODE")
+    posterior: Posterior = setting(
+        "mean",
+        "how the guide is encoded: mean (the VAE posterior mean) or sample (a posterior draw from the seed, then the "
+        "noise, as diffusers' img2img does: the same seed and eta give its image)",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_number("strength (t0)", self.strength, minimum=0, maximum=1, above=True)
         check_integer("repeats", self.repeats, minimum=1, maximum=MAX_REPEATS)
         check_number("eta", self.eta, minimum=0, maximum=1)
+        if self.posterior not in POSTERIORS:
+            raise DiffinvError(f"posterior must be one of {', '.join(POSTERIORS)}, got {self.posterior!r}")
 
     @property
     def start_step(self) -> int:

@@ -44,7 +44,8 @@ def sdedit_latents(
     scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     scheduler.set_timesteps(config.num_inference_steps)
     dtype, device = denoiser.compute_dtype, denoiser.device
-    source = images.encode(pipe.vae, guide).to(device, dtype)
+    source = images.encode(pipe.vae, guide, sample=config.posterior == "sample", generator=generator)
+    source = source.to(device, dtype)
     start = config.start_step
     if start == len(denoiser.schedule):
         return source
