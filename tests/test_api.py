@@ -117,3 +117,13 @@ def test_time_limit_stops_a_job_at_its_next_unet_call(pipe):
     with pytest.raises(DiffinvError, match="time limit"):
         with time_limit(0):
             pass
+
+
+def test_a_result_that_is_not_finite_is_refused(pipe):
+    """A broken model or runaway settings give NaN latents: one line, never a black image written as a success."""
+    from diffinv.images import to_output
+
+    latents = torch.full((1, 4, 8, 8), float("nan"))
+    for output_type in ("latent", "pil"):
+        with pytest.raises(DiffinvError, match="not finite"):
+            to_output(pipe.vae, latents, output_type)

@@ -22,7 +22,7 @@ from diffinv.cli import build_parser, main
 
 BAD_VALUES = {
     "--steps": ["0", "-1", "abc", "1.5", "100000"],  # 100000 > the scheduler's 1000 training steps
-    "--guidance-scale": ["nan", "inf", "-1", "abc"],
+    "--guidance-scale": ["nan", "inf", "-1", "abc", "1e30"],
     "--height": ["0", "-64", "63", "100000"],
     "--width": ["0", "63", "100000"],
     "--seed": ["-1", str(2**64), "abc"],
@@ -165,6 +165,8 @@ def test_every_numeric_option_has_bad_values():
                 assert action.option_strings[0] in BAD_VALUES, f"{command} {action.option_strings[0]}"
 
 
+SAMPLING_COMMANDS = ("invert", "generate", "sdedit")
+"""Where ``--steps`` counts denoising steps: 1000 of SD's 1000 (leading spacing, steps_offset 1) reach timestep 1000."""
 CASES = [
     (command, option, value)
     for command, parser in _commands().items()
@@ -172,7 +174,7 @@ CASES = [
     for option in action.option_strings
     if option in BAD_VALUES
     for value in BAD_VALUES[option]
-]
+] + [(command, "--steps", "1000") for command in SAMPLING_COMMANDS]
 
 
 @pytest.mark.parametrize(("command", "option", "value"), CASES, ids=[f"{c} {o} {v}" for c, o, v in CASES])

@@ -59,3 +59,14 @@ def test_denoising_loss_is_ddpm_simple_loss(pipe):
     torch.testing.assert_close(loss.detach(), (predicted - noise).pow(2).mean((1, 2, 3)), rtol=1e-5, atol=1e-7)
     loss.sum().backward()
     assert embeds.grad is not None and embeds.grad.abs().sum() > 0
+
+
+def test_a_schedule_past_the_training_steps_is_refused():
+    """SD's config (leading spacing, steps_offset 1) puts step 1000 of 1000 at timestep 1000: one past the table."""
+    from diffinv.errors import DiffinvError
+
+    assert int(Schedule.from_config(SD_SCHEDULER_CONFIG, 999).timesteps.max()) == 999
+    with pytest.raises(DiffinvError, match="puts a timestep at 1000"):
+        Schedule.from_config(SD_SCHEDULER_CONFIG, 1000)
+    with pytest.raises(DiffinvError, match="outside its 1000 training steps"):
+        Schedule.from_config({**SD_SCHEDULER_CONFIG, "steps_offset": 5000}, 10)

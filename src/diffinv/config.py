@@ -179,6 +179,10 @@ def _required(f: dataclasses.Field[Any]) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
+MAX_GUIDANCE_SCALE = 100.0
+"""Classifier-free guidance beyond this only saturates or overflows (users work at 1–30; 1e30 gave black images)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class SamplingConfig(Config):
     """How the guided DDIM sampler runs: the settings generation, reconstruction, editing and SDEdit share.
@@ -192,4 +196,4 @@ class SamplingConfig(Config):
 
     def __post_init__(self) -> None:
         check_integer("num_inference_steps", self.num_inference_steps, minimum=1)
-        check_number("guidance_scale", self.guidance_scale, minimum=0)
+        check_number("guidance_scale", self.guidance_scale, minimum=0, maximum=MAX_GUIDANCE_SCALE)

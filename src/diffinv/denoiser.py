@@ -59,6 +59,13 @@ class Schedule:
         check_training_steps(num_inference_steps, scheduler.config.num_train_timesteps)
         scheduler.set_timesteps(num_inference_steps)
         timesteps = scheduler.timesteps.to(torch.int64)
+        total = scheduler.config.num_train_timesteps
+        if int(timesteps.max()) >= total or int(timesteps.min()) < 0:
+            raise DiffinvError(
+                f"num_inference_steps={num_inference_steps} puts a timestep at {int(timesteps.max())} with this "
+                f"scheduler's spacing ({scheduler.config.timestep_spacing}, steps_offset "
+                f"{scheduler.config.steps_offset}), outside its {total} training steps; use fewer steps"
+            )
         return cls(
             timesteps=timesteps,
             alphas=scheduler.alphas_cumprod.to(torch.float64)[timesteps],

@@ -23,6 +23,10 @@ MAX_PIXELS = 2048 * 2048
 
 OutputType = Literal["pil", "np", "pt", "latent"]
 OUTPUT_TYPES: tuple[str, ...] = ("pil", "np", "pt", "latent")
+NOT_FINITE = (
+    "the result is not finite (NaN or inf): the settings are too extreme for this model (a huge guidance or word "
+    "scale, an optimiser that diverged) or its weights or scheduler config are broken"
+)
 # Pillow's decompression-bomb guard, made strict: an image above this many pixels is refused.
 MAX_IMAGE_PIXELS = 89_478_485
 # Modes whose samples are wider than 8 bits; scaled by their full range, not clipped.
@@ -138,9 +142,14 @@ def to_output(vae: AutoencoderKL, latents: Tensor, output_type: str) -> list[Ima
     """Decode to diffusers' output types: ``pil`` (list of images), ``np`` ``(B, H, W, 3)`` float in [0, 1],
     ``pt`` ``(B, 3, H, W)`` float in [0, 1], or ``latent`` (the latents themselves)."""
     check_output_type(output_type)
+    if not latents.isfinite().all():
+        raise DiffinvError(NOT_FINITE)
     if output_type == "latent":
         return latents
-    return pixels_to_output(decode(vae, latents), output_type)
+    pixels = decode(vae, latents)
+    if not pixels.isfinite().all():
+        raise DiffinvError(NOT_FINITE)
+    return pixels_to_output(pixels, output_type)
 
 
 def pixels_to_output(pixels: Tensor, output_type: str) -> list[Image.Image] | np.ndarray | Tensor:

@@ -27,6 +27,8 @@ MAX_REPEATS = 100  # SDEdit's perturb-and-denoise rounds; the paper uses a handf
 EmbeddingTransfer = Literal["delta", "prefix", "plain"]
 OffsetBranches = Literal["source", "both"]
 EMBEDDING_TRANSFERS: tuple[str, ...] = typing.get_args(EmbeddingTransfer)
+MAX_REWEIGHT_SCALE = 100.0
+"""Attention re-weighting beyond this only saturates the softmax (Hertz et al. use scales up to about 5)."""
 Posterior = Literal["mean", "sample"]
 POSTERIORS: tuple[str, ...] = typing.get_args(Posterior)
 OFFSET_BRANCHES: tuple[str, ...] = typing.get_args(OffsetBranches)
@@ -104,7 +106,7 @@ class EditConfig(Config):
         for word, scale in self.reweight:
             if not (isinstance(word, str) and word.strip()):
                 raise DiffinvError(f"reweight words must be non-empty strings, got {word!r}")
-            check_number(f"the reweight scale of {word!r}", scale, minimum=0)
+            check_number(f"the reweight scale of {word!r}", scale, minimum=0, maximum=MAX_REWEIGHT_SCALE)
         if any(not (isinstance(w, str) and w.strip()) for w in self.local_blend):
             raise DiffinvError("local_blend words must be non-empty strings")
         for name, refusal in mode.requires.items():
