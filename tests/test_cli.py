@@ -191,6 +191,15 @@ def test_output_folder_is_refused(capsys, tmp_path):
     _refused(capsys, tmp_path, "generate", "--prompt", "x", "-o", tmp_path, match="is a folder")
 
 
+def test_a_value_that_looks_like_an_option_gets_a_hint(capsys, tmp_path):
+    guide = tmp_path / "guide.png"
+    Image.new("RGB", (64, 64)).save(guide)
+    out = tmp_path / "out"
+    out.mkdir()
+    _refused(capsys, out, "sdedit", guide, "--prompt", "x", "-o", out / "o.png", "--paste", guide, "--at", "-8,-8",
+             match="expected one argument (write a value that starts with '-' as --option=VALUE)")  # fmt: skip
+
+
 def test_generate_defaults_to_the_builtin_model(capsys, tmp_path):
     out = tmp_path / "mini.png"
     code, _, err = run(capsys, "generate", "--prompt", "a large red circle in the center on a white background",

@@ -45,6 +45,8 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("diffinv").strip()
+        if message.endswith("expected one argument"):  # e.g. --at -8,-8: argparse took the value for an option
+            message += " (write a value that starts with '-' as --option=VALUE)"
         self.exit(EXIT_USAGE, f"diffinv: error: {command + ': ' if command else ''}{message}\n")
 
 
