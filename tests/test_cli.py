@@ -585,3 +585,14 @@ def test_bad_learn_concept_inputs(capsys, tmp_path, model_dir, extra, match):
         argv = argv[: argv.index("-o")] + extra
     _refused(capsys, tmp_path, *argv, match=match)
     assert not out.exists()
+
+
+def test_ui_refuses_an_address_it_cannot_listen_on_before_loading_a_model(capsys, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        _refused(capsys, tmp_path, "ui", "--port", port, "--model", tmp_path / "none", match="Address already in use")
+    _refused(capsys, tmp_path, "ui", "--host", "nonexistent.invalid", match="is not an address of this machine")

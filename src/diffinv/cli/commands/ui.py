@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -43,6 +44,22 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse, in one line and before the model loads, an address this machine cannot listen on: a host that does
+    not resolve or is not local, or a port that is taken (the server would fail after announcing itself)."""
+    from diffinv.errors import DiffinvError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise DiffinvError(f"--host {host!r} is not an address of this machine: {exc.strerror}") from None
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)
+    except OSError as exc:
+        raise DiffinvError(f"cannot listen on {host}:{port}: {exc.strerror} (pick another --port or --host)") from None
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from diffinv.errors import DiffinvError
     from diffinv.ui.limits import ServerLimits
@@ -54,6 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     except ImportError as exc:
         raise DiffinvError(f"the web app needs the ui extra (pip install 'diffinv[ui]'): {exc}") from None
 
+    check_address(args.host, args.port)
     ctx = UIContext(load_model(args), limits)
     print(f"diffinv ui: serving on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     try:
