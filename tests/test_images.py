@@ -110,3 +110,9 @@ def test_output_types(pipe):
     assert images.to_output(pipe.vae, latents, "latent") is latents
     with pytest.raises(DiffinvError, match="output_type"):
         images.to_output(pipe.vae, latents, "jpeg")
+
+
+@pytest.mark.parametrize("source", [None, 5, b"photo.png", np.zeros((4, 4, 3), np.uint8)])
+def test_an_image_that_is_neither_a_path_nor_a_pil_image_is_refused(source):
+    with pytest.raises(DiffinvError, match="an image must be a path or a PIL image, got"):
+        images.open_image(source)

@@ -43,6 +43,8 @@ def open_image(source: str | Path | Image.Image) -> Image.Image:
     if isinstance(source, Image.Image):
         image = source
         name = "the image"
+    elif not isinstance(source, str | Path):
+        raise DiffinvError(f"an image must be a path or a PIL image, got {type(source).__name__}")
     else:
         path = Path(source)
         name = str(path)
