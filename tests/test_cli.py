@@ -596,3 +596,11 @@ def test_ui_refuses_an_address_it_cannot_listen_on_before_loading_a_model(capsys
         port = str(taken.getsockname()[1])
         _refused(capsys, tmp_path, "ui", "--port", port, "--model", tmp_path / "none", match="Address already in use")
     _refused(capsys, tmp_path, "ui", "--host", "nonexistent.invalid", match="is not an address of this machine")
+
+
+def test_sdedit_at_without_paste_is_refused(capsys, tmp_path):
+    guide = tmp_path / "guide.png"
+    Image.new("RGB", (64, 64)).save(guide)
+    out = tmp_path / "out"
+    out.mkdir()
+    _refused(capsys, out, "sdedit", guide, "--prompt", "x", "-o", out / "o.png", "--at=8,8", match="give --paste")

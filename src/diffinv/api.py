@@ -460,7 +460,7 @@ def sdedit(
         generator: all randomness (posterior draw, perturbation and reverse-process noise), drawn on its device.
 
     Returns:
-        As :func:`reconstruct`. ``strength`` small enough that no step runs returns the guide's VAE round trip.
+        As :func:`reconstruct`. A ``strength`` so small that no step would run is refused.
     """
     config = merge(
         config,

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import PROMPT
-from diffinv import images, sdedit
+from diffinv import sdedit
 from diffinv.editing.config import SDEditConfig
 from diffinv.editing.sdedit import paste
 from diffinv.errors import DiffinvError
@@ -18,10 +18,11 @@ def _seed(n: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(n)
 
 
-def test_strength_near_zero_returns_the_guides_vae_round_trip(pipe, photo):
-    out = sdedit(pipe, photo, PROMPT, strength=0.01, num_inference_steps=10, output_type="pt")
-    guide = images.prepare_image(images.open_image(photo), 64, 64)
-    assert torch.allclose(out, images.decode(pipe.vae, images.encode(pipe.vae, guide)))
+def test_a_strength_that_runs_no_step_is_refused(pipe, photo):
+    """round-down(0.01 · 10) = 0 steps would silently return the guide's VAE round trip."""
+    with pytest.raises(DiffinvError, match="strength 0.01 of 10 steps runs no step"):
+        sdedit(pipe, photo, PROMPT, strength=0.01, num_inference_steps=10, output_type="pt")
+    assert SDEditConfig(strength=0.1, num_inference_steps=10).start_step == 9
 
 
 def test_strength_runs_that_share_of_the_steps_and_is_seeded(pipe, photo):

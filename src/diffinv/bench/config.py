@@ -128,6 +128,10 @@ class EditBenchConfig(JobConfig):
         if self.limit is not None:
             check_integer("limit (--limit)", self.limit, minimum=1)
         check_number("sdedit_strength (--sdedit-strength)", self.sdedit_strength, minimum=0, maximum=1, above=True)
+        try:  # it must run at least one of SDEdit's steps
+            SDEditConfig(strength=self.sdedit_strength)
+        except DiffinvError as exc:
+            raise DiffinvError(f"--sdedit-strength: {exc}") from None
         check_integer("examples (--examples)", self.examples, minimum=0)
         object.__setattr__(self, "variants", tuple(parse_variant(v) for v in self.methods))
 
@@ -146,6 +150,11 @@ class SDEditSweepConfig(JobConfig):
             isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 < t <= 1.0 for t in self.strengths
         ):
             raise DiffinvError(f"--strengths takes numbers in (0, 1], got {self.strengths!r}")
+        for strength in self.strengths:  # each must run at least one of SDEdit's steps
+            try:
+                SDEditConfig(strength=strength)
+            except DiffinvError as exc:
+                raise DiffinvError(f"--strengths: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,11 @@ class SDEditConfig(SamplingConfig):
         check_number("strength (t0)", self.strength, minimum=0, maximum=1, above=True)
         check_integer("repeats", self.repeats, minimum=1, maximum=MAX_REPEATS)
         check_number("eta", self.eta, minimum=0, maximum=1)
+        if self.start_step == self.num_inference_steps:
+            raise DiffinvError(
+                f"strength {self.strength:g} of {self.num_inference_steps} steps runs no step "
+                f"(round-down(strength · steps) = 0): raise the strength or the steps"
+            )
         if self.posterior not in POSTERIORS:
             raise DiffinvError(f"posterior must be one of {', '.join(POSTERIORS)}, got {self.posterior!r}")
 

@@ -47,8 +47,6 @@ def sdedit_latents(
     source = images.encode(pipe.vae, guide, sample=config.posterior == "sample", generator=generator)
     source = source.to(device, dtype)
     start = config.start_step
-    if start == len(denoiser.schedule):
-        return source
     cond = encode_prompt(pipe, prompt).embeds.to(device, dtype)
     uncond = encode_negative_prompt(pipe, negative_prompt).to(device, dtype)
     keep = None if mask is None else 1 - F.interpolate(mask.to(device, dtype), size=source.shape[-2:], mode="area")

@@ -24,7 +24,9 @@ def build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", required=True, help="what the result should show")
     parser.add_argument("--mask", type=Path, default=None, help="image of the guide's size, white where it may change")
     parser.add_argument("--paste", type=Path, default=None, help="image compositing: paste this image onto the guide")
-    parser.add_argument("--at", default="0,0", metavar="X,Y", help="--paste position of the patch's top-left corner")
+    parser.add_argument(
+        "--at", default=None, metavar="X,Y", help="--paste position of the patch's top-left corner (default: 0,0)"
+    )
     parser.add_argument("--negative-prompt", default=None, help="what the result should not show")
     parser.add_argument("--seed", type=SEED, default=0, help="seed of every random draw (default: 0)")
     add_output_options(parser)
@@ -42,9 +44,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     config = SDEditConfig(**config_values(args, SDEditConfig))
     check_output(args, args.output, args.guide, args.mask, args.paste)
     guide, mask = images.open_image(args.guide), None if args.mask is None else images.open_image(args.mask)
+    if args.at is not None and args.paste is None:
+        raise DiffinvError("--at places a --paste patch; give --paste PATCH too")
     if args.paste is not None:
         try:
-            left, top = (int(v) for v in args.at.split(","))
+            left, top = (int(v) for v in (args.at or "0,0").split(","))
         except ValueError:
             raise DiffinvError(f"--at takes X,Y in pixels, e.g. 16,8; got {args.at!r}") from None
         guide, pasted = paste(guide, images.open_image(args.paste), left, top)
