@@ -60,11 +60,11 @@ BAD_VALUES = {
     "--threshold": ["-1", "nan"],
     "--methods": ["nope"],
     "--inversions": ["nope"],
-    "--editors": ["nope"],
-    "--edits": ["nope"],
-    "--strengths": ["0", "1.5", "x", "0.001"],
-    "--concepts": ["nope"],
-    "--shots": ["0", "x"],
+    "--editors": ["nope", "", "p2p,p2p"],
+    "--edits": ["nope", "", "recolor,recolor"],
+    "--strengths": ["0", "1.5", "x", "0.001", "0.5,0.5"],
+    "--concepts": ["nope", ""],
+    "--shots": ["0", "x", "1,1"],
 }
 
 

@@ -99,8 +99,17 @@ def comma_list(text: str) -> tuple[str, ...]:
 
 
 def _items(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
+    """A list option's type: at least one item, none twice (an empty list would do nothing and exit 0, a repeated
+    one the same work twice)."""
+
     def parse(text: str) -> tuple[Any, ...]:
-        return tuple(kind(item) for item in comma_list(text))
+        items = comma_list(text)
+        if not items:
+            raise argparse.ArgumentTypeError(f"needs at least one value, got {text!r}")
+        repeated = sorted({item for item in items if items.count(item) > 1})
+        if repeated:
+            raise argparse.ArgumentTypeError(f"lists {', '.join(repeated)} more than once")
+        return tuple(kind(item) for item in items)
 
     return parse
 

@@ -202,6 +202,10 @@ def evaluate_pipeline(
         pipe.vae, config.vae.eval_images, config.vae.eval_seed, config.vae.model.image_size, config.world
     )
     probe = load_probe(probe_path, config.world)
+    if probe is None and probe_path is None:  # the gates need scores: say why there are none
+        from diffinv.shapes.probe import probe_for
+
+        probe = probe_for(config.world)
     sets = []
     for kind in eval_kinds(config.world):
         scenes = eval_scenes(kind, n_prompts, seed, config.world)

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         pipe,
         args.images,
         args.token,
-        args.init_word or "object",
+        "object" if args.init_word is None else args.init_word,  # e4t learns no word vector: any word serves
         method=args.method,
         property=args.property,
         captions=args.captions,
