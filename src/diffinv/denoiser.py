@@ -35,6 +35,13 @@ def check_training_steps(num_inference_steps: int, num_train_timesteps: int) -> 
         )
 
 
+def noise_like(latents: Tensor, generator: torch.Generator | None) -> Tensor:
+    """ε ~ N(0, I) of ``latents``' shape, dtype and device, drawn in float32 on ``generator``'s device (diffusers'
+    ``randn_tensor``): a CPU generator gives the same draws for a model on any device."""
+    noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=torch.float32)
+    return noise.to(latents)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """DDIM timesteps and their noise levels.
@@ -206,8 +213,7 @@ class Denoiser:
         """
         where = generator.device if generator is not None else torch.device("cpu")
         index = torch.randint(len(self.schedule), (latents.shape[0],), generator=generator, device=where).cpu()
-        noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=torch.float32)
-        noise = noise.to(latents)
+        noise = noise_like(latents, generator)
         noisy = steps.add_noise(latents, noise, self._alpha(index, latents))
         return (self.epsilon(noisy, index, embeds) - noise).pow(2).flatten(1).mean(1)
 

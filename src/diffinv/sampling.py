@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from diffinv.denoiser import Denoiser
+from diffinv.denoiser import Denoiser, noise_like
 
 StepCallback = Callable[[int, Tensor], Tensor]
 """``callback(i, latents) -> latents``, called after denoising step ``i`` (and its latent offset)."""
@@ -68,8 +67,7 @@ def denoise(
         epsilon = denoiser.guided_epsilon(latent, i, cond, uncond, guidance_scale)
         noise = None
         if eta:
-            noise = randn_tensor(latent.shape, generator=generator, device=latent.device, dtype=torch.float32)
-            noise = noise.to(latent)
+            noise = noise_like(latent, generator)
         latent = denoiser.step(latent, epsilon, i, eta=eta, noise=noise)
         if latent_offsets is not None:
             latent = latent + latent_offsets[i].to(latent)

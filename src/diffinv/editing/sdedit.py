@@ -15,12 +15,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, StableDiffusionPipeline
-from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from torch import Tensor
 
 from diffinv import images
-from diffinv.denoiser import Denoiser, Schedule
+from diffinv.denoiser import Denoiser, Schedule, noise_like
 from diffinv.editing.config import SDEditConfig
 from diffinv.errors import DiffinvError
 from diffinv.sampling import denoise
@@ -52,9 +51,8 @@ def sdedit_latents(
     keep = None if mask is None else 1 - F.interpolate(mask.to(device, dtype), size=source.shape[-2:], mode="area")
 
     def noised(latents: Tensor, step: int) -> Tensor:
-        noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=torch.float32)
-        noise = noise.to(latents)
-        return scheduler.add_noise(latents, noise, scheduler.timesteps[step : step + 1].to(device))
+        timestep = scheduler.timesteps[step : step + 1].to(device)
+        return scheduler.add_noise(latents, noise_like(latents, generator), timestep)
 
     def keep_source(i: int, latents: Tensor) -> Tensor:
         last = i + 1 == len(denoiser.schedule)

@@ -192,7 +192,7 @@ def evaluate_pipeline(
     """
     from diffinv.api import generate
     from diffinv.pipelines import load_pipeline
-    from diffinv.shapes.probe import read_scenes
+    from diffinv.shapes.probe import probe_for, read_scenes
 
     started = time.perf_counter()
     pipe = load_pipeline(str(folder))
@@ -201,11 +201,8 @@ def evaluate_pipeline(
     result["vae"] = evaluate_vae(
         pipe.vae, config.vae.eval_images, config.vae.eval_seed, config.vae.model.image_size, config.world
     )
-    probe = load_probe(probe_path, config.world)
-    if probe is None and probe_path is None:  # the gates need scores: say why there are none
-        from diffinv.shapes.probe import probe_for
-
-        probe = probe_for(config.world)
+    # the gates need scores: without a folder, the probe shipped for the world or a one-line refusal saying why none
+    probe = probe_for(config.world) if probe_path is None else load_probe(probe_path, config.world)
     sets = []
     for kind in eval_kinds(config.world):
         scenes = eval_scenes(kind, n_prompts, seed, config.world)
