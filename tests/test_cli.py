@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -370,6 +371,64 @@ def test_outputs_that_are_not_regular_files_are_refused(capsys, tmp_path, model_
         assert fifo.is_fifo()
     code, _, err = run(capsys, *_invert_argv(model_dir, photo_path, "-o", tmp_path / "folder.png", "--overwrite"))
     assert code == 2 and "is a folder" in err and (tmp_path / "folder.png").is_dir()
+
+
+def test_files_in_a_model_folder_and_concepts_in_use_are_inputs(capsys, tmp_path, model_dir, ddim_file):
+    import torch
+
+    from diffinv.personalization import Concept
+
+    index = Path(model_dir) / "model_index.json"
+    before = index.read_bytes()
+    code, _, err = run(capsys, "edit", ddim_file, "--model", model_dir, "-o", index, "--overwrite")
+    assert code == 2 and "is inside the input folder" in err.strip().splitlines()[-1], err
+    assert index.read_bytes() == before
+    width = json.loads((Path(model_dir) / "text_encoder" / "config.json").read_text())["hidden_size"]
+    concept = Concept("<c>", torch.zeros(1, width)).save(tmp_path / "c.safetensors")
+    kept = concept.read_bytes()
+    gen = ["generate", "--prompt", "a <c>", "--model", model_dir, "--concept", concept, "--steps", 2]
+    code, _, err = run(capsys, *gen, "-o", concept, "--overwrite")
+    assert code == 2 and "is the input" in err and concept.read_bytes() == kept, err
+
+
+def test_outputs_where_nothing_can_be_written_are_refused_before_any_work(capsys, tmp_path, model_dir, monkeypatch):
+    import os
+
+    blocker = tmp_path / "file"
+    blocker.write_text("kept")
+    gen = ["generate", "--prompt", "x", "--model", model_dir, "--steps", 2, "-o"]
+    bench = ["edit-bench", "--dataset", "shapes:1", "--inversions", "ddim:steps=2", "--model", model_dir, "--out"]
+    shot = tmp_path / "shot.png"
+    Image.new("RGB", (64, 64), "red").save(shot)
+    learn = ["learn-concept", shot, "--init-word", "toy", "--steps", 1, "--model", model_dir]
+    for argv in (
+        [*gen, blocker / "x.png"],
+        [*bench, blocker],
+        [*learn, "-o", tmp_path / "c.safetensors", "--checkpoint-dir", blocker / "ckpt"],
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and err.strip().splitlines()[-1].endswith("is not a folder; give a folder for the outputs")
+    assert blocker.read_text() == "kept" and sorted(p.name for p in tmp_path.iterdir()) == ["file", "shot.png"]
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)  # as a read-only folder (root ignores modes)
+    code, _, err = run(capsys, *gen, tmp_path / "x.png")
+    assert code == 2 and "cannot write in" in err and not (tmp_path / "x.png").exists()
+
+
+def test_multiple_outputs_are_written_all_or_nothing(tmp_path):
+    from diffinv import io
+
+    kept = tmp_path / "b.txt"
+    kept.write_text("old")
+    with pytest.raises(RuntimeError), io.all_or_nothing():
+        io.atomic_write(tmp_path / "a.txt", lambda tmp: tmp.write_text("new"))
+        io.atomic_write(kept, lambda tmp: tmp.write_text("new"))
+        raise RuntimeError("the third output failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt"] and kept.read_text() == "old"
+    with io.all_or_nothing():
+        io.atomic_write(tmp_path / "a.txt", lambda tmp: tmp.write_text("new"))
+        assert not (tmp_path / "a.txt").exists()  # replaced when the block ends
+        io.atomic_write(kept, lambda tmp: tmp.write_text("new"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"] and kept.read_text() == "new"
 
 
 def test_output_through_a_link_updates_the_linked_file(capsys, tmp_path, model_dir):

@@ -30,6 +30,7 @@ from diffinv.images import open_image, prepare_image
 from diffinv.inversion import Inversion, InversionConfig, InversionProblem, InversionSettings, resolve_method
 from diffinv.inversion import registry as inversion_registry
 from diffinv.inversion.registry import method_config
+from diffinv.io import check_folder
 from diffinv.personalization import Concept
 from diffinv.personalization import registry as personalization_registry
 from diffinv.personalization.base import check_token, extra_tokens
@@ -567,6 +568,8 @@ def learn_concept(
     check_tokens_free(pipe, extra_tokens(token, num_vectors))
     if resume and checkpoint_dir is None:
         raise DiffinvError("resume needs the checkpoint folder of the run to continue")
+    if checkpoint_dir is not None:
+        check_folder(checkpoint_dir)
     height, width = _resolve_size(pipe, height, width)
     pixels = torch.cat([prepare_image(open_image(photo), height, width) for photo in photos])
     where = generator.device if generator is not None else torch.device("cpu")

@@ -87,6 +87,12 @@ def test_same_generator_same_concept_and_resume_equals_an_uninterrupted_run(tmp_
     with pytest.raises(DiffinvError, match="another concept"):
         learn_concept(pipe, _images(2), "<toy>", "toy", captions=[CAPTION], steps=9, checkpoint_dir=tmp_path,
                       resume=True, progress=False)  # fmt: skip
+    with pytest.raises(DiffinvError, match=r"differs in the parameter shapes \(number of vectors"):
+        _learn(pipe, steps=8, checkpoint_dir=tmp_path, resume=True, num_vectors=2)
+    (tmp_path / "file").write_text("kept")
+    with pytest.raises(DiffinvError, match="is not a folder"):
+        _learn(pipe, steps=8, checkpoint_dir=tmp_path / "file" / "ckpt")
+    assert (tmp_path / "file").read_text() == "kept"
 
 
 def test_files_round_trip_and_load_with_diffusers(tmp_path):

@@ -250,14 +250,15 @@ def add_json_option(parser: argparse.ArgumentParser, help: str = "print one JSON
 def check_output(
     args: argparse.Namespace, path: Path, *inputs: Path | str | None, overwrite: bool | None = None
 ) -> Path:
-    """Refuse, before any work, an output that is an input (the model included), not a regular file, or that
-    exists without ``--overwrite`` (``overwrite`` overrides the option for files a command always rewrites)."""
+    """Refuse, before any work, an output that is an input (the model, every file in a model folder and every
+    ``--concept`` file included), not a regular file, not writable, or that exists without ``--overwrite``
+    (``overwrite`` overrides the option for files a command always rewrites)."""
     from diffinv.io import check_output as check
 
     model = args.model if args.model and Path(args.model).exists() else None
     if overwrite is None:
         overwrite = args.overwrite
-    return check(path, inputs=(*inputs, model), overwrite=overwrite)
+    return check(path, inputs=(*inputs, model, *args.concept_files), overwrite=overwrite)
 
 
 def add_job_options(

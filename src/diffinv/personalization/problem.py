@@ -160,7 +160,8 @@ class ConceptProblem:
         the loss's moving average. A resumed run keeps the seed of the run it continues."""
         with contextlib.ExitStack() as stack:
             folder = self.checkpoint_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            identity = self.identity(method)
+            shapes = {f"{key}.{name}": list(p.shape) for key, m in modules.items() for name, p in m.named_parameters()}
+            identity = {**self.identity(method), "parameters": shapes}
             seed = self.seed
             if self.resume:
                 seed = self._check_identity(folder, identity)
@@ -188,8 +189,11 @@ class ConceptProblem:
             seed = int(saved.pop("seed"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             raise DiffinvError(f"{folder}: no checkpoint of a concept to resume") from None
-        if saved != dict(identity):
-            raise DiffinvError(f"{folder}: its checkpoint learns another concept (token, images or captions differ)")
+        differ = sorted(key for key in saved.keys() | identity.keys() if saved.get(key) != identity.get(key))
+        if differ:
+            names = {"parameters": "the parameter shapes (number of vectors, LoRA rank)"}
+            what = ", ".join(names.get(key, key) for key in differ)
+            raise DiffinvError(f"{folder}: its checkpoint learns another concept (it differs in {what})")
         return seed
 
 

@@ -62,9 +62,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result = api.edit(
         pipe, inversion, target, config=config, negative_prompt=args.negative_prompt, progress=not args.json
     )
-    io.save_image(result.edit[0], args.output)
-    if args.source_output is not None:
-        io.save_image(result.source[0], args.source_output)
+    with io.all_or_nothing():
+        io.save_image(result.edit[0], args.output)
+        if args.source_output is not None:
+            io.save_image(result.source[0], args.source_output)
     return {
         "output": str(args.output),
         "source_output": None if args.source_output is None else str(args.source_output),

@@ -62,7 +62,7 @@ def build(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from diffinv import api, images
+    from diffinv import api, images, io
     from diffinv.errors import DiffinvError
 
     outputs = [p for p in (args.output, args.a1111, args.lora_file) if p is not None]
@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise DiffinvError("--lora-file: textual inversion changes no UNet weights")
     for path in outputs:
         check_output(args, path, *args.images, *args.concept_files)
+    if args.checkpoint_dir is not None:
+        io.check_folder(args.checkpoint_dir)
     config_class = METHOD_CONFIGS[args.method]
     given = {k: v for cls in METHOD_CONFIGS.values() for k, v in config_values(args, cls).items()}
     foreign = sorted(given.keys() - init_fields(config_class).keys())
@@ -101,11 +103,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         resume=args.resume,
         progress=not args.json,
     )
-    concept.save(args.output)
-    if args.a1111 is not None:
-        concept.export_a1111(args.a1111)
-    if args.lora_file is not None:
-        concept.export_lora(args.lora_file)
+    with io.all_or_nothing():
+        concept.save(args.output)
+        if args.a1111 is not None:
+            concept.export_a1111(args.a1111)
+        if args.lora_file is not None:
+            concept.export_lora(args.lora_file)
     info = concept.info  # a learned concept always carries its description
     return {
         "token": concept.token,
