@@ -58,12 +58,12 @@ BAD_VALUES = {
     "--blend-start": ["-0.1", "2"],
     "--attention-level": ["-1", "x"],
     "--threshold": ["-1", "nan"],
-    "--methods": ["nope"],
-    "--inversions": ["nope"],
+    "--methods": ["nope", "ddim,ddim"],
+    "--inversions": ["nope", "ddim:steps=2,ddim:steps=2"],
     "--editors": ["nope", "", "p2p,p2p"],
     "--edits": ["nope", "", "recolor,recolor"],
     "--strengths": ["0", "1.5", "x", "0.001", "0.5,0.5"],
-    "--concepts": ["nope", ""],
+    "--concepts": ["nope", "", "moon,moon", "novel:2,novel-1", "novel:100000000"],
     "--shots": ["0", "x", "1,1"],
 }
 
@@ -217,6 +217,30 @@ FILE_CASES = {
     "steps beyond training": (
         {"settings": lambda s: s["scheduler_config"].update(num_train_timesteps=1)},
         "exceeds the scheduler's 1 training steps",
+    ),
+    "unknown beta schedule": (
+        {"settings": lambda s: s["scheduler_config"].update(beta_schedule="cubic")},
+        "scheduler config: cubic is not implemented",
+    ),
+    "unknown timestep spacing": (
+        {"settings": lambda s: s["scheduler_config"].update(timestep_spacing="random")},
+        "scheduler config: random is not supported",
+    ),
+    "offset beyond training": (
+        {"settings": lambda s: s["scheduler_config"].update(steps_offset=5000)},
+        "outside its 1000 training steps",
+    ),
+    "unknown prediction type": (
+        {"settings": lambda s: s["scheduler_config"].update(prediction_type="noise")},
+        "prediction_type 'noise' is none of",
+    ),
+    "NaN beta": (
+        {"settings": lambda s: s["scheduler_config"].update(beta_end=math.nan)},
+        "noise levels are not finite",
+    ),
+    "deeply nested header": (
+        {"metadata": {"diffinv": "[" * 100_000 + "]" * 100_000}},
+        "nested too deeply",
     ),
     "unknown method": ({"settings": lambda s: s.update(method="magic")}, "unknown inversion method"),
     "huge height": ({"settings": lambda s: s.update(height=100000)}, "pixel budget"),

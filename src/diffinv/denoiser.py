@@ -23,7 +23,7 @@ from torch import Tensor
 
 from diffinv import steps
 from diffinv.conditioning import split_pooled, unet_pooled_width
-from diffinv.errors import DiffinvError, check_integer, check_number
+from diffinv.errors import DiffinvError, check_integer, check_number, first_line
 
 
 def check_training_steps(num_inference_steps: int, num_train_timesteps: int) -> None:
@@ -40,6 +40,25 @@ def noise_like(latents: Tensor, generator: torch.Generator | None) -> Tensor:
     ``randn_tensor``): a CPU generator gives the same draws for a model on any device."""
     noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=torch.float32)
     return noise.to(latents)
+
+
+def _ddim_scheduler(scheduler_config: Mapping[str, Any]) -> DDIMScheduler:
+    """A :class:`DDIMScheduler` from any scheduler's config; :class:`DiffinvError` in one line for a config diffusers
+    cannot build one from (an unknown ``beta_schedule``, a field of the wrong type), an unknown ``prediction_type``
+    and noise levels that are not finite numbers in (0, 1] (a ``beta_end`` of NaN)."""
+    try:
+        scheduler = DDIMScheduler.from_config(dict(scheduler_config))
+    except (ValueError, TypeError, NotImplementedError, AttributeError, RuntimeError) as exc:
+        raise DiffinvError(f"scheduler config: {first_line(exc)}") from None
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type not in steps.PREDICTION_TYPES:
+        raise DiffinvError(
+            f"scheduler config: prediction_type {prediction_type!r} is none of {', '.join(steps.PREDICTION_TYPES)}"
+        )
+    alphas = scheduler.alphas_cumprod
+    if not bool(torch.isfinite(alphas).all()) or bool((alphas <= 0).any()) or bool((alphas > 1).any()):
+        raise DiffinvError("scheduler config: its noise levels are not finite numbers in (0, 1] (check the betas)")
+    return scheduler
 
 
 @dataclass(frozen=True)
@@ -62,9 +81,12 @@ class Schedule:
     def from_config(cls, scheduler_config: Mapping[str, Any], num_inference_steps: int) -> Schedule:
         """DDIM timesteps for ``num_inference_steps`` from a diffusers scheduler config (any scheduler class)."""
         check_integer("num_inference_steps", num_inference_steps, minimum=1)
-        scheduler = DDIMScheduler.from_config(dict(scheduler_config))
+        scheduler = _ddim_scheduler(scheduler_config)
         check_training_steps(num_inference_steps, scheduler.config.num_train_timesteps)
-        scheduler.set_timesteps(num_inference_steps)
+        try:
+            scheduler.set_timesteps(num_inference_steps)
+        except (ValueError, TypeError, NotImplementedError) as exc:
+            raise DiffinvError(f"scheduler config: {first_line(exc)}") from None
         timesteps = scheduler.timesteps.to(torch.int64)
         total = scheduler.config.num_train_timesteps
         if int(timesteps.max()) >= total or int(timesteps.min()) < 0:

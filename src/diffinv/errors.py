@@ -50,3 +50,15 @@ def check_integer(name: str, value: object, *, minimum: int | None = None, maxim
         bound = [f"≥ {minimum}"] * (minimum is not None) + [f"≤ {maximum}"] * (maximum is not None)
         raise DiffinvError(f"{name} must be an integer{' ' + ' and '.join(bound) if bound else ''}, got {value!r}")
     return int(value)
+
+
+def check_items(name: str, values: object) -> tuple:
+    """``values`` as a non-empty tuple without repeated items, else :class:`DiffinvError`: an empty list would run
+    nothing and report success, a repeated item would do the same work twice."""
+    items = tuple(values) if isinstance(values, list | tuple) else ()
+    if not items:
+        raise DiffinvError(f"{name} must name at least one item, got {values!r}")
+    repeated = sorted({str(v) for i, v in enumerate(items) if v in items[:i]})
+    if repeated:
+        raise DiffinvError(f"{name} names {', '.join(repeated)} more than once")
+    return items

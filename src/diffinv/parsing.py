@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from typing import Any
 
 from diffinv.errors import DiffinvError
 
@@ -23,3 +25,15 @@ def parse_word_weights(items: Iterable[str], what: str = "word weights") -> dict
             raise DiffinvError(f"{what} take WORD=SCALE, e.g. red=2.0; got {item!r}")
         weights[word] = value
     return weights
+
+
+def parse_json_header(text: str, what: str) -> dict[str, Any]:
+    """The JSON object in a file's metadata ``text``; :class:`DiffinvError` naming ``what`` when it is not JSON, not
+    an object, or nested too deeply for Python to read (a tampered header)."""
+    try:
+        header = json.loads(text)
+    except (json.JSONDecodeError, RecursionError, TypeError):
+        raise DiffinvError(f"{what}: its metadata is not readable JSON (malformed or nested too deeply)") from None
+    if not isinstance(header, dict):
+        raise DiffinvError(f"{what}: its metadata is not a JSON object")
+    return header

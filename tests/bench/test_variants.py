@@ -51,3 +51,22 @@ def test_method_lists_keep_variant_options_together():
         "prompt-tokens:tokens=all,steps=50",
         "null-text",
     )
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "value", "match"),
+    [
+        ("EditBenchConfig", "editors", (), "must name at least one item"),
+        ("EditBenchConfig", "edits", ("recolor", "recolor"), "names recolor more than once"),
+        ("EditBenchConfig", "methods", ("ddim", "ddim"), "names ddim more than once"),
+        ("BenchConfig", "methods", (), "must name at least one item"),
+        ("SDEditSweepConfig", "strengths", (0.5, 0.5), "names 0.5 more than once"),
+        ("ConceptBenchConfig", "concepts", ("moon", "moon"), "names moon more than once"),
+        ("ConceptBenchConfig", "shots", (), "must name at least one item"),
+    ],
+)
+def test_job_lists_are_non_empty_and_name_each_item_once(config, field, value, match):
+    from diffinv.bench import config as bench_config
+
+    with pytest.raises(DiffinvError, match=match):
+        getattr(bench_config, config)(**{field: value})

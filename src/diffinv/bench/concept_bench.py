@@ -57,14 +57,20 @@ def _number_or_text(value: str) -> int | float | str:
     return value
 
 
+MAX_NOVEL_CONCEPTS = 1000
+"""The most concepts ``novel:N`` expands to (each one is learnt by every method: a typo must not queue millions)."""
+
+
 def parse_concepts(text: str) -> tuple[str, ...]:
     """``moon,novel:4`` → ``("moon", "novel-0", …, "novel-3")``."""
     names: list[str] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         kind, colon, count = part.partition(":")
         if colon:
-            if kind != "novel" or not count.isdigit() or int(count) < 1:
-                raise DiffinvError(f"--concepts takes moon, novel-<i> or novel:N, got {part!r}")
+            if kind != "novel" or not count.isdigit() or not 1 <= int(count) <= MAX_NOVEL_CONCEPTS:
+                raise DiffinvError(
+                    f"--concepts takes moon, novel-<i> or novel:N with N from 1 to {MAX_NOVEL_CONCEPTS}, got {part!r}"
+                )
             names += [f"novel-{i}" for i in range(int(count))]
         else:
             names.append(part)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from diffinv.bench.variants import Variant, parse_variant
 from diffinv.config import Config, SamplingConfig, init_fields, setting
 from diffinv.editing.config import SDEditConfig
-from diffinv.errors import DiffinvError, check_integer, check_number
+from diffinv.errors import DiffinvError, check_integer, check_items, check_number
 from diffinv.inversion.registry import METHODS
 from diffinv.personalization.registry import METHOD_CONFIGS
 from diffinv.registry import Registry
@@ -48,6 +48,10 @@ DEFAULT_EDITORS = tuple(name for name in EDITORS if name not in DIAGNOSTIC_EDITO
 
 TokenReplacement = Literal["zero", "pad"]
 TOKEN_REPLACEMENTS: tuple[str, ...] = typing.get_args(TokenReplacement)
+
+
+def _variants(methods: tuple[str, ...]) -> tuple[Variant, ...]:
+    return tuple(parse_variant(m) for m in check_items("methods (--methods)", methods))
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ class BenchConfig(JobConfig):
         if self.limit is not None:
             check_integer("limit (--limit)", self.limit, minimum=1)
         check_integer("batch_size (--batch-size)", self.batch_size, minimum=1)
-        object.__setattr__(self, "variants", tuple(parse_variant(m) for m in self.methods))
+        object.__setattr__(self, "variants", _variants(self.methods))
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,8 @@ class EditBenchConfig(JobConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        EDITORS.check(self.editors)
+        EDITORS.check(check_items("editors (--editors)", self.editors))
+        check_items("edits (--edits)", self.edits)
         unknown = [e for e in self.edits if e not in EDIT_KINDS]
         if unknown:
             raise DiffinvError(f"unknown edit(s) {', '.join(unknown)}; choose from {', '.join(EDIT_KINDS)}")
@@ -133,7 +138,7 @@ class EditBenchConfig(JobConfig):
         except DiffinvError as exc:
             raise DiffinvError(f"--sdedit-strength: {exc}") from None
         check_integer("examples (--examples)", self.examples, minimum=0)
-        object.__setattr__(self, "variants", tuple(parse_variant(v) for v in self.methods))
+        object.__setattr__(self, "variants", _variants(self.methods))
 
 
 @dataclass(frozen=True)
@@ -146,9 +151,8 @@ class SDEditSweepConfig(JobConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.strengths or any(
-            isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 < t <= 1.0 for t in self.strengths
-        ):
+        check_items("strengths (--strengths)", self.strengths)
+        if any(isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 < t <= 1.0 for t in self.strengths):
             raise DiffinvError(f"--strengths takes numbers in (0, 1], got {self.strengths!r}")
         for strength in self.strengths:  # each must run at least one of SDEdit's steps
             try:
@@ -195,6 +199,9 @@ class ConceptBenchConfig(JobConfig):
             from diffinv.shapes.world import DEFAULT_WORLD
 
             object.__setattr__(self, "world", DEFAULT_WORLD)
+        check_items("concepts (--concepts)", self.concepts)
+        check_items("methods (--methods)", self.methods)
+        check_items("shots (--shots)", self.shots)
         for name in self.concepts:
             try:
                 concept_shape(name, self.world)

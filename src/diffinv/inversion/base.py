@@ -22,13 +22,14 @@ from torch import Tensor
 
 from diffinv import images
 from diffinv.config import Config, init_fields
-from diffinv.denoiser import Denoiser, check_training_steps
+from diffinv.denoiser import Denoiser, Schedule, check_training_steps
 from diffinv.errors import DiffinvError, check_integer, check_number
 from diffinv.inversion.config import InversionConfig, OptimizingInversionConfig
 from diffinv.inversion.embedding_fit import FitResult, fit_embeddings
 from diffinv.inversion.registry import METHODS
 from diffinv.inversion.trajectory import ddim_trajectory, direct_offsets
 from diffinv.io import atomic_write
+from diffinv.parsing import parse_json_header
 from diffinv.pipelines import ModelFingerprint, fingerprint
 from diffinv.text import EncodedPrompt, embedding_shape
 
@@ -71,6 +72,7 @@ class InversionSettings(Config):
             raise DiffinvError("scheduler_config must be a mapping")
         train_steps = self.scheduler_config.get("num_train_timesteps", 1000)  # diffusers' default
         check_training_steps(self.num_inference_steps, check_integer("num_train_timesteps", train_steps, minimum=1))
+        Schedule.from_config(self.scheduler_config, self.num_inference_steps)  # every other field, checked once
 
     @property
     def num_inference_steps(self) -> int:
@@ -208,7 +210,7 @@ class Inversion:
         except (SafetensorError, OSError, ValueError) as exc:
             raise DiffinvError(f"{path}: not a readable .safetensors file ({exc})") from None
         try:
-            header = json.loads(metadata["diffinv"])
+            header = parse_json_header(metadata["diffinv"], f"{path}: not a diffinv inversion file")
             if header.get("format") != FORMAT_NAME:
                 raise KeyError("format")
             version = header.get("version")

@@ -7,7 +7,6 @@ Nothing is unpickled: ``.safetensors`` files are read as tensors, ``.pt``/``.bin
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from diffinv.errors import DiffinvError, first_line
+from diffinv.parsing import parse_json_header
 from diffinv.personalization.base import (
     A1111_KEY,
     FORMAT_NAME,
@@ -83,12 +83,9 @@ def _read_weights_only(path: Path) -> Any:
 
 
 def _diffinv_concept(path: Path, tensors: Mapping[str, Tensor], header_text: str) -> Concept:
-    try:
-        header = json.loads(header_text)
-        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-            raise KeyError("format")
-    except (json.JSONDecodeError, KeyError):
-        raise DiffinvError(f"{path}: its diffinv metadata is not a concept's") from None
+    header = parse_json_header(header_text, str(path))
+    if header.get("format") != FORMAT_NAME:
+        raise DiffinvError(f"{path}: its diffinv metadata is not a concept's")
     if header.get("version") != FORMAT_VERSION:
         raise DiffinvError(f"{path}: concept format version {header.get('version')!r} is not supported")
     token = header.get("token")
