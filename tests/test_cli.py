@@ -464,6 +464,34 @@ def test_two_bench_runs_on_one_folder(capsys, tmp_path, model_dir):
     assert [row["n_images"] for row in summary] == [2]
 
 
+@pytest.mark.parametrize(
+    ("argv", "change", "name"),
+    [
+        (["edit-bench", "--dataset", "shapes:1", "--inversions", "ddim:steps=2", "--editors", "sdedit"],
+         ["--sdedit-strength", "0.9"], "sdedit_strength"),
+        (["sdedit-sweep", "--dataset", "shapes:1", "--strengths", "0.5"], ["--seed", "3"], "seed"),
+        (["bench", "--dataset", "shapes:1", "--methods", "ddim:steps=2"], ["--negative-prompt", "dark"],
+         "negative_prompt"),
+    ],
+)  # fmt: skip
+def test_a_bench_resumed_with_other_settings_or_another_model_is_refused(
+    capsys, tmp_path, model_dir, argv, change, name
+):
+    from diffinv.testing import tiny_pipeline
+
+    out = tmp_path / "out"
+    base = [*argv, "--model", model_dir, "--out", out]
+    assert run(capsys, *base)[0] == 0
+    records = sorted(p.read_bytes() for p in out.glob("records-*.jsonl"))
+    code, _, err = run(capsys, *base, *change)
+    assert code == 2 and f"holds records made with {name}=" in err.strip().splitlines()[-1], err
+    assert sorted(p.read_bytes() for p in out.glob("records-*.jsonl")) == records
+    tiny_pipeline(seed=7).save_pretrained(tmp_path / "other")
+    code, _, err = run(capsys, *base[:-4], "--model", tmp_path / "other", "--out", out)
+    assert code == 2 and "made with another model" in err, err
+    assert run(capsys, *base, "--threads", "2")[0] == 0  # what changes no record may change
+
+
 # --- Editing commands ---
 
 

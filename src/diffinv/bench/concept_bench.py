@@ -150,4 +150,4 @@ def run_concept_bench(
             for shots in config.shots:
                 job = _job(pipe, name, method, shots, config, out, keep, probe)
                 jobs.append(Job((f"{name}|{method}|{shots}",), index, method, job))
-    return run_jobs(jobs, out, rank=rank, world_size=world_size, num_threads=config.num_threads, progress=progress)
+    return run_jobs(jobs, out, config, pipe, rank=rank, world_size=world_size, progress=progress)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from diffinv.bench.variants import Variant, parse_variant
 from diffinv.config import Config, SamplingConfig, init_fields, setting
@@ -69,9 +69,18 @@ class JobConfig(Config):
         "torch CPU threads per process; results are identical for any process count at a fixed value",
         aliases=("--threads",),
     )
+    resumable: ClassVar[tuple[str, ...]] = ("num_threads",)
+    """Fields a later run on the same output folder may change: those that choose which jobs run (each job's key
+    names its choice) or change no record. Every other field changes what a record holds, so a folder's records
+    must all share it (:meth:`record_settings`)."""
 
     def __post_init__(self) -> None:
         check_integer("num_threads (--threads)", self.num_threads, minimum=1)
+
+    def record_settings(self) -> dict[str, Any]:
+        """The settings every record of one output folder shares (JSON-ready), checked on a resume by
+        :func:`diffinv.bench.runner.run_jobs`."""
+        return {key: value for key, value in self.to_dict().items() if key not in self.resumable}
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ class BenchConfig(JobConfig):
         "rounding, times are per image; benchmarks/throughput.py measures the gain)",
     )
     variants: tuple[Variant, ...] = field(init=False)
+    resumable: ClassVar[tuple[str, ...]] = ("num_threads", "dataset", "limit", "seed", "methods", "batch_size")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -122,6 +132,10 @@ class EditBenchConfig(JobConfig):
     lpips_weights: str | None = setting(None, "PIE-Bench: folder with AlexNet's weights for LPIPS")
     clip_model: str | None = setting(None, "PIE-Bench: local CLIP folder for CLIP similarity")
     variants: tuple[Variant, ...] = field(init=False)
+    resumable: ClassVar[tuple[str, ...]] = (
+        *("num_threads", "dataset", "limit"),
+        *("methods", "editors", "edits", "examples"),
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -138,7 +152,10 @@ class EditBenchConfig(JobConfig):
         except DiffinvError as exc:
             raise DiffinvError(f"--sdedit-strength: {exc}") from None
         check_integer("examples (--examples)", self.examples, minimum=0)
-        object.__setattr__(self, "variants", _variants(self.methods))
+        if self.methods or any(EDITORS[name].needs_inversion for name in self.editors):
+            object.__setattr__(self, "variants", _variants(self.methods))
+        else:  # image editors only (sdedit): no inversion to run
+            object.__setattr__(self, "variants", ())
 
 
 @dataclass(frozen=True)
@@ -148,6 +165,7 @@ class SDEditSweepConfig(JobConfig):
     dataset: str = setting("shapes:50", "shapes:N or shapes-partial:N[@WORLD] (held-out scenes)")
     strengths: tuple[float, ...] = setting(DEFAULT_STRENGTHS, "the t0 values SDEdit runs at, each in (0, 1]")
     seed: int = setting(0, "seeds the scene sample, the stroke paintings and SDEdit's noise")
+    resumable: ClassVar[tuple[str, ...]] = ("num_threads", "dataset", "strengths")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -189,6 +207,7 @@ class ConceptBenchConfig(JobConfig):
         None, "the Shapes world of the model: v2 or v3 (default: diffinv.shapes' default world)"
     )
     probe: str | None = setting(None, "a probe folder for that world (default: the shipped probe, which reads v2)")
+    resumable: ClassVar[tuple[str, ...]] = ("num_threads", "concepts", "methods", "shots", "examples")
 
     def __post_init__(self) -> None:
         from diffinv.bench.concept_tasks import SHOTS

@@ -271,4 +271,4 @@ def run_edit_bench(
         jobs = pie_jobs(pipe, samples, config, out)
     else:
         jobs = edit_bench_jobs(pipe, samples, config, out)
-    return run_jobs(jobs, out, rank=rank, world_size=world_size, num_threads=config.num_threads, progress=progress)
+    return run_jobs(jobs, out, config, pipe, rank=rank, world_size=world_size, progress=progress)

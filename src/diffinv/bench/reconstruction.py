@@ -157,4 +157,4 @@ def run_bench(
         for index, group in enumerate(groups)
         for v in config.variants
     ]
-    return run_jobs(jobs, out, rank=rank, world_size=world_size, num_threads=config.num_threads, progress=progress)
+    return run_jobs(jobs, out, config, pipe, rank=rank, world_size=world_size, progress=progress)

@@ -3,8 +3,10 @@ r"""The job loop every bench runs through: resumable, shardable, locked, durable
 A bench is a list of :class:`Job`\ s, each writing one or more records (JSON objects with a unique ``key``). Every
 finished job is appended to ``OUT/records-<rank>.jsonl`` (flushed and fsynced) as soon as it is done; a re-run skips
 every job already recorded in any ``records-*.jsonl`` of the folder, so a run killed at any moment loses nothing
-written. Under ``accelerate launch --num_processes N`` each process takes the jobs of every N-th shard; after all
-have finished, the main process writes the bench's summary, which depends only on the records. Every process
+written. A re-run must use the settings the folder's records were made with (``OUT/settings.json``: the bench
+config's :meth:`~diffinv.bench.config.JobConfig.record_settings` and the model's fingerprint); it may change only
+what chooses the jobs. Under ``accelerate launch --num_processes N`` each process takes the jobs of every N-th shard;
+after all have finished, the main process writes the bench's summary, which depends only on the records. Every process
 computes with the same number of torch CPU threads (:class:`~diffinv.bench.config.JobConfig`), so the records of an
 N-process run are bitwise those of a one-process run (wall-clock times aside).
 """
@@ -20,14 +22,21 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
 
 from diffinv.errors import DiffinvError
+from diffinv.io import atomic_write
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
+
+    from diffinv.bench.config import JobConfig
 
 RECORDS_GLOB = "records-*.jsonl"
+SETTINGS_FILE = "settings.json"
 
 
 def read_records(out: Path) -> list[dict[str, Any]]:
@@ -118,22 +127,55 @@ class Job:
     run: Callable[[set[str]], list[dict[str, Any]]]
 
 
+def check_settings(out: Path, config: JobConfig, pipe: StableDiffusionPipeline) -> None:
+    """Record in ``OUT/settings.json`` what every record of ``out`` is made with, or, when the folder has them
+    already, refuse (:class:`DiffinvError`, naming the first difference) a run whose settings or model differ:
+    its records would silently mix with the old ones, and a re-run that finds every job done would rewrite the
+    summary as if nothing had changed."""
+    from diffinv.pipelines import ModelFingerprint, fingerprint
+
+    path = out / SETTINGS_FILE
+    settings = json.loads(json.dumps(config.record_settings()))  # tuples as lists, as read back
+    model = fingerprint(pipe)
+    if not path.is_file():
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps({**settings, "model": model.to_dict()}, indent=1)))
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved_model = ModelFingerprint.from_dict(saved.pop("model"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        raise DiffinvError(f"{path} is not a bench's settings file; give another --out") from None
+    for key in sorted(saved.keys() | settings.keys()):
+        if saved.get(key) != settings.get(key):
+            raise DiffinvError(
+                f"{out} holds records made with {key}={saved.get(key)!r}, not {settings.get(key)!r}; "
+                "give the same setting to resume, or another --out"
+            )
+    if not saved_model.matches(model):
+        raise DiffinvError(f"{out} holds records made with another model; give that model to resume, or another --out")
+
+
 def run_jobs(
     jobs: Iterable[Job],
     out: Path,
+    config: JobConfig,
+    pipe: StableDiffusionPipeline,
     *,
     rank: int = 0,
     world_size: int = 1,
-    num_threads: int = 1,
     progress: bool = True,
 ) -> int:
-    """Run this process's share of ``jobs`` not yet recorded in ``out``, appending each record as soon as its job
-    is done; returns the number of jobs run. Every bench (reconstruction, editing) runs through here.
+    """Run this process's share of ``jobs`` not yet recorded in ``out`` with ``config.num_threads`` torch threads,
+    appending each record as soon as its job is done; returns the number of jobs run. Every bench
+    (reconstruction, editing, SDEdit, concepts) runs through here.
 
     Raises:
-        DiffinvError: another run holds this process's lock on ``out`` (see :func:`folder_lock`).
+        DiffinvError: another run holds this process's lock on ``out`` (see :func:`folder_lock`); the folder holds
+            records made with other settings or another model (see :func:`check_settings`).
     """
+    num_threads = config.num_threads
     with folder_lock(out, rank):
+        check_settings(out, config, pipe)
         done = {r["key"] for r in read_records(out)}
         todo = [j for j in jobs if j.shard % world_size == rank and not set(j.keys) <= done]
         writer = RecordWriter(out / f"records-{rank}.jsonl")

@@ -123,4 +123,4 @@ def run_sweep(
         Job(tuple(f"{s.id}|{t}" for t in config.strengths), i, "sdedit", _job(pipe, s, config, out, i < STRIP_SCENES))
         for i, s in enumerate(samples)
     ]
-    return run_jobs(jobs, out, rank=rank, world_size=world_size, num_threads=config.num_threads, progress=progress)
+    return run_jobs(jobs, out, config, pipe, rank=rank, world_size=world_size, progress=progress)
