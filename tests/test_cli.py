@@ -374,6 +374,8 @@ def test_outputs_that_are_not_regular_files_are_refused(capsys, tmp_path, model_
 
 
 def test_files_in_a_model_folder_and_concepts_in_use_are_inputs(capsys, tmp_path, model_dir, ddim_file):
+    import os
+
     import torch
 
     from diffinv.personalization import Concept
@@ -389,6 +391,13 @@ def test_files_in_a_model_folder_and_concepts_in_use_are_inputs(capsys, tmp_path
     gen = ["generate", "--prompt", "a <c>", "--model", model_dir, "--concept", concept, "--steps", 2]
     code, _, err = run(capsys, *gen, "-o", concept, "--overwrite")
     assert code == 2 and "is the input" in err and concept.read_bytes() == kept, err
+    twin = Concept("<c>", torch.ones(1, width)).save(tmp_path / "twin.safetensors")
+    code, _, err = run(capsys, *gen, "--concept", twin, "-o", tmp_path / "x.png")
+    assert code == 2 and f"--concept files {concept} and {twin} both hold the token '<c>'" in err, err
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    code, _, err = run(capsys, "sdedit", fifo, "--prompt", "x", "--model", model_dir, "-o", tmp_path / "y.png")
+    assert code == 2 and "is not a regular file (a pipe, device or socket)" in err, err
 
 
 def test_outputs_where_nothing_can_be_written_are_refused_before_any_work(capsys, tmp_path, model_dir, monkeypatch):
@@ -533,7 +542,7 @@ def test_bad_edit_inputs(capsys, tmp_path, model_dir, ddim_file, extra, match):
 def test_edit_refuses_negative_prompts_after_null_text_and_other_models(capsys, tmp_path, model_dir, null_text_file):
     _refused(capsys, tmp_path, "edit", null_text_file, "--negative-prompt", "blurry", "--model", model_dir,
              "-o", tmp_path / "x.png", match="occupies the unconditional")  # fmt: skip
-    _refused(capsys, tmp_path, "edit", null_text_file, "-o", tmp_path / "x.png", match="made with model")
+    _refused(capsys, tmp_path, "edit", null_text_file, "-o", tmp_path / "x.png", match="made with another model")
 
 
 def test_sdedit_command(capsys, tmp_path, model_dir, photo_path):

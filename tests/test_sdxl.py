@@ -143,7 +143,7 @@ def test_files_round_trip_and_are_refused_by_another_family(xl, pipe, inversions
         assert torch.equal(
             reconstruct(xl, loaded, output_type="latent"), reconstruct(xl, inversion, output_type="latent")
         )
-    with pytest.raises(DiffinvError, match="made with model"):
+    with pytest.raises(DiffinvError, match="made with another model"):
         Inversion.load(tmp_path / "ddim.inv.safetensors", pipe)
 
 

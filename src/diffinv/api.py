@@ -38,7 +38,7 @@ from diffinv.personalization.config import LearningConfig, check_property
 from diffinv.personalization.loading import check_single_text_encoder, check_tokens_free
 from diffinv.personalization.problem import ConceptProblem
 from diffinv.personalization.registry import METHOD_CONFIGS, PERSONALIZERS
-from diffinv.personalization.templates import check_captions
+from diffinv.personalization.templates import PLACEHOLDER, TEMPLATES, check_captions
 from diffinv.pipelines import default_size, fingerprint
 from diffinv.sampling import denoise
 from diffinv.text import encode_negative_prompt, encode_prompt
@@ -451,7 +451,8 @@ def sdedit(
         guide: path or PIL image; center-cropped and resized to ``height × width`` (default: the model's size).
         strength: t0 in (0, 1]: small keeps the guide, large follows the prompt.
         mask: path or PIL image of the guide's size, white where the image may change (converted to grey levels,
-            resized like the guide); outside it the output keeps the guide's pixels.
+            resized like the guide; a mask with transparent pixels is read from its alpha, painted = may change:
+            :func:`diffinv.images.open_mask`); outside it the output keeps the guide's pixels.
         repeats: K ≥ 1 perturb-and-denoise rounds.
         eta: DDIM's η for the reverse process (1: the paper's stochastic sampler).
         posterior: ``mean`` or ``sample``: ``sample`` encodes the guide as diffusers' img2img pipeline does (a
@@ -482,7 +483,7 @@ def sdedit(
     pixels = images.prepare_image(guide_image, height, width)
     weights = None
     if mask is not None:
-        mask_image = images.open_image(mask)
+        mask_image = images.open_mask(mask)
         if mask_image.size != guide_image.size:
             raise DiffinvError(
                 f"the mask is {mask_image.width}×{mask_image.height} but the guide is "
@@ -503,6 +504,19 @@ def sdedit(
         return images.to_output(pipe.vae, latents, output_type)
     edited = images.decode(pipe.vae, latents).cpu() * weights + (pixels + 1) / 2 * (1 - weights)
     return images.pixels_to_output(edited, output_type)
+
+
+def _check_prompt_room(pipe: StableDiffusionPipeline, captions: Sequence[str], num_vectors: int) -> None:
+    """Refuse a concept whose ``num_vectors`` tokens do not fit, with the longest training caption's words, in
+    the model's prompts (``model_max_length`` positions less BOS and EOS): the tokenizer would cut vectors off."""
+    room = pipe.tokenizer.model_max_length - 2
+    words = {c: len(pipe.tokenizer(c.replace(PLACEHOLDER, ""), add_special_tokens=False).input_ids) for c in captions}
+    longest = max(words, key=words.__getitem__)
+    if words[longest] + num_vectors > room:
+        raise DiffinvError(
+            f"num_vectors={num_vectors} does not fit this model's prompts: they hold {room} tokens and the caption "
+            f"{longest!r} takes {words[longest]} of them; use at most {room - words[longest]} vectors"
+        )
 
 
 def learn_concept(
@@ -570,6 +584,8 @@ def learn_concept(
         raise DiffinvError("resume needs the checkpoint folder of the run to continue")
     if checkpoint_dir is not None:
         check_folder(checkpoint_dir)
+    captions = None if captions is None else check_captions(captions, len(photos))
+    _check_prompt_room(pipe, captions or TEMPLATES[property], num_vectors)
     height, width = _resolve_size(pipe, height, width)
     pixels = torch.cat([prepare_image(open_image(photo), height, width) for photo in photos])
     where = generator.device if generator is not None else torch.device("cpu")
@@ -580,7 +596,7 @@ def learn_concept(
         token=token,
         init_word=init_word,
         property=property,
-        captions=None if captions is None else check_captions(captions, len(photos)),
+        captions=captions,
         seed=seed,
         checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
         resume=resume,

@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from diffinv.errors import DiffinvError
+from diffinv.io import check_input_file
 
 MAX_SIDE = 8192
 MAX_PIXELS = 2048 * 2048
@@ -30,6 +31,7 @@ NOT_FINITE = (
 # Pillow's decompression-bomb guard, made strict: an image above this many pixels is refused.
 MAX_IMAGE_PIXELS = 89_478_485
 # Modes whose samples are wider than 8 bits; scaled by their full range, not clipped.
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 WIDE_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0}
 
 
@@ -40,6 +42,28 @@ def open_image(source: str | Path | Image.Image) -> Image.Image:
     their range; CMYK, palette and grayscale images are converted. Empty, truncated, unreadable or oversized
     (decompression-bomb) files raise :class:`DiffinvError`.
     """
+    return _to_rgb(_read(source))
+
+
+def open_mask(source: str | Path | Image.Image) -> Image.Image:
+    """Read a mask (white where an image may change) as 8-bit RGB, with :func:`open_image`'s checks.
+
+    A mask with transparent pixels (strokes painted on a transparent layer, as image editors save them) is read
+    from its alpha channel, painted = may change: composited on white, as :func:`open_image` does, all of it would
+    be white and the whole image would change. An opaque mask is read from its colours.
+    """
+    image = _read(source)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ALPHA_MODES:
+        alpha = image.convert("RGBA").getchannel("A")
+        if alpha.getextrema()[0] < 255:
+            return alpha.convert("RGB")
+    return _to_rgb(image)
+
+
+def _read(source: str | Path | Image.Image) -> Image.Image:
+    """The image at ``source`` (or ``source`` itself), checked, decoded, EXIF orientation applied, any mode."""
     if isinstance(source, Image.Image):
         image = source
         name = "the image"
@@ -48,8 +72,7 @@ def open_image(source: str | Path | Image.Image) -> Image.Image:
     else:
         path = Path(source)
         name = str(path)
-        if not path.is_file():
-            raise DiffinvError(f"{name}: no such file")
+        check_input_file(path)
         if path.stat().st_size == 0:
             raise DiffinvError(f"{name}: the file is empty")
         try:
@@ -71,7 +94,7 @@ def open_image(source: str | Path | Image.Image) -> Image.Image:
         image = ImageOps.exif_transpose(image)
     except (OSError, ValueError, SyntaxError):
         pass  # a corrupt EXIF block only loses the orientation hint; the pixels are fine
-    return _to_rgb(image)
+    return image
 
 
 def _reason(exc: BaseException) -> str:
@@ -88,7 +111,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         return Image.fromarray(gray).convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if image.mode in ALPHA_MODES:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")

@@ -33,6 +33,19 @@ def _regular_target(path: str | Path) -> Path:
     return target
 
 
+def check_input_file(path: str | Path) -> Path:
+    """``path`` if it is a regular file (or a link to one), else :class:`DiffinvError` saying what it is instead: no
+    such file, a folder, or a pipe, device or socket (reading one could block forever)."""
+    path = Path(path)
+    if not path.exists():
+        raise DiffinvError(f"{path}: no such file")
+    if path.is_dir():
+        raise DiffinvError(f"{path} is a folder; give a file")
+    if not path.is_file():
+        raise DiffinvError(f"{path} is not a regular file (a pipe, device or socket); give a file")
+    return path
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)

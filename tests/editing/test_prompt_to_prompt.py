@@ -168,7 +168,7 @@ def test_negative_prompt_edit_is_refused_when_the_slot_is_occupied(pipe, inversi
 
 
 def test_an_inversion_from_another_model_is_refused(inversions):
-    with pytest.raises(DiffinvError, match="made with model"):
+    with pytest.raises(DiffinvError, match="made with another model"):
         edit(tiny_pipeline(seed=5), inversions["ddim"], TARGET)
 
 

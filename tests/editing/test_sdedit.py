@@ -52,6 +52,22 @@ def test_masked_sdedit_keeps_the_pixels_outside_the_mask(pipe, photo):
     assert np.abs(result[mask > 0] - original[mask > 0]).mean() > 2
 
 
+def test_a_mask_painted_on_a_transparent_layer_is_read_from_its_alpha(pipe, photo):
+    guide = photo.resize((64, 64))
+    painted = np.zeros((64, 64, 4), np.uint8)  # transparent, with red strokes (not white) in the region
+    painted[16:40, 8:48] = (255, 0, 0, 255)
+    grey = np.zeros((64, 64), np.uint8)
+    grey[16:40, 8:48] = 255
+    run = {"num_inference_steps": 10, "strength": 0.8, "output_type": "np"}
+    from_alpha = sdedit(pipe, guide, PROMPT, mask=Image.fromarray(painted), generator=_seed(), **run)[0]
+    from_grey = sdedit(pipe, guide, PROMPT, mask=Image.fromarray(grey), generator=_seed(), **run)[0]
+    assert np.array_equal(from_alpha, from_grey)
+    opaque = painted.copy()
+    opaque[..., 3] = 255  # no transparency: read from its colours as before (red → grey 76 of 255)
+    partly = sdedit(pipe, guide, PROMPT, mask=Image.fromarray(opaque), generator=_seed(), **run)[0]
+    assert not np.array_equal(partly, from_grey)
+
+
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_posterior_sample_gives_diffusers_img2img_for_the_same_seed(pipe, photo, eta):
     from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline

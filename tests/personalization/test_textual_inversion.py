@@ -95,6 +95,21 @@ def test_same_generator_same_concept_and_resume_equals_an_uninterrupted_run(tmp_
     assert (tmp_path / "file").read_text() == "kept"
 
 
+def test_more_vectors_than_the_prompts_hold_are_refused():
+    pipe = tiny_pipeline(seed=0)
+    pipe.tokenizer.model_max_length = 12  # as a model with 12 text positions: 10 between BOS and EOS
+    words = len(pipe.tokenizer(CAPTION.replace("{}", ""), add_special_tokens=False).input_ids)
+    with pytest.raises(DiffinvError, match=f"use at most {10 - words} vectors"):
+        _learn(pipe, steps=1, num_vectors=11 - words)
+    assert _learn(pipe, steps=1, num_vectors=10 - words).num_vectors == 10 - words
+
+
+def test_a_diverging_optimisation_is_refused_naming_the_learning_rate():
+    pipe = tiny_pipeline(seed=0)
+    with pytest.raises(DiffinvError, match="learning diverged .* at learning_rate 1e\\+30"):
+        learn_concept(pipe, _images(1), "<toy>", "toy", learning_rate=1e30, steps=3, progress=False)
+
+
 def test_files_round_trip_and_load_with_diffusers(tmp_path):
     pipe = tiny_pipeline(seed=0)
     concept = _learn(pipe, steps=2, num_vectors=2)

@@ -211,17 +211,25 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=[],
         metavar="FILE",
-        help="load a learned concept (an embedding file: diffinv, diffusers or A1111 format); repeatable",
+        help="load a learned concept (an embedding file: diffinv, diffusers or A1111 format; one with UNet offsets, "
+        "LoRA or E4T, changes every prompt while loaded); repeatable",
     )
 
 
 def load_model(args: argparse.Namespace) -> Any:
     """The pipeline of ``--model``/``--device``/``--dtype`` with every ``--concept`` loaded (the concept files are
     read and checked before the model loads)."""
+    from diffinv.errors import DiffinvError
     from diffinv.personalization import load_concept, read_concept
     from diffinv.pipelines import load_pipeline
 
     concepts = [read_concept(path) for path in args.concept_files]
+    owners: dict[str, Any] = {}
+    for path, concept in zip(args.concept_files, concepts, strict=True):
+        for token in concept.tokens:
+            if token in owners:
+                raise DiffinvError(f"--concept files {owners[token]} and {path} both hold the token {token!r}")
+            owners[token] = path
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
     for concept in concepts:
         load_concept(pipe, concept)

@@ -28,7 +28,7 @@ from diffinv.inversion.config import InversionConfig, OptimizingInversionConfig
 from diffinv.inversion.embedding_fit import FitResult, fit_embeddings
 from diffinv.inversion.registry import METHODS
 from diffinv.inversion.trajectory import ddim_trajectory, direct_offsets
-from diffinv.io import atomic_write
+from diffinv.io import atomic_write, check_input_file
 from diffinv.parsing import parse_json_header
 from diffinv.pipelines import ModelFingerprint, fingerprint
 from diffinv.text import EncodedPrompt, embedding_shape
@@ -200,9 +200,7 @@ class Inversion:
             DiffinvError: unreadable file, not a diffinv inversion, inconsistent shapes, NaN/Inf values, or a
                 fingerprint different from ``pipe``'s.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise DiffinvError(f"{path}: no such file")
+        path = check_input_file(path)
         try:
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
@@ -271,8 +269,9 @@ class Inversion:
         current = fingerprint(pipe)
         if not self.settings.model_fingerprint.matches(current):
             raise DiffinvError(
-                f"this inversion was made with model {self.settings.model_fingerprint}, "
-                f"but the loaded model is {current}"
+                f"this inversion was made with another model ({self.settings.model_fingerprint}) than the loaded "
+                f"one ({current}); load the model it was made with, and the same concepts (--concept) if it was "
+                "made with some (a concept's tokens change the text encoder)"
             )
         factor, settings = pipe.vae_scale_factor, self.settings
         latent = (pipe.unet.config.in_channels, settings.height // factor, settings.width // factor)

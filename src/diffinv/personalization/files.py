@@ -18,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from diffinv.errors import DiffinvError, first_line
+from diffinv.io import check_input_file
 from diffinv.parsing import parse_json_header
 from diffinv.personalization.base import (
     A1111_KEY,
@@ -41,9 +42,7 @@ def read_concept(path: str | Path, token: str | None = None) -> Concept:
         DiffinvError: missing or unreadable file, a pickle that is not weights-only, no embedding in it, or a
             malformed one.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DiffinvError(f"{path}: no such file")
+    path = check_input_file(path)
     if token is not None:
         check_token(token)
     suffix = path.suffix.lower()

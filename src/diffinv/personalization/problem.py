@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -123,7 +124,13 @@ class ConceptProblem:
         init_word: str | None = None,
     ) -> ConceptInfo:
         """The description of a concept learned from this problem (``init_word``: the word the method actually
-        started from, if not the problem's)."""
+        started from, if not the problem's). A loss that is not finite means the optimisation diverged: refused,
+        naming the learning rate, rather than saving vectors that are NaN or meaningless."""
+        if loss is not None and not math.isfinite(loss):
+            raise DiffinvError(
+                f"learning diverged (loss {loss}) at learning_rate {getattr(config, 'learning_rate', '?')}; "
+                "use a smaller learning rate"
+            )
         return ConceptInfo(
             method=method,
             init_word=self.init_word if init_word is None else init_word,

@@ -22,7 +22,12 @@ from diffinv.editing.config import SDEditConfig
 def build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("guide", type=Path, help="the guide image (stroke painting, edited photo, or the base image)")
     parser.add_argument("--prompt", required=True, help="what the result should show")
-    parser.add_argument("--mask", type=Path, default=None, help="image of the guide's size, white where it may change")
+    parser.add_argument(
+        "--mask",
+        type=Path,
+        default=None,
+        help="image of the guide's size, white (or, where it has transparency, opaque) where it may change",
+    )
     parser.add_argument("--paste", type=Path, default=None, help="image compositing: paste this image onto the guide")
     parser.add_argument(
         "--at", default=None, metavar="X,Y", help="--paste position of the patch's top-left corner (default: 0,0)"
@@ -43,7 +48,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     config = SDEditConfig(**config_values(args, SDEditConfig))
     check_output(args, args.output, args.guide, args.mask, args.paste)
-    guide, mask = images.open_image(args.guide), None if args.mask is None else images.open_image(args.mask)
+    guide, mask = images.open_image(args.guide), None if args.mask is None else images.open_mask(args.mask)
     if args.at is not None and args.paste is None:
         raise DiffinvError("--at places a --paste patch; give --paste PATCH too")
     if args.paste is not None:
