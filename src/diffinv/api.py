@@ -354,6 +354,7 @@ def edit(
     local_blend: Sequence[str] | None = None,
     embedding_transfer: str | None = None,
     latent_offsets: str | None = None,
+    cross_attention_maps: str | None = None,
     negative_prompt: str | Sequence[str | None] | None = None,
     config: EditConfig | None = None,
     output_type: str = "pil",
@@ -375,6 +376,8 @@ def edit(
         embedding_transfer: ``plain``, ``prefix`` or ``delta``: how a learned conditional embedding reaches the
             target.
         latent_offsets: ``source`` or ``both``: which branches get DirectInversion's latent corrections.
+        cross_attention_maps: ``source`` or ``prompt``: after prompt-token inversion, inject the source branch's
+            cross-attention maps or those of a third branch running the source prompt's own embedding.
         negative_prompt: the target branch's negative prompt (refused after null-text / negative-prompt
             inversions, whose unconditional slot is taken); with a list, one for all or one per inversion.
         config: all settings at once (default :class:`~diffinv.editing.EditConfig`, which documents each and its
@@ -394,6 +397,7 @@ def edit(
         "local_blend": None if local_blend is None else tuple(local_blend),
         "embedding_transfer": embedding_transfer,
         "latent_offsets": latent_offsets,
+        "cross_attention_maps": cross_attention_maps,
     }
     config = merge(config, EditConfig(), "edit", **overrides)
     images.check_output_type(output_type)

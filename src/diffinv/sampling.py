@@ -52,8 +52,8 @@ def denoise(
         latent_offsets: ``(T, C, h, w)`` or ``(T, B, C, h, w)`` added after each step (DirectInversion), or ``None``.
         start_step: first step to run (SDEdit starts part-way down the schedule); steps ``start_step .. T-1`` run.
         callback: ``callback(i, latents) -> latents`` after each step, e.g. to blend in a masked source.
-        eta: DDIM's η (0: deterministic; 1: DDPM's ancestral sampler); the noise of each step is drawn on the CPU
-            from ``generator``, so seeded results do not depend on the device.
+        eta: DDIM's η (0: deterministic; 1: DDPM's ancestral sampler); the noise of each step is drawn from
+            ``generator`` on its own device (:func:`diffinv.denoiser.noise_like`).
 
     Returns:
         ``(B, C, h, w)`` the final latent.

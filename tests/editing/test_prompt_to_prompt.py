@@ -185,3 +185,37 @@ def test_token_alignment(pipe):
     assert swap.source_index[:5] == (0, 1, 2, 3, 4) and swap.same_token[:5] == (True, True, False, True, True)
     assert word_positions(tokenizer, "a red circle and a red square", "red") == [2, 6]
     assert word_positions(tokenizer, "a red circle", "space suit") == []
+
+
+def test_a_map_branch_of_the_source_prompt_feeds_the_target_after_prompt_token_inversion(pipe, inversions):
+    inversion = inversions["prompt-tokens"]
+    calls = []
+    handle = pipe.unet.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    try:
+        mapped = edit(pipe, inversion, TARGET, cross_attention_maps="prompt", output_type="latent")
+    finally:
+        handle.remove()
+    assert calls == [1] + [6] * STEPS  # [source, target, maps], unconditional and conditional
+    expected = reconstruct(pipe, inversion, output_type="latent")
+    assert torch.allclose(mapped.source, expected, atol=1e-5 * expected.abs().max(), rtol=0)
+    own = edit(pipe, inversion, TARGET, cross_attention_maps="source", output_type="latent")
+    assert (mapped.edit - own.edit).abs().max() > 1e-3
+    assert torch.equal(edit(pipe, inversion, TARGET, output_type="latent").edit, mapped.edit)  # the default
+    identity = edit(pipe, inversion, PROMPT, cross_attention_maps="prompt", output_type="latent")
+    assert torch.allclose(identity.edit, expected, atol=1e-5 * expected.abs().max(), rtol=0)
+
+
+def test_a_map_branch_equal_to_the_source_changes_nothing(pipe, inversions, monkeypatch):
+    """DDIM's source branch already runs on the prompt's own embedding: no branch is added, and one forced in
+    (the same conditioning on the same latents) gives the two-branch edit, local blend included."""
+    inversion = inversions["ddim"]
+    config = EditConfig(local_blend=("woman", "man"), attention_level=1, blend_threshold=0.99)
+    two = edit(pipe, inversion, TARGET, config=config.replace(cross_attention_maps="source"), output_type="latent")
+    same = edit(pipe, inversion, TARGET, config=config, output_type="latent")
+    assert torch.equal(two.edit, same.edit)
+    plain = inversion.prompt_embeds
+    monkeypatch.setattr(p2p, "_map_branch", lambda *args: plain)
+    forced = edit(pipe, inversion, TARGET, config=config, output_type="latent")  # three branches
+    scale = two.edit.abs().max()
+    assert torch.allclose(forced.edit, two.edit, atol=1e-5 * scale, rtol=0)
+    assert torch.equal(forced.mask, two.mask)

@@ -223,4 +223,10 @@ P2P_PREFIX = PromptToPrompt(
 P2P_BOTH = PromptToPrompt(
     "prompt-to-prompt, DirectInversion corrections on both branches", {"latent_offsets": "both"}, methods=("direct",)
 )
+P2P_SOURCE_MAPS = PromptToPrompt(
+    "prompt-to-prompt, cross-attention maps of the source branch itself (the learned embedding's: the official "
+    "code's choice, before the map branch)",
+    {"cross_attention_maps": "source"},
+    methods=("prompt-tokens",),
+)
 SDEDIT = StrokesSDEdit("SDEdit: target strokes painted into the edited region, masked")

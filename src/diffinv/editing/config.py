@@ -26,6 +26,8 @@ MAX_REPEATS = 100  # SDEdit's perturb-and-denoise rounds; the paper uses a handf
 
 EmbeddingTransfer = Literal["delta", "prefix", "plain"]
 OffsetBranches = Literal["source", "both"]
+MapSource = Literal["source", "prompt"]
+MAP_SOURCES: tuple[str, ...] = typing.get_args(MapSource)
 EMBEDDING_TRANSFERS: tuple[str, ...] = typing.get_args(EmbeddingTransfer)
 MAX_REWEIGHT_SCALE = 100.0
 """Attention re-weighting beyond this only saturates the softmax (Hertz et al. use scales up to about 5)."""
@@ -49,7 +51,12 @@ class EditConfig(Config):
     conditional embedding have zero offsets, so all three agree for them. ``latent_offsets``: ``source`` is Ju et
     al.'s DirectInversion + P2P (the target branch is uncorrected); ``both`` gives the target the same corrections,
     as null-text's per-step null embeddings serve both branches (only then does an identity edit reproduce the
-    reconstruction).
+    reconstruction). ``cross_attention_maps``: where the injected cross-attention maps come from when the inversion
+    learned its conditional embedding (prompt-token inversion): ``source``, the source branch itself (the official
+    implementation, which conditions it on the learned embedding), or ``prompt``, a third branch that runs the source
+    prompt's own encoder output on the source branch's latents, so the maps belong to the words the target's
+    alignment maps (one more conditional and unconditional row per step); for other inversions the two are the same
+    maps and no branch is added.
     """
 
     mode: str = setting(
@@ -88,6 +95,11 @@ class EditConfig(Config):
     latent_offsets: OffsetBranches = setting(
         "source", "direct inversions: the branches that get the per-step latent corrections"
     )
+    cross_attention_maps: MapSource = setting(
+        "prompt",
+        "prompt-token inversions: inject the source branch's cross-attention maps (source) or those of the source "
+        "prompt's own embedding on the source latents (prompt, a third branch)",
+    )
 
     def __post_init__(self) -> None:
         mode = MODES[self.mode]
@@ -98,6 +110,10 @@ class EditConfig(Config):
         if self.embedding_transfer not in EMBEDDING_TRANSFERS:
             raise DiffinvError(
                 f"embedding_transfer must be one of {', '.join(EMBEDDING_TRANSFERS)}, got {self.embedding_transfer!r}"
+            )
+        if self.cross_attention_maps not in MAP_SOURCES:
+            raise DiffinvError(
+                f"cross_attention_maps must be one of {', '.join(MAP_SOURCES)}, got {self.cross_attention_maps!r}"
             )
         if self.latent_offsets not in OFFSET_BRANCHES:
             raise DiffinvError(

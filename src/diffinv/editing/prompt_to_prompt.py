@@ -13,7 +13,10 @@ method is special-cased:
 - a learned conditional embedding (prompt-token inversion) reaches the target as ``EditConfig.embedding_transfer``
   says: ``plain`` (default) encodes the target prompt alone, ``delta`` adds each unchanged token's learned offset,
   ``prefix`` only those of the unchanged tokens before the first changed one; an unchanged prompt keeps the learned
-  embedding under every recipe, so reweight- and negative-prompt-only edits start from the reconstruction.
+  embedding under every recipe, so reweight- and negative-prompt-only edits start from the reconstruction;
+- with ``EditConfig.cross_attention_maps="prompt"`` and a learned conditional embedding, a third branch runs the
+  source prompt's own encoder output on the source branch's latents (reset to them after every step), and its
+  cross-attention maps, not the learned embedding's, are injected into the target.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ from diffinv.text import encode_negative_prompt, encode_prompt, expand_prompt
 
 
 class PromptToPromptController:
-    """Injects the source's attention into the target branch (the last two rows of every attention batch are the
-    conditional ``[source, target]``; unconditional rows are left alone, as the official implementation)."""
+    """Injects the source's attention into the target branch (the last rows of every attention batch are the
+    conditional ``[source, target]``, or ``[source, target, maps]`` with a map branch, whose cross-attention maps
+    then replace the source's; unconditional rows are left alone, as the official implementation)."""
 
     def __init__(
         self,
@@ -50,9 +54,12 @@ class PromptToPromptController:
         latent_size: tuple[int, int],
         level: tuple[int, int],
         blend: LocalBlend | None,
+        branches: int = 2,
     ) -> None:
-        """``level``: the map size of ``config.attention_level``; self-attention is injected at it and coarser."""
+        """``level``: the map size of ``config.attention_level``; self-attention is injected at it and coarser.
+        ``branches``: 2, or 3 with a map branch."""
         self.latent_size = latent_size
+        self.branches = branches
         self.mapping = mapping
         self.equalizer = equalizer
         self.blend = blend
@@ -67,17 +74,18 @@ class PromptToPromptController:
         return self.step < self.self_until and math.prod(layer.size) <= self.self_max_area
 
     def edit_probs(self, probs: Tensor, layer: Layer) -> Tensor:
-        cond = probs[-2:]
+        cond = probs[len(probs) - self.branches :]
+        maps = cond[-1] if self.branches == 3 else cond[0]  # the cross-attention maps the target inherits
         if layer.cross and self.blend is not None and layer.size == self.blend.size:
-            self.blend.store(cond)
+            self.blend.store(torch.stack([maps, cond[1]]))
         if not layer.cross:
             target = cond[0]
         elif self.step < self.cross_until:
-            target = self.cross_attention(cond[0], cond[1])
+            target = self.cross_attention(maps, cond[1])
         else:
             return probs
         edited = probs.clone()
-        edited[-1] = target
+        edited[len(probs) - self.branches + 1] = target
         return edited
 
     def cross_attention(self, source: Tensor, target: Tensor) -> Tensor:
@@ -88,8 +96,10 @@ class PromptToPromptController:
         return edited if self.equalizer is None else edited * self.equalizer.to(source)
 
     def after_step(self, i: int, latents: Tensor) -> Tensor:
+        """After step ``i``: the local blend of ``[source, target]``; a map branch restarts from the source."""
         self.step = i + 1
-        return latents if self.blend is None else self.blend(i, latents)
+        pair = latents[:2] if self.blend is None else self.blend(i, latents[:2])
+        return pair if self.branches == 2 else torch.cat([pair, pair[:1]])
 
 
 def _equalizer(tokenizer: PreTrainedTokenizerBase, target: str, config: EditConfig) -> Tensor | None:
@@ -163,6 +173,20 @@ def branch_embeddings(
     return _pair(source, target), uncond
 
 
+def _map_branch(
+    pipe: StableDiffusionPipeline, inversion: Inversion, config: EditConfig, mapping: TokenMapping
+) -> Tensor | None:
+    """``(1, L, D)``: the source prompt's own encoder output, the map branch's conditioning, when
+    ``config.cross_attention_maps`` asks for it and it differs from the source branch's (a learned conditional
+    embedding) and cross-attention maps are injected at all; else ``None``."""
+    if config.cross_attention_maps != "prompt" or config.cross_replace_steps == 0 or all(mapping.same_token):
+        return None
+    plain = encode_prompt(pipe, inversion.settings.prompt).embeds.to(inversion.prompt_embeds)
+    if inversion.prompt_embeds.shape[0] == 1 and torch.equal(inversion.prompt_embeds, plain):
+        return None
+    return plain
+
+
 def prompt_to_prompt(
     pipe: StableDiffusionPipeline,
     inversion: Inversion,
@@ -201,9 +225,15 @@ def prompt_to_prompt(
     offsets = inversion.latent_offsets
     if offsets is not None:
         offsets = torch.stack([offsets, offsets if config.latent_offsets == "both" else torch.zeros_like(offsets)], 1)
-    latents = inversion.latents.expand(2, -1, -1, -1)
+    map_branch = _map_branch(pipe, inversion, config, mapping)
+    if map_branch is not None:  # [source, target, maps]: the third row follows the source
+        cond = torch.cat([cond, map_branch[None].expand(cond.shape[0], 1, -1, -1).to(cond)], 1)
+        uncond = torch.cat([uncond, uncond[:, :1]], 1)
+        offsets = None if offsets is None else torch.cat([offsets, offsets[:, :1]], 1)
+    branches = cond.shape[1]
+    latents = inversion.latents.expand(branches, -1, -1, -1)
     latent_size = tuple(latents.shape[-2:])
-    controller = PromptToPromptController(mapping, equalizer, config, num_steps, latent_size, level, blend)
+    controller = PromptToPromptController(mapping, equalizer, config, num_steps, latent_size, level, blend, branches)
     with attention_control(pipe.unet, controller):
         result = denoise(
             denoiser,
@@ -215,4 +245,4 @@ def prompt_to_prompt(
             callback=controller.after_step,
             progress=progress,
         )
-    return result, None if blend is None else blend.mask
+    return result[:2], None if blend is None else blend.mask
