@@ -101,7 +101,8 @@ def _open_tab(browser, url: str, tab: str):
 
 
 def _start_invert(page, photo: Path, caption: str) -> None:
-    page.set_input_files("#invert-photo input[type=file]", str(photo))
+    page.set_input_files("#invert-upload input[type=file]", str(photo))
+    page.wait_for_selector("#invert-photo img", timeout=TIMEOUT_MS)  # read on the server
     page.fill("#invert-caption textarea", caption)
     page.fill("#invert-steps input", str(STEPS))
     page.click("#invert-run")
@@ -148,6 +149,8 @@ def test_invert_shows_the_apis_psnr_and_the_file_loads(server, browser, ui_pipe,
         timeout=TIMEOUT_MS,
     )
     page.get_by_role("tab", name="Edit", exact=True).click()
+    assert f"Will edit the prompt-tokens inversion ({STEPS} steps) of “{caption}”" in page.inner_text("#edit-which")
+    assert page.input_value("#edit-target textarea") == caption  # pre-filled: change one word
     page.fill("#edit-target textarea", caption.replace("circle", "square"))
     page.click("#edit-run")
     page.wait_for_selector("#edit-result img", timeout=TIMEOUT_MS)
@@ -204,10 +207,50 @@ def test_an_oversized_upload_shows_the_limit(server, browser, tmp_path):
     page, _ = _open(context, url)
     big = tmp_path / "big.png"
     Image.new("RGB", (400, 400), "red").save(big)
-    page.set_input_files("#invert-photo input[type=file]", str(big))
-    page.fill("#invert-caption textarea", "a red square")
-    page.click("#invert-run")
+    page.set_input_files("#invert-upload input[type=file]", str(big))
     page.wait_for_selector("text=this server takes at most", timeout=TIMEOUT_MS)
+    context.close()
+
+
+def test_uploads_that_are_not_images_get_one_readable_line(server, browser, tmp_path):
+    url, _ = server
+    context = browser.new_context()
+    page, _ = _open(context, url)
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image at all")
+    whole = tmp_path / "whole.png"
+    _scene_image = Image.new("RGB", (64, 64), "red")
+    _scene_image.save(whole)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(whole.read_bytes()[:-40])  # truncated
+    for bad in (fake, cut):
+        page.set_input_files("#invert-upload input[type=file]", str(bad))
+        toast = page.wait_for_selector(".toast-body", timeout=TIMEOUT_MS)
+        text = toast.inner_text()
+        assert "the uploaded photo" in text and "/tmp" not in text and str(tmp_path) not in text, text
+        page.reload()
+        page.wait_for_selector("#invert-run", timeout=TIMEOUT_MS)
+    context.close()
+
+
+def test_an_example_inverts_at_once_and_results_download_as_png_with_settings(server, browser, tmp_path):
+    url, _ = server
+    context = browser.new_context(accept_downloads=True)
+    page, _ = _open(context, url)
+    page.click("#invert-example input")
+    page.locator("#invert-example ul li").first.click()
+    page.fill("#invert-steps input", str(STEPS))
+    page.click("#invert-run")  # at once: the example is on the server already, or Invert waits for it
+    text = _invert_result(page)
+    assert "PSNR" in text and page.locator(".toast-body").count() == 0  # no "upload a photo first"
+    with page.expect_download() as download:
+        page.locator("#invert-reconstruction button[aria-label='Download']").click()
+    name = download.value.suggested_filename
+    saved = tmp_path / name
+    download.value.save_as(saved)
+    assert re.fullmatch(r"reconstruction-prompt-tokens-\d{4}\.png", name), name
+    with Image.open(saved) as image:
+        assert image.format == "PNG" and '"method": "prompt-tokens"' in image.text["diffinv"]
     context.close()
 
 

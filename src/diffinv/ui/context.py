@@ -3,10 +3,12 @@ translation of library errors into messages in the page."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,12 +16,14 @@ from typing import Any
 import gradio as gr
 from diffusers import StableDiffusionPipeline
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from diffinv import images
 from diffinv.denoiser import time_limit
 from diffinv.errors import DiffinvError
 from diffinv.ui.limits import ServerLimits
 
+RESULT_BUTTONS = ["download", "fullscreen"]  # no share button: sharing needs Hugging Face Spaces
 IMAGE_HEIGHT = 256  # display height of images in the page (small models' 64 px images are scaled up)
 
 
@@ -50,6 +54,45 @@ class UIContext:
             number = self._counter
         return self.session_dir(request) / f"{stem}-{number:04d}{suffix}"
 
+    def read_upload(self, path: str | None, what: str = "photo") -> Image.Image:
+        """An uploaded file (Gradio's temporary path) as an RGB image, or one line in the page that names no
+        server path: nothing uploaded, not a readable image (a text file renamed .png, a truncated PNG), or over
+        the pixel limit."""
+        if not path:
+            raise gr.Error(f"upload a {what} first")
+        try:
+            image = images.open_image(path)
+        except DiffinvError as exc:
+            message = str(exc).replace(str(path), f"the uploaded {what}")
+            raise gr.Error(re.sub(r"'?/[^\s']+'?", "(a file)", message)) from None
+        return self.check_image(image, what)
+
+    def save_png(self, request: gr.Request | None, stem: str, image: Image.Image, settings: Mapping[str, Any]) -> str:
+        """``image`` as a PNG named after ``stem`` in the session's folder, with ``settings`` in its metadata (a
+        ``diffinv`` JSON text chunk, and a readable ``parameters`` one as other tools write it): what a download
+        of a result gives."""
+        info = PngInfo()
+        info.add_text("parameters", ", ".join(f"{key}: {value}" for key, value in settings.items()))
+        info.add_text("diffinv", json.dumps(dict(settings)))
+        path = self.new_path(request, stem, ".png")
+        image.save(path, format="PNG", pnginfo=info)
+        return str(path)
+
+    def load_inversion(self, file: str, request: gr.Request | None) -> tuple[Any, dict[str, str]]:
+        """An uploaded ``.inv.safetensors``: checked against the model, copied into the session's folder and
+        reconstructed; → the :class:`~diffinv.inversion.Inversion` and its :class:`SharedState` entry (whose image
+        is the reconstruction's PNG)."""
+        from diffinv import api
+        from diffinv.inversion import Inversion
+
+        inversion = self.run(Inversion.load, file, self.pipe)
+        path = self.new_path(request, "inversion", ".inv.safetensors")
+        inversion.save(path)
+        image = self.run(api.reconstruct, self.pipe, inversion)[0]
+        settings = inversion.settings
+        shown = self.save_png(request, f"reconstruction-{inversion.method}", image, {"prompt": settings.prompt})
+        return inversion, inversion_entry(str(path), shown, inversion)
+
     def check_image(self, image: Image.Image | None, what: str = "photo") -> Image.Image:
         """The uploaded image as RGB, or a message in the page: none given, or over the pixel limit."""
         if image is None:
@@ -75,8 +118,18 @@ class UIContext:
 
 
 def result_image(label: str, elem_id: str) -> gr.Image:
-    """A read-only image in the page, scaled up to :data:`IMAGE_HEIGHT` (see ``app.CSS``)."""
-    return gr.Image(label=label, interactive=False, height=IMAGE_HEIGHT, elem_classes="scaled", elem_id=elem_id)
+    """A read-only image in the page, scaled up to :data:`IMAGE_HEIGHT` (see ``app.CSS``); a result given as a
+    :meth:`UIContext.save_png` path downloads as that PNG."""
+    return gr.Image(
+        label=label,
+        interactive=False,
+        height=IMAGE_HEIGHT,
+        elem_classes="scaled",
+        elem_id=elem_id,
+        format="png",
+        type="filepath",
+        buttons=RESULT_BUTTONS,
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +143,14 @@ class Tab:
 
 @dataclass
 class SharedState:
-    """Per-browser state the tabs share: the path of the session's latest inversion file."""
+    """Per-browser state the tabs share: the session's latest inversion, made in the Invert tab or loaded in any
+    tab (the newest wins), as ``{"path": its file, "image": its reconstruction's PNG, "label": what it is}``."""
 
     inversion: gr.State
+
+
+def inversion_entry(path: str, image: str, inversion: Any) -> dict[str, str]:
+    """The :class:`SharedState` value for an inversion saved at ``path`` whose reconstruction is the PNG ``image``."""
+    settings = inversion.settings
+    label = f"{inversion.method} inversion ({settings.num_inference_steps} steps) of “{settings.prompt}”"
+    return {"path": path, "image": image, "label": label, "prompt": settings.prompt}

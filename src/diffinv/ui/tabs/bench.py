@@ -11,7 +11,7 @@ from diffinv.bench.reconstruction import run_bench
 from diffinv.bench.reconstruction_report import write_reconstruction_summary
 from diffinv.bench.runner import read_records
 from diffinv.inversion.registry import method_names
-from diffinv.ui.context import SharedState, Tab, UIContext
+from diffinv.ui.context import RESULT_BUTTONS, SharedState, Tab, UIContext
 
 MAX_IMAGES = 10
 
@@ -25,7 +25,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             run = gr.Button("Run bench", variant="primary", elem_id="bench-run")
         with gr.Column(scale=2):
             table = gr.Markdown(elem_id="bench-table")
-            plot = gr.Image(label="quality vs time", interactive=False, elem_id="bench-plot")
+            plot = gr.Image(label="quality vs time", interactive=False, elem_id="bench-plot", buttons=RESULT_BUTTONS)
 
     def bench(name, n, chosen, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         if not chosen:

@@ -1,4 +1,5 @@
-"""Edit tab: prompt-to-prompt on the session's latest inversion (or an uploaded one): target prompt, mode, word
+"""Edit tab: prompt-to-prompt on the session's latest inversion (made in the Invert tab or uploaded here; the newest
+wins, and the tab shows which one it will edit): target prompt (pre-filled with the source caption), mode, word
 weights, local-blend words, negative prompt, cross/self-attention steps → the edit beside the source, and a gallery
 of this session's edits."""
 
@@ -12,7 +13,7 @@ from diffinv.editing.registry import MODES
 from diffinv.errors import DiffinvError
 from diffinv.inversion import Inversion
 from diffinv.parsing import parse_word_weights
-from diffinv.ui.context import IMAGE_HEIGHT, SharedState, Tab, UIContext, result_image
+from diffinv.ui.context import IMAGE_HEIGHT, RESULT_BUTTONS, SharedState, Tab, UIContext, result_image
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -27,9 +28,15 @@ def parse_weights(text: str) -> dict[str, float]:
 def build(ctx: UIContext, shared: SharedState) -> None:
     with gr.Row():
         with gr.Column():
-            gr.Markdown("Edits the latest inversion of this session (Invert tab), or upload one here.")
-            upload = gr.File(label="inversion file (optional)", file_types=[".safetensors"], elem_id="edit-file")
-            target = gr.Textbox(label="target prompt (empty: the source prompt)", elem_id="edit-target")
+            with gr.Row():
+                which_image = result_image("inversion to edit", "edit-which-image")
+                which = gr.Markdown(
+                    "No inversion yet: invert a photo (Invert tab) or upload one.", elem_id="edit-which"
+                )
+            upload = gr.File(label="or load an inversion file", file_types=[".safetensors"], elem_id="edit-file")
+            target = gr.Textbox(
+                label="target prompt (change a word of the caption; Enter edits)", elem_id="edit-target"
+            )
             mode = gr.Dropdown(choices=list(MODES), value=EditConfig.mode, label="mode")
             weights = gr.Textbox(label="word weights (reweight), e.g. red=2", elem_id="edit-weights")
             blend = gr.Textbox(label="local blend words, space-separated", elem_id="edit-blend")
@@ -41,33 +48,49 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             with gr.Row():
                 source = result_image("source (reconstruction)", "edit-source")
                 edited = result_image("edit", "edit-result")
-            history = gr.Gallery(label="this session's edits", columns=4, height=IMAGE_HEIGHT)
+            history = gr.Gallery(label="this session's edits", columns=4, height=IMAGE_HEIGHT, buttons=RESULT_BUTTONS)
     edits = gr.State([])
 
-    def edit(file, latest, text, mode_name, weight_text, blend_text, negative_prompt, cross_steps, self_fraction,
-             past, progress=gr.Progress(track_tqdm=True)):  # fmt: skip
-        path = file or latest
-        if not path:
-            raise gr.Error("invert a photo first (Invert tab) or upload an inversion file")
-        inversion = ctx.run(Inversion.load, path, ctx.pipe)
-        result = ctx.run(
-            api.edit,
-            ctx.pipe,
-            inversion,
-            text.strip() or inversion.settings.prompt,
-            mode=mode_name,
-            reweight=parse_weights(weight_text) or None,
-            local_blend=blend_text.split() or None,
-            negative_prompt=negative_prompt.strip() or None,
-            cross_replace_steps=float(cross_steps),
-            self_replace_steps=float(self_fraction),
-            progress=True,
-        )
-        past = [*past, (result.edit[0], text.strip() or inversion.settings.prompt)]
-        return result.source[0], result.edit[0], past, past
+    def show(entry):
+        if not entry:
+            return gr.update(), gr.update(), gr.update()
+        return entry["image"], f"Will edit the {entry['label']}.", entry["prompt"]
 
-    inputs = [upload, shared.inversion, target, mode, weights, blend, negative, cross, self_steps, edits]
-    run.click(edit, inputs=inputs, outputs=[source, edited, history, edits])
+    def load(file, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        if file is None:
+            return gr.update()
+        return ctx.load_inversion(file, request)[1]
+
+    def edit(entry, text, mode_name, weight_text, blend_text, negative_prompt, cross_steps, self_fraction,
+             past, request: gr.Request, progress=gr.Progress(track_tqdm=True)):  # fmt: skip
+        if not entry:
+            raise gr.Error("invert a photo first (Invert tab) or upload an inversion file")
+        inversion = ctx.run(Inversion.load, entry["path"], ctx.pipe)
+        prompt = text.strip() or inversion.settings.prompt
+        settings = {
+            "mode": mode_name,
+            "reweight": parse_weights(weight_text) or None,
+            "local_blend": blend_text.split() or None,
+            "cross_replace_steps": float(cross_steps),
+            "self_replace_steps": float(self_fraction),
+        }
+        negative_text = negative_prompt.strip() or None
+        result = ctx.run(
+            api.edit, ctx.pipe, inversion, prompt, negative_prompt=negative_text, progress=True, **settings
+        )
+        recorded = {"source_prompt": inversion.settings.prompt, "target_prompt": prompt, "inversion": inversion.method,
+                    "negative_prompt": negative_text, **settings}  # fmt: skip
+        source_png = ctx.save_png(request, f"source-{inversion.method}", result.source[0], recorded)
+        edit_png = ctx.save_png(request, f"edit-{inversion.method}", result.edit[0], recorded)
+        past = [*past, (edit_png, prompt)]
+        return source_png, edit_png, past, past
+
+    shared.inversion.change(show, inputs=shared.inversion, outputs=[which_image, which, target])
+    upload.upload(load, inputs=upload, outputs=shared.inversion)
+    inputs = [shared.inversion, target, mode, weights, blend, negative, cross, self_steps, edits]
+    outputs = [source, edited, history, edits]
+    run.click(edit, inputs=inputs, outputs=outputs)
+    target.submit(edit, inputs=inputs, outputs=outputs)
 
 
 TAB = Tab("Edit", build)

@@ -1,5 +1,9 @@
 """Invert tab: a photo (uploaded, bundled or a Shapes scene) and its caption → input | VAE round trip |
-reconstruction with PSNR and seconds, and the ``.inv.safetensors`` to download; or upload a saved inversion."""
+reconstruction with PSNR and seconds, and the ``.inv.safetensors`` to download; or upload a saved inversion.
+
+Uploads are read by diffinv on arrival (a file that is not an image is one line in the page, never Gradio's error),
+and the photo that will be inverted is kept on the server; Invert pressed before a picked example has arrived
+inverts that example."""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from diffinv import api, images, metrics
 from diffinv.bench.datasets import photo_samples, shapes_samples
 from diffinv.inversion import Inversion
 from diffinv.inversion.registry import DEFAULT_METHOD, method_names
-from diffinv.ui.context import IMAGE_HEIGHT, SharedState, Tab, UIContext, result_image
+from diffinv.pipelines import default_size
+from diffinv.ui.context import SharedState, Tab, UIContext, inversion_entry, result_image
 
 EXAMPLE_SCENES = 4
 
@@ -27,22 +32,28 @@ def _pil(pixels: torch.Tensor) -> Image.Image:
     return images.pixels_to_output(pixels, "pil")[0]
 
 
+def crop_note(image: Image.Image, height: int, width: int) -> str:
+    """A warning when ``image``'s aspect ratio is not the model's (it will be center-cropped), else ``""``."""
+    if image.width * height == image.height * width:
+        return ""
+    return (
+        f"the photo is {image.width}×{image.height}: it will be center-cropped to the model's {width}×{height} "
+        "aspect ratio before inverting"
+    )
+
+
 def build(ctx: UIContext, shared: SharedState) -> None:
     examples = _examples()
+    height, width = default_size(ctx.pipe)
+    photo = gr.State(None)  # the photo that will be inverted, as read on the server
     with gr.Row():
         with gr.Column():
-            photo = gr.Image(
-                type="pil",
-                label="photo",
-                sources=["upload"],
-                height=IMAGE_HEIGHT,
-                elem_classes="scaled",
-                elem_id="invert-photo",
-            )
+            upload = gr.File(label="photo", file_types=["image"], elem_id="invert-upload")
             example = gr.Dropdown(
                 choices=list(examples), value=None, label="or pick an example", elem_id="invert-example"
             )
-            caption = gr.Textbox(label="caption", elem_id="invert-caption")
+            preview = result_image("photo to invert", "invert-photo")
+            caption = gr.Textbox(label="caption (Enter inverts)", elem_id="invert-caption")
             method = gr.Dropdown(choices=list(method_names()), value=DEFAULT_METHOD, label="method")
             steps = gr.Number(
                 value=0, precision=0, minimum=0, label="steps (0: the method's default)", elem_id="invert-steps"
@@ -59,39 +70,40 @@ def build(ctx: UIContext, shared: SharedState) -> None:
                 label="or load a saved .inv.safetensors", file_types=[".safetensors"], elem_id="invert-load"
             )
 
-    def pick(name: str | None) -> tuple[Image.Image | None, str]:
-        if not name:
-            return None, ""
-        load, text = examples[name]
-        return load(), text
+    def arrived(path: str | None):
+        image = ctx.read_upload(path)
+        note = crop_note(image, height, width)
+        if note:
+            gr.Warning(note)
+        return image, image, None
 
-    def invert(image, text, method_name, num_steps, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+    def pick(name: str | None):
+        if not name:
+            return gr.update(), gr.update(), gr.update()
+        load, text = examples[name]
+        image = load()
+        return image, image, text
+
+    def invert(image, name, text, method_name, num_steps, request: gr.Request,
+               progress=gr.Progress(track_tqdm=True)):  # fmt: skip
+        if name and (image is None or not text):  # Invert pressed before the picked example reached the page
+            image, _, example_caption = pick(name)
+            text = text or example_caption
         source = ctx.check_image(image)
         steps = int(num_steps) if num_steps else None
         inversion = ctx.run(api.invert, ctx.pipe, source, text, method_name, num_inference_steps=steps, progress=True)
         path = ctx.new_path(request, "inversion", ".inv.safetensors")
         inversion.save(path)
-        return (*_scores(inversion, source), str(path), str(path))
+        shown = _scores(inversion, source, request)
+        return (*shown, str(path), inversion_entry(str(path), shown[2], inversion))
 
     def load_saved(file, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         if file is None:
             raise gr.Error("choose an .inv.safetensors file")
-        inversion = ctx.run(Inversion.load, file, ctx.pipe)
-        path = ctx.new_path(request, "inversion", ".inv.safetensors")
-        inversion.save(path)
-        reconstruction = _pil(
-            images.decode(ctx.pipe.vae, ctx.run(api.reconstruct, ctx.pipe, inversion, output_type="latent")).cpu()
-        )
-        return (
-            None,
-            None,
-            reconstruction,
-            f"loaded {inversion.method} inversion of “{inversion.settings.prompt}”",
-            str(path),
-            str(path),
-        )
+        _, entry = ctx.load_inversion(file, request)
+        return None, None, entry["image"], f"loaded {entry['label']}", entry["path"], entry
 
-    def _scores(inversion: Inversion, source: Image.Image) -> tuple[Image.Image, Image.Image, Image.Image, str]:
+    def _scores(inversion: Inversion, source: Image.Image, request: gr.Request) -> tuple[str, str, str, str]:
         check = ctx.run(api.check_reconstruction, ctx.pipe, inversion, source)
         psnr = metrics.psnr(check.reconstruction, check.target)
         vae_psnr = metrics.psnr(check.vae_round_trip, check.target)
@@ -99,12 +111,32 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             f"**PSNR {psnr:.2f} dB** vs the photo (VAE round trip {vae_psnr:.2f} dB) · "
             f"{inversion.stats.seconds:.1f} s · {inversion.method}, {inversion.settings.num_inference_steps} steps"
         )
-        return _pil(check.target), _pil(check.vae_round_trip), _pil(check.reconstruction), text
+        settings = {**_settings(inversion), "psnr_db": round(psnr, 3)}
+        pictures = (("input", check.target), ("vae-round-trip", check.vae_round_trip))
+        pictures += ((f"reconstruction-{inversion.method}", check.reconstruction),)
+        paths = [ctx.save_png(request, stem, _pil(pixels), settings) for stem, pixels in pictures]
+        return (*paths, text)
 
     outputs = [shown_input, shown_vae, shown_reconstruction, stats, download, shared.inversion]
-    example.change(pick, inputs=example, outputs=[photo, caption])
-    run.click(invert, inputs=[photo, caption, method, steps], outputs=outputs)
+    upload.upload(arrived, inputs=upload, outputs=[photo, preview, example])
+    upload.clear(lambda: (None, None), outputs=[photo, preview])
+    example.input(pick, inputs=example, outputs=[photo, preview, caption])
+    inputs = [photo, example, caption, method, steps]
+    run.click(invert, inputs=inputs, outputs=outputs)
+    caption.submit(invert, inputs=inputs, outputs=outputs)
     saved.upload(load_saved, inputs=saved, outputs=outputs)
+
+
+def _settings(inversion: Inversion) -> dict[str, object]:
+    """What a result image's PNG metadata records of the inversion it comes from."""
+    settings = inversion.settings
+    return {
+        "method": inversion.method,
+        "prompt": settings.prompt,
+        "steps": settings.num_inference_steps,
+        "guidance_scale": settings.guidance_scale,
+        "size": f"{settings.width}x{settings.height}",
+    }
 
 
 TAB = Tab("Invert", build)

@@ -12,7 +12,7 @@ from PIL import Image
 from diffinv import api
 from diffinv.editing.config import MAX_REPEATS, SDEditConfig
 from diffinv.pipelines import default_size
-from diffinv.ui.context import IMAGE_HEIGHT, SharedState, Tab, UIContext, result_image
+from diffinv.ui.context import IMAGE_HEIGHT, RESULT_BUTTONS, SharedState, Tab, UIContext, result_image
 
 BRUSH_COLORS = ["#e6194b", "#f58231", "#ffe119", "#3cb44b", "#4363d8", "#911eb4", "#ffffff", "#000000"]
 STRIP_STRENGTHS = (0.3, 0.5, 0.7, 0.9)
@@ -90,22 +90,33 @@ def build(ctx: UIContext, shared: SharedState) -> None:
                 columns=4,
                 height=IMAGE_HEIGHT,
                 elem_id="sdedit-strip-gallery",
+                buttons=RESULT_BUTTONS,
             )
 
-    def edit(value, mask_value, text, use_strokes, t0, k, number, strengths, progress):
+    def edit(value, mask_value, text, use_strokes, t0, k, number, strengths, request):
         guide = ctx.check_image(painting(value), "painting")
+        if not text.strip():
+            raise gr.Error("write the prompt: what the painting should become")
+        if np.ptp(np.asarray(guide)) == 0:
+            raise gr.Error("the canvas is blank: paint strokes on it or upload a photo first")
         mask = union(painted_region(value) if use_strokes else None, painted_region(mask_value))
-        return [
-            ctx.run(api.sdedit, ctx.pipe, guide, text, strength=float(t), mask=mask,
-                    repeats=int(k), generator=torch.Generator().manual_seed(int(number or 0)), progress=True)[0]
-            for t in strengths
-        ]  # fmt: skip
+        seed_value = int(number or 0)
+        results = []
+        for t in strengths:
+            image = ctx.run(api.sdedit, ctx.pipe, guide, text, strength=float(t), mask=mask, repeats=int(k),
+                            generator=torch.Generator().manual_seed(seed_value), progress=True)[0]  # fmt: skip
+            settings = {"prompt": text, "strength": float(t), "repeats": int(k), "seed": seed_value,
+                        "masked": mask is not None}  # fmt: skip
+            results.append(ctx.save_png(request, f"sdedit-t0-{t:g}", image, settings))
+        return results
 
-    def one(value, mask_value, text, use_strokes, t0, k, number, progress=gr.Progress(track_tqdm=True)):
-        return edit(value, mask_value, text, use_strokes, t0, k, number, (t0,), progress)[0]
+    def one(value, mask_value, text, use_strokes, t0, k, number, request: gr.Request,
+            progress=gr.Progress(track_tqdm=True)):  # fmt: skip
+        return edit(value, mask_value, text, use_strokes, t0, k, number, (t0,), request)[0]
 
-    def several(value, mask_value, text, use_strokes, t0, k, number, progress=gr.Progress(track_tqdm=True)):
-        outputs = edit(value, mask_value, text, use_strokes, t0, k, number, STRIP_STRENGTHS, progress)
+    def several(value, mask_value, text, use_strokes, t0, k, number, request: gr.Request,
+                progress=gr.Progress(track_tqdm=True)):  # fmt: skip
+        outputs = edit(value, mask_value, text, use_strokes, t0, k, number, STRIP_STRENGTHS, request)
         return [(image, f"t0 = {t:g}") for image, t in zip(outputs, STRIP_STRENGTHS, strict=True)]
 
     inputs = [canvas, mask_canvas, prompt, masked, strength, repeats, seed]
