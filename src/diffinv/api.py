@@ -23,7 +23,7 @@ from diffinv.config import SamplingConfig, merge
 from diffinv.denoiser import Denoiser, Schedule
 from diffinv.editing import EditConfig, EditResult
 from diffinv.editing.config import SDEditConfig
-from diffinv.editing.prompt_to_prompt import prompt_to_prompt
+from diffinv.editing.prompt_to_prompt import batch_key, prompt_to_prompt
 from diffinv.editing.sdedit import sdedit_latents
 from diffinv.errors import DiffinvError, check_integer
 from diffinv.images import open_image, prepare_image
@@ -364,8 +364,10 @@ def edit(
 
     Args:
         inversion: from :func:`invert` (or :meth:`Inversion.load`); its prompt is the source prompt. A list of
-            inversions is edited pair by pair with the same settings (one source/target pair per UNet call: the
-            attention controller pairs one source with one target) and gives a list of results.
+            inversions is edited with the same settings in batches, one UNet call per step for every inversion
+            that shares its scheduler, steps, guidance and size (each edit keeps its own token mapping, word
+            weights and blend mask; batch equals single), and gives a list of results, each timed by its share
+            of its batch.
         target_prompt: the edited caption (equal to the source prompt for a reweight- or negative-prompt-only
             edit, which then reproduces the reconstruction apart from those); with a list of inversions, one per
             inversion or one for all.
@@ -388,7 +390,6 @@ def edit(
         :class:`~diffinv.editing.EditResult` with the source reconstruction, the edit and the local-blend mask (a
         list of them for a list of inversions).
     """
-    started = time.perf_counter()
     overrides = {
         "mode": mode,
         "cross_replace_steps": cross_replace_steps,
@@ -401,31 +402,39 @@ def edit(
     }
     config = merge(config, EditConfig(), "edit", **overrides)
     images.check_output_type(output_type)
-    if isinstance(inversion, list | tuple):
-        inversions = list(inversion)
-        if not inversions:
-            raise DiffinvError("no inversions to edit")
-        targets = _prompt_list(target_prompt, len(inversions), noun="inversions")
-        negatives = _negative_list(negative_prompt, len(inversions))
-        for item, target, negative in zip(inversions, targets, negatives, strict=True):  # refuse before any work
-            item.check_model(pipe)
-            item.check_negative_prompt(negative)
-            if not (isinstance(target, str) and target.strip()):
-                raise DiffinvError("every target prompt must be a non-empty string")
-        pairs = zip(inversions, targets, negatives, strict=True)
-        return [
-            edit(pipe, item, target, negative_prompt=neg, config=config, output_type=output_type, progress=progress)
-            for item, target, neg in pairs
-        ]
-    latents, mask = prompt_to_prompt(
-        pipe, inversion, target_prompt, config, negative_prompt=negative_prompt, progress=progress
-    )
-    return EditResult(
-        source=images.to_output(pipe.vae, latents[:1], output_type),
-        edit=images.to_output(pipe.vae, latents[1:], output_type),
-        mask=mask,
-        seconds=time.perf_counter() - started,
-    )
+    single = not isinstance(inversion, list | tuple)
+    inversions = [inversion] if single else list(inversion)
+    if not inversions:
+        raise DiffinvError("no inversions to edit")
+    targets = [target_prompt] if single else _prompt_list(target_prompt, len(inversions), noun="inversions")
+    negatives = [negative_prompt] if single else _negative_list(negative_prompt, len(inversions))
+    for item, target, negative in zip(inversions, targets, negatives, strict=True):  # refuse before any work
+        item.check_model(pipe)
+        item.check_negative_prompt(negative)
+        if not (isinstance(target, str) and target.strip()):
+            raise DiffinvError("every target prompt must be a non-empty string")
+    groups: dict[str, list[int]] = {}
+    for k, item in enumerate(inversions):
+        groups.setdefault(batch_key(item), []).append(k)
+    results: list[EditResult | None] = [None] * len(inversions)
+    for members in groups.values():  # one batched edit per group of compatible inversions
+        started = time.perf_counter()
+        latents, masks = prompt_to_prompt(
+            pipe,
+            [inversions[k] for k in members],
+            [targets[k] for k in members],
+            config,
+            negative_prompts=[negatives[k] for k in members],
+            progress=progress,
+        )
+        sources = images.to_output(pipe.vae, latents[:, 0], output_type)
+        edits = images.to_output(pipe.vae, latents[:, 1], output_type)
+        seconds = (time.perf_counter() - started) / len(members)
+        for row, k in enumerate(members):
+            results[k] = EditResult(
+                source=sources[row : row + 1], edit=edits[row : row + 1], mask=masks[row], seconds=seconds
+            )
+    return results[0] if single else results
 
 
 def sdedit(

@@ -219,3 +219,35 @@ def test_a_map_branch_equal_to_the_source_changes_nothing(pipe, inversions, monk
     scale = two.edit.abs().max()
     assert torch.allclose(forced.edit, two.edit, atol=1e-5 * scale, rtol=0)
     assert torch.equal(forced.mask, two.mask)
+
+
+def test_a_batch_of_edits_equals_each_edit_alone_in_one_unet_call_per_step(pipe, inversions):
+    """Every inversion method in one batch (per-step null embeddings, latent corrections, a map branch beside
+    edits without one), each with its own target, mode and blend words."""
+    methods = ["ddim", "null-text", "prompt-tokens", "direct", "negative-prompt"]
+    targets = [TARGET, "a woman in a red space suit", TARGET, TARGET, PROMPT]
+    config = EditConfig(local_blend=("woman",), attention_level=1, blend_threshold=0.99)
+    alone = [
+        edit(pipe, inversions[m], t, config=config, mode="refine", output_type="latent")
+        for m, t in zip(methods, targets, strict=True)
+    ]
+    calls = []
+    handle = pipe.unet.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    try:
+        batch = edit(pipe, [inversions[m] for m in methods], targets, config=config, mode="refine",
+                     output_type="latent")  # fmt: skip
+    finally:
+        handle.remove()
+    assert calls == [1] + [2 * 3 * len(methods)] * STEPS  # guided, three branches (prompt-tokens has a map branch)
+    for single, batched in zip(alone, batch, strict=True):
+        scale = single.edit.abs().max()
+        assert torch.allclose(batched.edit, single.edit, atol=1e-5 * scale, rtol=0)
+        assert torch.allclose(batched.source, single.source, atol=1e-5 * scale, rtol=0)
+        assert torch.equal(batched.mask, single.mask)
+
+
+def test_inversions_that_cannot_share_a_batch_are_edited_in_groups(pipe, photo, inversions):
+    other = invert(pipe, photo, PROMPT, "ddim", num_inference_steps=STEPS + 1)
+    results = edit(pipe, [inversions["ddim"], other], TARGET, output_type="latent")
+    for inversion, result in zip([inversions["ddim"], other], results, strict=True):
+        assert torch.equal(result.edit, edit(pipe, inversion, TARGET, output_type="latent").edit)

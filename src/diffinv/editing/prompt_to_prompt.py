@@ -21,7 +21,10 @@ method is special-cased:
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from diffusers import StableDiffusionPipeline
@@ -41,28 +44,35 @@ from diffinv.text import encode_negative_prompt, encode_prompt, expand_prompt
 
 
 class PromptToPromptController:
-    """Injects the source's attention into the target branch (the last rows of every attention batch are the
-    conditional ``[source, target]``, or ``[source, target, maps]`` with a map branch, whose cross-attention maps
-    then replace the source's; unconditional rows are left alone, as the official implementation)."""
+    """Injects each source's attention into its target branch, for ``N`` edits batched together. The conditional
+    rows of every attention batch are the last ``N · branches``, pair by pair: ``[source, target]``, or
+    ``[source, target, maps]`` with a map branch, whose cross-attention maps then replace the source's;
+    unconditional rows are left alone, as in the official implementation."""
 
     def __init__(
         self,
-        mapping: TokenMapping,
-        equalizer: Tensor | None,
+        mappings: Sequence[TokenMapping],
+        equalizers: Sequence[Tensor | None],
         config: EditConfig,
         num_steps: int,
         latent_size: tuple[int, int],
         level: tuple[int, int],
-        blend: LocalBlend | None,
+        blends: Sequence[LocalBlend | None],
         branches: int = 2,
     ) -> None:
-        """``level``: the map size of ``config.attention_level``; self-attention is injected at it and coarser.
-        ``branches``: 2, or 3 with a map branch."""
+        """One mapping, equalizer and blend per edit; ``level``: the map size of ``config.attention_level``
+        (self-attention is injected at it and coarser); ``branches``: 2, or 3 with map branches."""
         self.latent_size = latent_size
+        self.pairs = len(mappings)
         self.branches = branches
-        self.mapping = mapping
-        self.equalizer = equalizer
-        self.blend = blend
+        self.index = torch.tensor([m.source_index for m in mappings])
+        self.inherits = torch.tensor([m.inherits for m in mappings])
+        length = self.index.shape[1]
+        self.equalizer = None
+        if any(e is not None for e in equalizers):
+            self.equalizer = torch.stack([torch.ones(length) if e is None else e for e in equalizers])
+        self.blends = list(blends)
+        self.blend_size = next((b.size for b in self.blends if b is not None), None)
         self.step = 0
         self.cross_until = int(config.cross_replace_steps * num_steps)
         self.self_until = int(config.self_replace_steps * num_steps)
@@ -70,36 +80,43 @@ class PromptToPromptController:
 
     def wants(self, layer: Layer) -> bool:
         if layer.cross:
-            return self.step < self.cross_until or (self.blend is not None and layer.size == self.blend.size)
+            return self.step < self.cross_until or layer.size == self.blend_size
         return self.step < self.self_until and math.prod(layer.size) <= self.self_max_area
 
     def edit_probs(self, probs: Tensor, layer: Layer) -> Tensor:
-        cond = probs[len(probs) - self.branches :]
-        maps = cond[-1] if self.branches == 3 else cond[0]  # the cross-attention maps the target inherits
-        if layer.cross and self.blend is not None and layer.size == self.blend.size:
-            self.blend.store(torch.stack([maps, cond[1]]))
+        first = len(probs) - self.pairs * self.branches
+        cond = probs[first:].unflatten(0, (self.pairs, self.branches))
+        maps = cond[:, -1] if self.branches == 3 else cond[:, 0]  # the cross-attention maps the targets inherit
+        if layer.cross and layer.size == self.blend_size:
+            for k, blend in enumerate(self.blends):
+                if blend is not None:
+                    blend.store(torch.stack([maps[k], cond[k, 1]]))
         if not layer.cross:
-            target = cond[0]
+            target = cond[:, 0]
         elif self.step < self.cross_until:
-            target = self.cross_attention(maps, cond[1])
+            target = self.cross_attention(maps, cond[:, 1])
         else:
             return probs
         edited = probs.clone()
-        edited[len(probs) - self.branches + 1] = target
+        edited[first + 1 :: self.branches] = target
         return edited
 
     def cross_attention(self, source: Tensor, target: Tensor) -> Tensor:
-        """``(heads, Q, L)`` maps of the source and target → the target's edited maps."""
-        index = torch.tensor(self.mapping.source_index, device=source.device)
-        inherits = torch.tensor(self.mapping.inherits).to(source)
-        edited = source.index_select(-1, index) * inherits + target * (1 - inherits)
-        return edited if self.equalizer is None else edited * self.equalizer.to(source)
+        """``(N, heads, Q, L)`` maps of the sources and targets → the targets' edited maps."""
+        index = self.index.to(source.device)[:, None, None, :].expand(-1, *source.shape[1:3], -1)
+        inherits = self.inherits.to(source)[:, None, None, :]
+        edited = source.gather(-1, index) * inherits + target * (1 - inherits)
+        return edited if self.equalizer is None else edited * self.equalizer.to(source)[:, None, None, :]
 
     def after_step(self, i: int, latents: Tensor) -> Tensor:
-        """After step ``i``: the local blend of ``[source, target]``; a map branch restarts from the source."""
+        """After step ``i``: each edit's local blend of ``[source, target]``; map branches restart from their
+        source."""
         self.step = i + 1
-        pair = latents[:2] if self.blend is None else self.blend(i, latents[:2])
-        return pair if self.branches == 2 else torch.cat([pair, pair[:1]])
+        rows = latents.unflatten(0, (self.pairs, self.branches))
+        pairs = [rows[k, :2] if blend is None else blend(i, rows[k, :2]) for k, blend in enumerate(self.blends)]
+        if self.branches == 3:
+            pairs = [torch.cat([pair, pair[:1]]) for pair in pairs]
+        return torch.cat(pairs)
 
 
 def _equalizer(tokenizer: PreTrainedTokenizerBase, target: str, config: EditConfig) -> Tensor | None:
@@ -187,41 +204,49 @@ def _map_branch(
     return plain
 
 
-def prompt_to_prompt(
+@dataclass
+class _Prepared:
+    """One edit, ready to batch: its ``(S, branches, L, D)`` embeddings, ``(T, branches, C, h, w)`` latent
+    corrections (or ``None``), token mapping, equalizer and local blend."""
+
+    cond: Tensor
+    uncond: Tensor
+    offsets: Tensor | None
+    mapping: TokenMapping
+    equalizer: Tensor | None
+    blend: LocalBlend | None
+
+    def widened(self, branches: int, steps: int, offsets_shape: tuple[int, ...] | None) -> _Prepared:
+        """The same edit with ``branches`` rows (a map branch that repeats the source: the same maps), per-step
+        embeddings when ``steps`` > 1, and zero corrections where others have some."""
+        cond, uncond, offsets = self.cond, self.uncond, self.offsets
+        if cond.shape[1] < branches:
+            cond, uncond = torch.cat([cond, cond[:, :1]], 1), torch.cat([uncond, uncond[:, :1]], 1)
+            offsets = None if offsets is None else torch.cat([offsets, offsets[:, :1]], 1)
+        if offsets is None and offsets_shape is not None:
+            offsets = torch.zeros(offsets_shape[0], branches, *offsets_shape[2:], dtype=cond.dtype)
+        cond, uncond = cond.expand(steps, -1, -1, -1), uncond.expand(steps, -1, -1, -1)
+        return _Prepared(cond, uncond, offsets, self.mapping, self.equalizer, self.blend)
+
+
+def _prepare(
     pipe: StableDiffusionPipeline,
     inversion: Inversion,
     target_prompt: str,
     config: EditConfig,
-    *,
-    negative_prompt: str | None = None,
-    progress: bool = False,
-) -> tuple[Tensor, Tensor | None]:
-    """Denoise ``[source, target]`` from the inversion's latent: ``(2, C, h, w)`` latents and the blend mask.
-
-    Raises:
-        DiffinvError: a model other than the inversion's, a negative prompt after a method occupying its slot,
-            an empty target prompt, prompts the mode cannot pair, reweight words not in the target, local-blend
-            words in neither prompt.
-    """
-    inversion.check_model(pipe)
+    negative_prompt: str | None,
+    level: tuple[int, int],
+) -> _Prepared:
     inversion.check_negative_prompt(negative_prompt)
     if not (isinstance(target_prompt, str) and target_prompt.strip()):
         raise DiffinvError("the target prompt must be a non-empty string")
-    settings = inversion.settings
-    tokenizer = pipe.tokenizer
-    num_steps = settings.num_inference_steps
+    settings, tokenizer = inversion.settings, pipe.tokenizer
     # token positions as the text encoder sees them (multi-vector textual-inversion tokens written out)
     source_tokens, target_tokens = expand_prompt(pipe, settings.prompt), expand_prompt(pipe, target_prompt)
     mapping = MODES[config.mode].mapping(tokenizer, source_tokens, target_tokens)
     equalizer = _equalizer(tokenizer, target_tokens, config)
-    denoiser = Denoiser.for_pipeline(pipe, Schedule.from_config(settings.scheduler_config, num_steps))
-    dtype, device = denoiser.compute_dtype, denoiser.device
     cond, uncond = branch_embeddings(pipe, inversion, target_prompt, mapping, config, negative_prompt)
-    levels = cross_attention_sizes(denoiser, inversion.latents.to(device), cond[0, :1].to(device))
-    if not levels:
-        raise DiffinvError("the UNet has no cross-attention layers, and prompt-to-prompt edits through them")
-    level = levels[min(config.attention_level, len(levels) - 1)]
-    blend = _local_blend(tokenizer, source_tokens, target_tokens, config, num_steps, level)
+    blend = _local_blend(tokenizer, source_tokens, target_tokens, config, settings.num_inference_steps, level)
     offsets = inversion.latent_offsets
     if offsets is not None:
         offsets = torch.stack([offsets, offsets if config.latent_offsets == "both" else torch.zeros_like(offsets)], 1)
@@ -230,10 +255,81 @@ def prompt_to_prompt(
         cond = torch.cat([cond, map_branch[None].expand(cond.shape[0], 1, -1, -1).to(cond)], 1)
         uncond = torch.cat([uncond, uncond[:, :1]], 1)
         offsets = None if offsets is None else torch.cat([offsets, offsets[:, :1]], 1)
-    branches = cond.shape[1]
-    latents = inversion.latents.expand(branches, -1, -1, -1)
+    return _Prepared(cond, uncond, offsets, mapping, equalizer, blend)
+
+
+def batch_key(inversion: Inversion) -> str:
+    """Inversions with equal keys can be edited in one batch: the same schedule, steps, guidance and size."""
+    settings = inversion.settings
+    return json.dumps(
+        [
+            settings.scheduler_config,
+            settings.num_inference_steps,
+            settings.guidance_scale,
+            settings.height,
+            settings.width,
+        ],  # fmt: skip
+        sort_keys=True,
+        default=str,
+    )
+
+
+def prompt_to_prompt(
+    pipe: StableDiffusionPipeline,
+    inversions: Sequence[Inversion],
+    target_prompts: Sequence[str],
+    config: EditConfig,
+    *,
+    negative_prompts: Sequence[str | None] | None = None,
+    progress: bool = False,
+) -> tuple[Tensor, list[Tensor | None]]:
+    """Denoise ``[source, target]`` of every inversion from its latent, all edits in one batched UNet call per
+    step: ``(N, 2, C, h, w)`` latents and each edit's blend mask. The inversions must share a :func:`batch_key`.
+
+    Raises:
+        DiffinvError: a model other than an inversion's, inversions that cannot share a batch, a negative prompt
+            after a method occupying its slot, an empty target prompt, prompts the mode cannot pair, reweight
+            words not in the target, local-blend words in neither prompt.
+    """
+    if not inversions or len(target_prompts) != len(inversions):
+        raise DiffinvError("give one target prompt per inversion")
+    negatives = list(negative_prompts) if negative_prompts is not None else [None] * len(inversions)
+    for inversion in inversions:
+        inversion.check_model(pipe)
+    if len({batch_key(inversion) for inversion in inversions}) > 1:
+        raise DiffinvError("inversions edited in one batch must share their scheduler, steps, guidance and size")
+    settings = inversions[0].settings
+    num_steps = settings.num_inference_steps
+    denoiser = Denoiser.for_pipeline(pipe, Schedule.from_config(settings.scheduler_config, num_steps))
+    dtype, device = denoiser.compute_dtype, denoiser.device
+    first = inversions[0]
+    levels = cross_attention_sizes(denoiser, first.latents.to(device), first.prompt_embeds[:1].to(device))
+    if not levels:
+        raise DiffinvError("the UNet has no cross-attention layers, and prompt-to-prompt edits through them")
+    level = levels[min(config.attention_level, len(levels) - 1)]
+    prepared = [
+        _prepare(pipe, inversion, target, config, negative, level)
+        for inversion, target, negative in zip(inversions, target_prompts, negatives, strict=True)
+    ]
+    branches = max(edit.cond.shape[1] for edit in prepared)
+    steps = max(max(edit.cond.shape[0], edit.uncond.shape[0]) for edit in prepared)
+    offsets_shape = next((tuple(edit.offsets.shape) for edit in prepared if edit.offsets is not None), None)
+    prepared = [edit.widened(branches, steps, offsets_shape) for edit in prepared]
+    cond = torch.cat([edit.cond for edit in prepared], 1)
+    uncond = torch.cat([edit.uncond for edit in prepared], 1)
+    offsets = None if offsets_shape is None else torch.cat([edit.offsets for edit in prepared], 1)
+    latents = torch.cat([inversion.latents.expand(branches, -1, -1, -1) for inversion in inversions])
     latent_size = tuple(latents.shape[-2:])
-    controller = PromptToPromptController(mapping, equalizer, config, num_steps, latent_size, level, blend, branches)
+    controller = PromptToPromptController(
+        [edit.mapping for edit in prepared],
+        [edit.equalizer for edit in prepared],
+        config,
+        num_steps,
+        latent_size,
+        level,
+        [edit.blend for edit in prepared],
+        branches,
+    )
     with attention_control(pipe.unet, controller):
         result = denoise(
             denoiser,
@@ -245,4 +341,5 @@ def prompt_to_prompt(
             callback=controller.after_step,
             progress=progress,
         )
-    return result[:2], None if blend is None else blend.mask
+    pairs = result.unflatten(0, (len(inversions), branches))[:, :2]
+    return pairs, [None if edit.blend is None else edit.blend.mask for edit in prepared]
