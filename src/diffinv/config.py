@@ -181,6 +181,8 @@ def _required(f: dataclasses.Field[Any]) -> bool:
 
 MAX_GUIDANCE_SCALE = 100.0
 """Classifier-free guidance beyond this only saturates or overflows (users work at 1–30; 1e30 gave black images)."""
+MAX_SEED = 2**63 - 1
+"""Seeds of torch generators (64-bit): one range for every command and the web app."""
 
 
 @dataclasses.dataclass(frozen=True)

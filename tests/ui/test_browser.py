@@ -266,3 +266,22 @@ def test_bench_tab_runs_a_small_bench(server, browser, screenshots):
     assert "null-text" not in page.inner_text("#bench-table")
     page.screenshot(path=str(screenshots / "bench.png"), full_page=True)
     context.close()
+
+
+def test_generate_and_send_the_image_to_the_invert_tab(server, browser):
+    context, page = _open_tab(browser, server[0], "Generate")
+    page.fill("#generate-prompt textarea", "a large red circle in the center on a white background")
+    page.fill("#generate-seed input", str(2**70))
+    page.click("#generate-run")
+    assert "the seed must be a whole number" in page.wait_for_selector(".toast-body", timeout=TIMEOUT_MS).inner_text()
+    page.fill("#generate-seed input", "3")
+    page.click("#generate-run")
+    page.wait_for_selector("#generate-result img", timeout=TIMEOUT_MS)
+    page.click("#generate-send")
+    page.get_by_role("tab", name="Invert", exact=True).click()
+    page.wait_for_selector("#invert-photo img", timeout=TIMEOUT_MS)
+    assert page.input_value("#invert-caption textarea") == "a large red circle in the center on a white background"
+    page.fill("#invert-steps input", str(STEPS))
+    page.click("#invert-run")
+    assert "PSNR" in _invert_result(page)
+    context.close()

@@ -118,3 +118,13 @@ def test_sigterm_stops_the_server_and_removes_the_session_files(tmp_path):
     finally:
         server.kill()
     assert not list(tmp_path.glob("diffinv-ui-*")), server.stdout.read()
+
+
+def test_seeds_outside_a_generators_range_are_a_message_in_the_page():
+    from diffinv.config import MAX_SEED
+
+    assert UIContext.generator(None).initial_seed() == 0
+    assert UIContext.generator(MAX_SEED).initial_seed() == MAX_SEED
+    for bad in (-1, 2**70, 1.5):
+        with pytest.raises(gr.Error, match="the seed must be a whole number"):
+            UIContext.generator(bad)

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from diffinv.config import Config, init_fields, type_hints
+from diffinv.config import MAX_SEED, Config, init_fields, type_hints
 
 EXIT_USAGE = 2
-MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds; one range for every command
 
 
 @dataclass(frozen=True)

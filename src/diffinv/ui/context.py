@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from diffinv import images
+from diffinv.config import MAX_SEED
 from diffinv.denoiser import time_limit
 from diffinv.errors import DiffinvError
 from diffinv.ui.limits import ServerLimits
@@ -93,6 +95,15 @@ class UIContext:
         shown = self.save_png(request, f"reconstruction-{inversion.method}", image, {"prompt": settings.prompt})
         return inversion, inversion_entry(str(path), shown, inversion)
 
+    @staticmethod
+    def generator(seed: float | None) -> torch.Generator:
+        """A CPU generator seeded with the page's ``seed`` (empty: 0), or a message in the page for a seed that is
+        not a whole number from 0 to :data:`~diffinv.config.MAX_SEED`."""
+        value = 0 if seed is None else seed
+        if not (float(value).is_integer() and 0 <= value <= MAX_SEED):
+            raise gr.Error(f"the seed must be a whole number from 0 to {MAX_SEED}, got {value:g}")
+        return torch.Generator().manual_seed(int(value))
+
     def check_image(self, image: Image.Image | None, what: str = "photo") -> Image.Image:
         """The uploaded image as RGB, or a message in the page: none given, or over the pixel limit."""
         if image is None:
@@ -144,9 +155,11 @@ class Tab:
 @dataclass
 class SharedState:
     """Per-browser state the tabs share: the session's latest inversion, made in the Invert tab or loaded in any
-    tab (the newest wins), as ``{"path": its file, "image": its reconstruction's PNG, "label": what it is}``."""
+    tab (the newest wins), as ``{"path": its file, "image": its reconstruction's PNG, "label": what it is}``; and
+    a picture another tab sends to the Invert tab (``{"image": PNG path, "caption": its prompt}``)."""
 
     inversion: gr.State
+    to_invert: gr.State
 
 
 def inversion_entry(path: str, image: str, inversion: Any) -> dict[str, str]:

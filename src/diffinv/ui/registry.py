@@ -15,6 +15,7 @@ TABS: Final[Registry[Tab]] = Registry(
         ("invert", "diffinv.ui.tabs.invert:TAB"),
         ("edit", "diffinv.ui.tabs.edit:TAB"),
         ("sdedit", "diffinv.ui.tabs.sdedit:TAB"),
+        ("generate", "diffinv.ui.tabs.generate:TAB"),
         ("bench", "diffinv.ui.tabs.bench:TAB"),
     ],
 )

@@ -48,6 +48,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             with gr.Row():
                 source = result_image("source (reconstruction)", "edit-source")
                 edited = result_image("edit", "edit-result")
+            send = gr.Button("Invert this edit (send to the Invert tab, to edit it further)", elem_id="edit-send")
             history = gr.Gallery(label="this session's edits", columns=4, height=IMAGE_HEIGHT, buttons=RESULT_BUTTONS)
     edits = gr.State([])
 
@@ -60,6 +61,11 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         if file is None:
             return gr.update()
         return ctx.load_inversion(file, request)[1]
+
+    def sent(entry):
+        if not entry:
+            raise gr.Error("make an edit first")
+        return entry
 
     def edit(entry, text, mode_name, weight_text, blend_text, negative_prompt, cross_steps, self_fraction,
              past, request: gr.Request, progress=gr.Progress(track_tqdm=True)):  # fmt: skip
@@ -83,14 +89,16 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         source_png = ctx.save_png(request, f"source-{inversion.method}", result.source[0], recorded)
         edit_png = ctx.save_png(request, f"edit-{inversion.method}", result.edit[0], recorded)
         past = [*past, (edit_png, prompt)]
-        return source_png, edit_png, past, past
+        return source_png, edit_png, past, past, {"image": edit_png, "caption": prompt}
 
     shared.inversion.change(show, inputs=shared.inversion, outputs=[which_image, which, target])
     upload.upload(load, inputs=upload, outputs=shared.inversion)
     inputs = [shared.inversion, target, mode, weights, blend, negative, cross, self_steps, edits]
-    outputs = [source, edited, history, edits]
+    last = gr.State(None)
+    outputs = [source, edited, history, edits, last]
     run.click(edit, inputs=inputs, outputs=outputs)
     target.submit(edit, inputs=inputs, outputs=outputs)
+    send.click(sent, inputs=last, outputs=shared.to_invert)
 
 
 TAB = Tab("Edit", build)

@@ -77,6 +77,13 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             gr.Warning(note)
         return image, image, None
 
+    def received(entry):
+        if not entry:
+            return gr.update(), gr.update(), gr.update(), gr.update()
+        image = images.open_image(entry["image"])
+        gr.Info("the picture is in the Invert tab: check its caption and press Invert")
+        return image, image, entry["caption"], None
+
     def pick(name: str | None):
         if not name:
             return gr.update(), gr.update(), gr.update()
@@ -120,6 +127,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
     outputs = [shown_input, shown_vae, shown_reconstruction, stats, download, shared.inversion]
     upload.upload(arrived, inputs=upload, outputs=[photo, preview, example])
     upload.clear(lambda: (None, None), outputs=[photo, preview])
+    shared.to_invert.change(received, inputs=shared.to_invert, outputs=[photo, preview, caption, example])
     example.input(pick, inputs=example, outputs=[photo, preview, caption])
     inputs = [photo, example, caption, method, steps]
     run.click(invert, inputs=inputs, outputs=outputs)

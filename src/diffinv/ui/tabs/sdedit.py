@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gradio as gr
 import numpy as np
-import torch
 from PIL import Image
 
 from diffinv import api
@@ -100,11 +99,12 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         if np.ptp(np.asarray(guide)) == 0:
             raise gr.Error("the canvas is blank: paint strokes on it or upload a photo first")
         mask = union(painted_region(value) if use_strokes else None, painted_region(mask_value))
+        ctx.generator(number)  # a bad seed is refused before any work
         seed_value = int(number or 0)
         results = []
         for t in strengths:
             image = ctx.run(api.sdedit, ctx.pipe, guide, text, strength=float(t), mask=mask, repeats=int(k),
-                            generator=torch.Generator().manual_seed(seed_value), progress=True)[0]  # fmt: skip
+                            generator=ctx.generator(seed_value), progress=True)[0]  # fmt: skip
             settings = {"prompt": text, "strength": float(t), "repeats": int(k), "seed": seed_value,
                         "masked": mask is not None}  # fmt: skip
             results.append(ctx.save_png(request, f"sdedit-t0-{t:g}", image, settings))
