@@ -263,6 +263,10 @@ FILE_CASES = {
         "expected floating point",
     ),
     "huge latents": ({"tensors": lambda t: t.update(latents=t["latents"] * 1e6)}, "values beyond"),
+    "latents of two images": (
+        {"tensors": lambda t: t.update(latents=torch.cat([t["latents"]] * 2))},
+        "an inversion holds one image's latents",
+    ),
     "NaN latents": ({"tensors": lambda t: t["latents"].view(-1).__setitem__(0, math.nan)}, "NaN or Inf"),
     "embeddings of another width": (
         {"tensors": lambda t: t.update(prompt_embeds=torch.cat([t["prompt_embeds"]] * 2, dim=-1))},

@@ -247,7 +247,11 @@ class Inversion:
             if tensor.numel() and tensor.abs().max() > MAX_ABS_VALUE:
                 raise DiffinvError(f"{name}: tensor '{key}' has values beyond ±{MAX_ABS_VALUE:g}")
         if self.latents.ndim != 4 or self.latents.shape != self.source_latents.shape:
-            raise DiffinvError(f"{name}: latents have shape {tuple(self.latents.shape)}, expected (1, C, h, w)")
+            raise DiffinvError(
+                f"{name}: latents have shape {tuple(self.latents.shape)} and source_latents "
+                f"{tuple(self.source_latents.shape)}; an inversion holds one image's latents, both of shape "
+                "(1, latent channels, latent height, latent width)"
+            )
         for key in ("prompt_embeds", "negative_prompt_embeds"):
             embeds = getattr(self, key)
             if embeds is not None and (embeds.ndim != 3 or embeds.shape[0] not in (1, steps)):
