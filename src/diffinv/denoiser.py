@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -127,16 +128,19 @@ class Schedule:
         return float(self.alphas[i + 1]) if i + 1 < len(self) else self.final_alpha
 
 
-_DEADLINE: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar("diffinv_deadline", default=None)
+_DEADLINE: contextvars.ContextVar[tuple[float, float, threading.Event | None] | None] = contextvars.ContextVar(
+    "diffinv_deadline", default=None
+)
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Inside this context, a UNet call that starts more than ``seconds`` after entering raises
-    :class:`DiffinvError`: any inversion, reconstruction, edit or SDEdit stops at its next step (a server's job
-    timeout; the limit follows the context, so each thread or task has its own)."""
+def time_limit(seconds: float, cancel: threading.Event | None = None) -> Iterator[None]:
+    """Inside this context, a UNet call that starts more than ``seconds`` after entering, or after ``cancel`` is
+    set (from another thread: a server's Cancel button), raises :class:`DiffinvError`: any inversion,
+    reconstruction, edit or SDEdit stops at its next step (a server's job timeout; the limit follows the context,
+    so each thread or task has its own)."""
     check_number("time limit (seconds)", seconds, minimum=0, above=True)
-    token = _DEADLINE.set((time.monotonic() + seconds, seconds))
+    token = _DEADLINE.set((time.monotonic() + seconds, seconds, cancel))
     try:
         yield
     finally:
@@ -145,7 +149,11 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 def _check_deadline() -> None:
     deadline = _DEADLINE.get()
-    if deadline is not None and time.monotonic() > deadline[0]:
+    if deadline is None:
+        return
+    if deadline[2] is not None and deadline[2].is_set():
+        raise DiffinvError("stopped: cancelled")
+    if time.monotonic() > deadline[0]:
         raise DiffinvError(f"stopped: the job ran past its time limit of {deadline[1]:g} s")
 
 

@@ -285,3 +285,21 @@ def test_generate_and_send_the_image_to_the_invert_tab(server, browser):
     page.click("#invert-run")
     assert "PSNR" in _invert_result(page)
     context.close()
+
+
+def test_cancel_stops_a_running_inversion(server, browser):
+    url, _ = server
+    context = browser.new_context()
+    page, _ = _open(context, url)
+    page.click("#invert-example input")
+    page.locator("#invert-example ul li").first.click()
+    page.fill("#invert-steps input", "900")  # long enough to be running when Cancel is pressed
+    page.click("#invert-run")
+    page.wait_for_timeout(2000)
+    page.click("#invert-cancel")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.toast-body')].some(t => t.innerText.includes('stopped: cancelled'))",
+        timeout=TIMEOUT_MS,
+    )
+    assert "PSNR" not in page.inner_text("#invert-stats")
+    context.close()

@@ -128,3 +128,24 @@ def test_seeds_outside_a_generators_range_are_a_message_in_the_page():
     for bad in (-1, 2**70, 1.5):
         with pytest.raises(gr.Error, match="the seed must be a whole number"):
             UIContext.generator(bad)
+
+
+def test_cancel_stops_the_sessions_job_at_its_next_unet_call_and_no_other(pipe):
+    ctx = UIContext(pipe)
+    calls = []
+
+    def press_cancel(module, args, output):
+        calls.append(1)
+        ctx.cancel(Request("aaa"))  # pressed while the first UNet call runs
+
+    handle = pipe.unet.register_forward_hook(press_cancel)
+    try:
+        with pytest.raises(gr.Error, match="stopped: cancelled"):
+            ctx.run(api.generate, pipe, "a photo", num_inference_steps=5, request=Request("aaa"))
+        assert len(calls) == 1
+        calls.clear()
+        ctx.run(api.generate, pipe, "a photo", num_inference_steps=2, request=Request("bbb"))  # other session
+        assert len(calls) == 2
+    finally:
+        handle.remove()
+    ctx.cleanup()

@@ -39,6 +39,7 @@ class UIContext:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="diffinv-ui-")))
     _counter: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _cancels: dict[str, threading.Event] = field(default_factory=dict)
 
     def session_dir(self, request: gr.Request | None) -> Path:
         """This browser session's private folder (created on first use)."""
@@ -115,14 +116,28 @@ class UIContext:
             )
         return images.open_image(image)
 
-    def run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call the library under the server's time limit; its one-line errors (a timeout included) become a
-        message in the page instead of a traceback."""
+    def run(self, function: Callable[..., Any], *args: Any, request: gr.Request | None = None, **kwargs: Any) -> Any:
+        """Call the library under the server's time limit and, given the ``request``, the session's Cancel button
+        (:meth:`cancel`); its one-line errors (a timeout or a cancel included) become a message in the page instead
+        of a traceback."""
+        cancel = None if request is None else self._cancel_event(request)
+        if cancel is not None:
+            cancel.clear()  # a Cancel pressed before this call started does not apply to it
         try:
-            with time_limit(self.limits.timeout_s):
+            with time_limit(self.limits.timeout_s, cancel):
                 return function(*args, **kwargs)
         except DiffinvError as exc:
             raise gr.Error(str(exc)) from None
+
+    def _cancel_event(self, request: gr.Request | None) -> threading.Event:
+        session = self.session_dir(request).name
+        with self._lock:
+            return self._cancels.setdefault(session, threading.Event())
+
+    def cancel(self, request: gr.Request) -> None:
+        """The session's Cancel button: its running job stops at its next UNet call."""
+        self._cancel_event(request).set()
+        gr.Info("cancelling: the job stops at its next step")
 
     def cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -141,6 +156,14 @@ def result_image(label: str, elem_id: str) -> gr.Image:
         type="filepath",
         buttons=RESULT_BUTTONS,
     )
+
+
+def cancel_button(ctx: UIContext, elem_id: str) -> gr.Button:
+    """A Cancel button: the session's running job stops at its next UNet call (:meth:`UIContext.cancel`); it runs
+    outside the queue, so it is not waiting behind the job it cancels."""
+    button = gr.Button("Cancel", variant="secondary", elem_id=elem_id)
+    button.click(ctx.cancel, queue=False)
+    return button
 
 
 @dataclass(frozen=True)

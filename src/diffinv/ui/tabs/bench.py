@@ -11,7 +11,7 @@ from diffinv.bench.reconstruction import run_bench
 from diffinv.bench.reconstruction_report import write_reconstruction_summary
 from diffinv.bench.runner import read_records
 from diffinv.inversion.registry import method_names
-from diffinv.ui.context import RESULT_BUTTONS, SharedState, Tab, UIContext
+from diffinv.ui.context import RESULT_BUTTONS, SharedState, Tab, UIContext, cancel_button
 
 MAX_IMAGES = 10
 
@@ -23,6 +23,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             count = gr.Slider(1, MAX_IMAGES, value=2, step=1, label="images")
             methods = gr.CheckboxGroup(choices=list(method_names()), value=list(DEFAULT_METHODS), label="methods")
             run = gr.Button("Run bench", variant="primary", elem_id="bench-run")
+            cancel_button(ctx, "bench-cancel")
         with gr.Column(scale=2):
             table = gr.Markdown(elem_id="bench-table")
             plot = gr.Image(label="quality vs time", interactive=False, elem_id="bench-plot", buttons=RESULT_BUTTONS)
@@ -35,7 +36,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         samples = ctx.run(load_dataset, spec, limit=n)
         config = ctx.run(BenchConfig, methods=tuple(chosen))
         out = ctx.new_path(request, "bench", "")
-        ctx.run(run_bench, ctx.pipe, samples, config, out)
+        ctx.run(run_bench, ctx.pipe, samples, config, out, request=request)
         ctx.run(write_reconstruction_summary, read_records(out), out)
         return (out / "summary.md").read_text(encoding="utf-8"), str(out / "quality_vs_time.png")
 

@@ -13,7 +13,15 @@ from diffinv.editing.registry import MODES
 from diffinv.errors import DiffinvError
 from diffinv.inversion import Inversion
 from diffinv.parsing import parse_word_weights
-from diffinv.ui.context import IMAGE_HEIGHT, RESULT_BUTTONS, SharedState, Tab, UIContext, result_image
+from diffinv.ui.context import (
+    IMAGE_HEIGHT,
+    RESULT_BUTTONS,
+    SharedState,
+    Tab,
+    UIContext,
+    cancel_button,
+    result_image,
+)
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -44,6 +52,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             cross = gr.Slider(0, 1, value=EditConfig.cross_replace_steps, step=0.05, label="cross-attention steps")
             self_steps = gr.Slider(0, 1, value=EditConfig.self_replace_steps, step=0.05, label="self-attention steps")
             run = gr.Button("Edit", variant="primary", elem_id="edit-run")
+            cancel_button(ctx, "edit-cancel")
         with gr.Column():
             with gr.Row():
                 source = result_image("source (reconstruction)", "edit-source")
@@ -81,9 +90,8 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             "self_replace_steps": float(self_fraction),
         }
         negative_text = negative_prompt.strip() or None
-        result = ctx.run(
-            api.edit, ctx.pipe, inversion, prompt, negative_prompt=negative_text, progress=True, **settings
-        )
+        result = ctx.run(api.edit, ctx.pipe, inversion, prompt, negative_prompt=negative_text, progress=True,
+                         request=request, **settings)  # fmt: skip
         recorded = {"source_prompt": inversion.settings.prompt, "target_prompt": prompt, "inversion": inversion.method,
                     "negative_prompt": negative_text, **settings}  # fmt: skip
         source_png = ctx.save_png(request, f"source-{inversion.method}", result.source[0], recorded)

@@ -7,7 +7,7 @@ import gradio as gr
 
 from diffinv import api
 from diffinv.config import SamplingConfig
-from diffinv.ui.context import SharedState, Tab, UIContext, result_image
+from diffinv.ui.context import SharedState, Tab, UIContext, cancel_button, result_image
 
 DEFAULTS = SamplingConfig()
 MAX_STEPS = 200
@@ -27,6 +27,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             )
             seed = gr.Number(value=0, precision=0, minimum=0, label="seed", elem_id="generate-seed")
             run = gr.Button("Generate", variant="primary", elem_id="generate-run")
+            cancel_button(ctx, "generate-cancel")
         with gr.Column():
             image = result_image("image", "generate-result")
             send = gr.Button("Invert this (send to the Invert tab)", elem_id="generate-send")
@@ -39,7 +40,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         generator = ctx.generator(number)
         picture = ctx.run(api.generate, ctx.pipe, text, negative_prompt=negative_text.strip() or None,
                           num_inference_steps=int(num_steps), guidance_scale=float(scale), generator=generator,
-                          progress=True)[0]  # fmt: skip
+                          progress=True, request=request)[0]  # fmt: skip
         settings = {"prompt": text, "negative_prompt": negative_text.strip() or None, "steps": int(num_steps),
                     "guidance_scale": float(scale), "seed": int(number or 0)}  # fmt: skip
         path = ctx.save_png(request, "generated", picture, settings)

@@ -18,7 +18,7 @@ from diffinv.bench.datasets import photo_samples, shapes_samples
 from diffinv.inversion import Inversion
 from diffinv.inversion.registry import DEFAULT_METHOD, method_names
 from diffinv.pipelines import default_size
-from diffinv.ui.context import SharedState, Tab, UIContext, inversion_entry, result_image
+from diffinv.ui.context import SharedState, Tab, UIContext, cancel_button, inversion_entry, result_image
 
 EXAMPLE_SCENES = 4
 
@@ -59,6 +59,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
                 value=0, precision=0, minimum=0, label="steps (0: the method's default)", elem_id="invert-steps"
             )
             run = gr.Button("Invert", variant="primary", elem_id="invert-run")
+            cancel_button(ctx, "invert-cancel")
         with gr.Column():
             with gr.Row():
                 shown_input = result_image("input", "invert-input")
@@ -98,7 +99,9 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             text = text or example_caption
         source = ctx.check_image(image)
         steps = int(num_steps) if num_steps else None
-        inversion = ctx.run(api.invert, ctx.pipe, source, text, method_name, num_inference_steps=steps, progress=True)
+        inversion = ctx.run(
+            api.invert, ctx.pipe, source, text, method_name, num_inference_steps=steps, progress=True, request=request
+        )
         path = ctx.new_path(request, "inversion", ".inv.safetensors")
         inversion.save(path)
         shown = _scores(inversion, source, request)

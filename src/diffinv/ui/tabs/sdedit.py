@@ -11,7 +11,15 @@ from PIL import Image
 from diffinv import api
 from diffinv.editing.config import MAX_REPEATS, SDEditConfig
 from diffinv.pipelines import default_size
-from diffinv.ui.context import IMAGE_HEIGHT, RESULT_BUTTONS, SharedState, Tab, UIContext, result_image
+from diffinv.ui.context import (
+    IMAGE_HEIGHT,
+    RESULT_BUTTONS,
+    SharedState,
+    Tab,
+    UIContext,
+    cancel_button,
+    result_image,
+)
 
 BRUSH_COLORS = ["#e6194b", "#f58231", "#ffe119", "#3cb44b", "#4363d8", "#911eb4", "#ffffff", "#000000"]
 STRIP_STRENGTHS = (0.3, 0.5, 0.7, 0.9)
@@ -82,6 +90,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             with gr.Row():
                 run = gr.Button("SDEdit", variant="primary", elem_id="sdedit-run")
                 strip = gr.Button("Strip over strengths", elem_id="sdedit-strip")
+                cancel_button(ctx, "sdedit-cancel")
         with gr.Column():
             result = result_image("result", "sdedit-result")
             gallery = gr.Gallery(
@@ -104,7 +113,8 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         results = []
         for t in strengths:
             image = ctx.run(api.sdedit, ctx.pipe, guide, text, strength=float(t), mask=mask, repeats=int(k),
-                            generator=ctx.generator(seed_value), progress=True)[0]  # fmt: skip
+                            generator=ctx.generator(seed_value), progress=True,
+                            request=request)[0]  # fmt: skip
             settings = {"prompt": text, "strength": float(t), "repeats": int(k), "seed": seed_value,
                         "masked": mask is not None}  # fmt: skip
             results.append(ctx.save_png(request, f"sdedit-t0-{t:g}", image, settings))
