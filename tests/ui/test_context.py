@@ -149,3 +149,10 @@ def test_cancel_stops_the_sessions_job_at_its_next_unet_call_and_no_other(pipe):
     finally:
         handle.remove()
     ctx.cleanup()
+
+
+def test_the_built_in_models_words_are_offered_beside_the_captions_and_no_others():
+    from diffinv.cli.commands.ui import _caption_help
+
+    assert "shapes: circle" in _caption_help(None) and "backgrounds:" in _caption_help("mini")
+    assert _caption_help("runs/my-model") == ""

@@ -35,6 +35,9 @@ class EditMode(Protocol):
     """One prompt-to-prompt mode (a file exposing ``MODE``, listed in :data:`diffinv.editing.registry.MODES`): how
     target tokens inherit the source's cross-attention, and which settings it cannot run without."""
 
+    summary: str
+    """One line for menus and ``--help``: what the mode is for, with an example."""
+
     @property
     def requires(self) -> Mapping[str, str]:
         """:class:`~diffinv.editing.config.EditConfig` fields the mode needs set (non-empty), each with the message

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RefineMode:
+    summary: ClassVar[str] = "add or remove words (a red circle → a big red circle): tokens aligned, new ones free"
     requires: ClassVar[Mapping[str, str]] = {}
 
     def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ReplaceMode:
+    summary: ClassVar[str] = "swap words of the same token length (red → blue): each token keeps its source attention"
     requires: ClassVar[Mapping[str, str]] = {}
 
     def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ReweightMode:
+    summary: ClassVar[str] = "scale the attention of words (red=2): the same prompt, one word stronger or weaker"
     requires: ClassVar[Mapping[str, str]] = {
         "reweight": "reweight mode needs words to reweight, e.g. reweight={'red': 2.0}"
     }

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class DDIMInversion:
     name: str = "ddim"
+    summary: str = "DDIM inversion (Song et al. 2021): nothing optimised; fast, drifts at high guidance"
     requires_prompt: bool = False
 
     config_class = InversionConfig

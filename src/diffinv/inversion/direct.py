@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class DirectInversion:
     name: str = "direct"
+    summary: str = "DirectInversion (Ju et al. 2023): per-step latent corrections; exact, a negative prompt still works"
     requires_prompt: bool = False
 
     config_class = InversionConfig

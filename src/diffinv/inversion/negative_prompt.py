@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class NegativePromptInversion:
     name: str = "negative-prompt"
+    summary: str = (
+        "Negative-prompt inversion (Miyake et al. 2023): the prompt fills the unconditional slot; "
+        "fastest, no negative prompt afterwards"
+    )
     requires_prompt: bool = True
 
     config_class = InversionConfig

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class NullTextInversion:
     name: str = "null-text"
+    summary: str = (
+        "Null-text inversion (Mokady et al. 2022): the unconditional embedding optimised per step; "
+        "no negative prompt afterwards"
+    )
     requires_prompt: bool = False
 
     config_class = OptimizingInversionConfig

@@ -71,6 +71,9 @@ class PromptTokensConfig(OptimizingInversionConfig):
 @dataclass(frozen=True)
 class PromptTokenInversion:
     name: str = "prompt-tokens"
+    summary: str = (
+        "Prompt-token inversion: the caption's tokens optimised per step; the negative-prompt slot stays free"
+    )
     requires_prompt: bool = True
 
     config_class = PromptTokensConfig

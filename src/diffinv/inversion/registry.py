@@ -26,6 +26,8 @@ class InversionMethod(Protocol):
     """
 
     name: str
+    summary: str
+    """One line for menus and ``--help``: the paper, what is optimised, and what it costs or rules out."""
     requires_prompt: bool
     config_class: type[InversionConfig]
 

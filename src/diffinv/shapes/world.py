@@ -137,6 +137,21 @@ DEFAULT_WORLD: Final[str] = "v2"
 """The world of a scene that names none (every scene written before v3)."""
 
 
+def caption_words(world: World) -> str:
+    """The words a model trained on ``world`` knows, as one paragraph for people writing its captions."""
+    from diffinv.shapes.vocab import POSITIONS
+
+    parts = {
+        "shapes": world.train_shapes,
+        "colours": world.colors,
+        "sizes": world.sizes,
+        "positions": POSITIONS,
+        "backgrounds": world.backgrounds,
+    }
+    text = "; ".join(f"{kind}: {', '.join(words)}" for kind, words in parts.items())
+    return f"The built-in model knows these words (Shapes world {world.name}) — {text}."
+
+
 def get_world(name: str) -> World:
     """The world called ``name`` (ValueError listing the choices otherwise)."""
     if name not in WORLDS:

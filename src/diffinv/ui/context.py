@@ -37,6 +37,8 @@ class UIContext:
     pipe: StableDiffusionPipeline
     limits: ServerLimits = field(default_factory=ServerLimits)
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="diffinv-ui-")))
+    caption_help: str = ""
+    """Shown beside the caption fields: the words the model knows (the built-in model's vocabulary), if known."""
     _counter: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cancels: dict[str, threading.Event] = field(default_factory=dict)

@@ -28,7 +28,8 @@ def build(parser: argparse.ArgumentParser) -> None:
         "--method",
         default=DEFAULT_METHOD,
         choices=method_names(),
-        help=f"default: {DEFAULT_METHOD}; NAME@paper is the setting of the method's paper",
+        help=f"default: {DEFAULT_METHOD}; NAME@paper is the setting of the method's paper. "
+        + " ".join(f"{name}: {method.summary}." for name, method in METHODS.items()),
     )
     parser.add_argument("--height", type=count(1), default=None, help="pixels (default: the model's native size)")
     parser.add_argument("--width", type=count(1), default=None, help="pixels (default: the model's native size)")

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise DiffinvError(f"the web app needs the ui extra (pip install 'diffinv[ui]'): {exc}") from None
 
     check_address(args.host, args.port)
-    ctx = UIContext(load_model(args), limits)
+    ctx = UIContext(load_model(args), limits, caption_help=_caption_help(args.model))
     print(f"diffinv ui: serving on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     try:
         with sigterm_as_interrupt():
@@ -89,3 +89,11 @@ COMMAND = Command(
     build=build,
     run=run,
 )
+
+
+def _caption_help(model: str | None) -> str:
+    """The words the built-in model knows (its Shapes world's), for the caption fields; nothing for other models."""
+    from diffinv.pipelines import BUILTIN_MODELS
+    from diffinv.shapes.world import DEFAULT_WORLD, caption_words, get_world
+
+    return caption_words(get_world(DEFAULT_WORLD)) if model is None or model in BUILTIN_MODELS else ""

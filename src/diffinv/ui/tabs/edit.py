@@ -45,7 +45,9 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             target = gr.Textbox(
                 label="target prompt (change a word of the caption; Enter edits)", elem_id="edit-target"
             )
-            mode = gr.Dropdown(choices=list(MODES), value=EditConfig.mode, label="mode")
+            mode = gr.Dropdown(
+                choices=list(MODES), value=EditConfig.mode, label="mode", info=MODES[EditConfig.mode].summary
+            )
             weights = gr.Textbox(label="word weights (reweight), e.g. red=2", elem_id="edit-weights")
             blend = gr.Textbox(label="local blend words, space-separated", elem_id="edit-blend")
             negative = gr.Textbox(label="negative prompt (free-slot inversions only)")
@@ -99,6 +101,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         past = [*past, (edit_png, prompt)]
         return source_png, edit_png, past, past, {"image": edit_png, "caption": prompt}
 
+    mode.change(lambda name: gr.update(info=MODES[name].summary), inputs=mode, outputs=mode)
     shared.inversion.change(show, inputs=shared.inversion, outputs=[which_image, which, target])
     upload.upload(load, inputs=upload, outputs=shared.inversion)
     inputs = [shared.inversion, target, mode, weights, blend, negative, cross, self_steps, edits]

@@ -17,7 +17,9 @@ MAX_SLIDER_GUIDANCE = 30.0  # the range people use; the library takes up to MAX_
 def build(ctx: UIContext, shared: SharedState) -> None:
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="prompt (Enter generates)", elem_id="generate-prompt")
+            prompt = gr.Textbox(
+                label="prompt (Enter generates)", elem_id="generate-prompt", info=ctx.caption_help or None
+            )
             negative = gr.Textbox(label="negative prompt (optional)", elem_id="generate-negative")
             steps = gr.Slider(
                 1, MAX_STEPS, value=DEFAULTS.num_inference_steps, step=1, label="steps", elem_id="generate-steps"

@@ -16,7 +16,7 @@ from PIL import Image
 from diffinv import api, images, metrics
 from diffinv.bench.datasets import photo_samples, shapes_samples
 from diffinv.inversion import Inversion
-from diffinv.inversion.registry import DEFAULT_METHOD, method_names
+from diffinv.inversion.registry import DEFAULT_METHOD, METHODS, method_names
 from diffinv.pipelines import default_size
 from diffinv.ui.context import SharedState, Tab, UIContext, cancel_button, inversion_entry, result_image
 
@@ -53,8 +53,16 @@ def build(ctx: UIContext, shared: SharedState) -> None:
                 choices=list(examples), value=None, label="or pick an example", elem_id="invert-example"
             )
             preview = result_image("photo to invert", "invert-photo")
-            caption = gr.Textbox(label="caption (Enter inverts)", elem_id="invert-caption")
-            method = gr.Dropdown(choices=list(method_names()), value=DEFAULT_METHOD, label="method")
+            caption = gr.Textbox(
+                label="caption (Enter inverts)", elem_id="invert-caption", info=ctx.caption_help or None
+            )
+            method = gr.Dropdown(
+                choices=list(method_names()),
+                value=DEFAULT_METHOD,
+                label="method",
+                info=METHODS[DEFAULT_METHOD].summary,
+                elem_id="invert-method",
+            )
             steps = gr.Number(
                 value=0, precision=0, minimum=0, label="steps (0: the method's default)", elem_id="invert-steps"
             )
@@ -129,6 +137,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
 
     outputs = [shown_input, shown_vae, shown_reconstruction, stats, download, shared.inversion]
     upload.upload(arrived, inputs=upload, outputs=[photo, preview, example])
+    method.change(lambda name: gr.update(info=METHODS[name].summary), inputs=method, outputs=method)
     upload.clear(lambda: (None, None), outputs=[photo, preview])
     shared.to_invert.change(received, inputs=shared.to_invert, outputs=[photo, preview, caption, example])
     example.input(pick, inputs=example, outputs=[photo, preview, caption])
