@@ -156,3 +156,13 @@ def test_the_built_in_models_words_are_offered_beside_the_captions_and_no_others
 
     assert "shapes: circle" in _caption_help(None) and "backgrounds:" in _caption_help("mini")
     assert _caption_help("runs/my-model") == ""
+
+
+def test_the_bench_table_in_the_page_leaves_out_unavailable_metrics_and_server_paths():
+    from diffinv.ui.tabs.bench import page_table
+
+    summary = (
+        "| method | PSNR ↑ | LPIPS ↓ |\n|---|---|---|\n| ddim | 21.605 | unavailable |\n\n"
+        "- lpips: unavailable: LPIPS needs AlexNet weights in /root/.cache/torch/hub/checkpoints\n"
+    )
+    assert page_table(summary) == "| method | PSNR ↑ |\n| --- | --- |\n| ddim | 21.605 |"

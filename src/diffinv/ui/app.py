@@ -15,7 +15,11 @@ from diffinv.ui.registry import TABS  # noqa: E402
 # System font stacks: the default theme would fetch web fonts from a CDN, which fails offline.
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 # Small models make small images (64 px for the built-in one): scale them up to the box, keeping the pixels sharp.
-CSS = ".scaled img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
+CSS = (
+    ".scaled img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
+    " #bench-table td, #bench-table th { white-space: nowrap; }"  # numbers never wrap mid-digit
+    " #bench-table { overflow-x: auto; }"
+)
 
 
 def build_app(ctx: UIContext) -> gr.Blocks:

@@ -16,6 +16,17 @@ from diffinv.ui.context import RESULT_BUTTONS, SharedState, Tab, UIContext, canc
 MAX_IMAGES = 10
 
 
+def page_table(summary: str) -> str:
+    """The bench summary's table for the page: the columns no metric filled (``unavailable``: weights that are
+    not on the server) and the notes below the table, which give command-line options and server paths, left out."""
+    rows = [line for line in summary.splitlines() if line.startswith("|")]
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    if len(cells) < 3:
+        return summary
+    keep = [j for j in range(len(cells[0])) if any(row[j] != "unavailable" for row in cells[2:])]
+    return "\n".join("| " + " | ".join(row[j] for j in keep) + " |" for row in cells)
+
+
 def build(ctx: UIContext, shared: SharedState) -> None:
     with gr.Row():
         with gr.Column(scale=1):
@@ -38,7 +49,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         out = ctx.new_path(request, "bench", "")
         ctx.run(run_bench, ctx.pipe, samples, config, out, request=request)
         ctx.run(write_reconstruction_summary, read_records(out), out)
-        return (out / "summary.md").read_text(encoding="utf-8"), str(out / "quality_vs_time.png")
+        return page_table((out / "summary.md").read_text(encoding="utf-8")), str(out / "quality_vs_time.png")
 
     run.click(bench, inputs=[dataset, count, methods], outputs=[table, plot])
 
