@@ -303,3 +303,20 @@ def test_cancel_stops_a_running_inversion(server, browser):
     )
     assert "PSNR" not in page.inner_text("#invert-stats")
     context.close()
+
+
+def test_a_reconstruction_goes_to_the_sdedit_canvas(server, browser, tmp_path):
+    url, _ = server
+    context = browser.new_context()
+    page, _ = _open(context, url)
+    photo, caption = _scene(tmp_path, 2)
+    _start_invert(page, photo, caption)
+    _invert_result(page)
+    page.click("#invert-send")
+    page.get_by_role("tab", name="SDEdit", exact=True).click()
+    page.wait_for_function(
+        f"() => document.querySelector('#sdedit-prompt textarea')?.value === {caption!r}", timeout=TIMEOUT_MS
+    )
+    page.click("#sdedit-run")  # the reconstruction is the guide: no strokes needed
+    page.wait_for_selector("#sdedit-result img", timeout=TIMEOUT_MS)
+    context.close()

@@ -26,7 +26,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
     """The app: one ``gr.Tab`` per registered tab, sharing the session's latest inversion."""
     with gr.Blocks(title="diffinv", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown("# diffinv — invert, edit and repaint photos with Stable Diffusion")
-        shared = SharedState(inversion=gr.State(None), to_invert=gr.State(None))
+        shared = SharedState(inversion=gr.State(None), to_invert=gr.State(None), to_sdedit=gr.State(None))
         for tab in TABS.values():
             with gr.Tab(tab.title):
                 tab.build(ctx, shared)

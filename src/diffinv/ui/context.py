@@ -181,10 +181,12 @@ class Tab:
 class SharedState:
     """Per-browser state the tabs share: the session's latest inversion, made in the Invert tab or loaded in any
     tab (the newest wins), as ``{"path": its file, "image": its reconstruction's PNG, "label": what it is}``; and
-    a picture another tab sends to the Invert tab (``{"image": PNG path, "caption": its prompt}``)."""
+    a picture another tab sends to the Invert tab or the SDEdit canvas (``{"image": PNG path, "caption": its
+    prompt}``)."""
 
     inversion: gr.State
     to_invert: gr.State
+    to_sdedit: gr.State
 
 
 def inversion_entry(path: str, image: str, inversion: Any) -> dict[str, str]:

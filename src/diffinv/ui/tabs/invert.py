@@ -74,6 +74,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
                 shown_vae = result_image("VAE round trip", "invert-vae")
                 shown_reconstruction = result_image("reconstruction", "invert-reconstruction")
             stats = gr.Markdown(elem_id="invert-stats")
+            repaint = gr.Button("Repaint the reconstruction in SDEdit (send to its canvas)", elem_id="invert-send")
             download = gr.File(label="inversion file", interactive=False, elem_id="invert-file")
             saved = gr.File(
                 label="or load a saved .inv.safetensors", file_types=[".safetensors"], elem_id="invert-load"
@@ -85,6 +86,11 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         if note:
             gr.Warning(note)
         return image, image, None
+
+    def to_canvas(entry):
+        if not entry:
+            raise gr.Error("invert a photo first")
+        return {"image": entry["image"], "caption": entry["prompt"]}
 
     def received(entry):
         if not entry:
@@ -137,6 +143,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
 
     outputs = [shown_input, shown_vae, shown_reconstruction, stats, download, shared.inversion]
     upload.upload(arrived, inputs=upload, outputs=[photo, preview, example])
+    repaint.click(to_canvas, inputs=shared.inversion, outputs=shared.to_sdedit)
     method.change(lambda name: gr.update(info=METHODS[name].summary), inputs=method, outputs=method)
     upload.clear(lambda: (None, None), outputs=[photo, preview])
     shared.to_invert.change(received, inputs=shared.to_invert, outputs=[photo, preview, caption, example])

@@ -8,7 +8,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from diffinv import api
+from diffinv import api, images
 from diffinv.editing.config import MAX_REPEATS, SDEditConfig
 from diffinv.pipelines import default_size
 from diffinv.ui.context import (
@@ -129,6 +129,14 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         outputs = edit(value, mask_value, text, use_strokes, t0, k, number, STRIP_STRENGTHS, request)
         return [(image, f"t0 = {t:g}") for image, t in zip(outputs, STRIP_STRENGTHS, strict=True)]
 
+    def received(entry):
+        if not entry:
+            return gr.update(), gr.update()
+        image = images.open_image(entry["image"]).resize((width, height))
+        gr.Info("the picture is on the SDEdit canvas: paint over it and press SDEdit")
+        return {"background": image, "layers": [], "composite": image}, entry["caption"]
+
+    shared.to_sdedit.change(received, inputs=shared.to_sdedit, outputs=[canvas, prompt])
     inputs = [canvas, mask_canvas, prompt, masked, strength, repeats, seed]
     run.click(one, inputs=inputs, outputs=result)
     strip.click(several, inputs=inputs, outputs=gallery)
