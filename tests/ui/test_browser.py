@@ -320,3 +320,33 @@ def test_a_reconstruction_goes_to_the_sdedit_canvas(server, browser, tmp_path):
     page.click("#sdedit-run")  # the reconstruction is the guide: no strokes needed
     page.wait_for_selector("#sdedit-result img", timeout=TIMEOUT_MS)
     context.close()
+
+
+def test_results_survive_a_reload_and_an_error_leaves_them_visible(server, browser, tmp_path):
+    url, _ = server
+    context = browser.new_context()
+    page, _ = _open(context, url)
+    photo, caption = _scene(tmp_path, 3)
+    _start_invert(page, photo, caption)
+    text = _invert_result(page)
+    page.fill("#invert-caption textarea", "")
+    page.click("#invert-example input")  # an error: no caption (the example list is only opened and closed)
+    page.keyboard.press("Escape")
+    page.click("#invert-run")
+    page.wait_for_selector(".toast-body", timeout=TIMEOUT_MS)
+    assert page.inner_text("#invert-stats") == text  # the earlier result, no "Error" over it
+    page.get_by_role("tab", name="Edit", exact=True).click()
+    page.fill("#edit-target textarea", caption.replace("circle", "square"))
+    page.click("#edit-run")
+    page.wait_for_selector("#edit-result img", timeout=TIMEOUT_MS)
+    page.reload()
+    page.wait_for_selector("#invert-run", timeout=TIMEOUT_MS)
+    page.get_by_role("tab", name="Edit", exact=True).click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('.gallery-item img, [data-testid=\"gallery\"] img').length >= 1",
+        timeout=TIMEOUT_MS,
+    )
+    page.wait_for_function(  # the inversion to edit is back too
+        f"() => document.querySelector('#edit-which')?.innerText.includes({f'of “{caption}”'!r})", timeout=TIMEOUT_MS
+    )
+    context.close()

@@ -19,6 +19,8 @@ CSS = (
     ".scaled img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
     " #bench-table td, #bench-table th { white-space: nowrap; }"  # numbers never wrap mid-digit
     " #bench-table { overflow-x: auto; }"
+    # an error is a message (a toast); the results of earlier runs stay visible instead of an "Error" overlay
+    ' [data-testid="status-tracker"]:has(> span.error) { display: none; }'
 )
 
 
@@ -26,7 +28,14 @@ def build_app(ctx: UIContext) -> gr.Blocks:
     """The app: one ``gr.Tab`` per registered tab, sharing the session's latest inversion."""
     with gr.Blocks(title="diffinv", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown("# diffinv — invert, edit and repaint photos with Stable Diffusion")
-        shared = SharedState(inversion=gr.State(None), to_invert=gr.State(None), to_sdedit=gr.State(None))
+        shared = SharedState(
+            inversion=gr.State(None),
+            to_invert=gr.State(None),
+            to_sdedit=gr.State(None),
+            browser=gr.BrowserState(None, storage_key="diffinv-browser"),
+            app=app,
+        )
+        app.load(ctx.browser_id, inputs=shared.browser, outputs=shared.browser)
         for tab in TABS.values():
             with gr.Tab(tab.title):
                 tab.build(ctx, shared)

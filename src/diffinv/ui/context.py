@@ -8,6 +8,7 @@ import re
 import shutil
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from diffinv.denoiser import time_limit
 from diffinv.errors import DiffinvError
 from diffinv.ui.limits import ServerLimits
 
+MAX_HISTORY = 100  # edits a browser's history keeps (the newest)
 RESULT_BUTTONS = ["download", "fullscreen"]  # no share button: sharing needs Hugging Face Spaces
 IMAGE_HEIGHT = 256  # display height of images in the page (small models' 64 px images are scaled up)
 
@@ -42,6 +44,7 @@ class UIContext:
     _counter: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cancels: dict[str, threading.Event] = field(default_factory=dict)
+    _history: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def session_dir(self, request: gr.Request | None) -> Path:
         """This browser session's private folder (created on first use)."""
@@ -118,6 +121,34 @@ class UIContext:
             )
         return images.open_image(image)
 
+    @staticmethod
+    def browser_id(value: Any) -> str:
+        """The browser's id as kept in its local storage, or a new one (random: an id is the key to its
+        history, so it cannot be guessed)."""
+        if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{32}", value):
+            return value
+        return uuid.uuid4().hex
+
+    def remember(
+        self, browser: Any, *, inversion: dict[str, str] | None = None, edit: tuple[str, str] | None = None
+    ) -> None:
+        """Keep a browser's latest inversion and its edits on the server, so a page reload (or a result that
+        arrives after one) loses nothing: :meth:`recall` gives them back."""
+        if not isinstance(browser, str):
+            return
+        with self._lock:
+            record = self._history.setdefault(browser, {"inversion": None, "edits": []})
+            if inversion is not None:
+                record["inversion"] = inversion
+            if edit is not None:
+                record["edits"] = [*record["edits"], edit][-MAX_HISTORY:]
+
+    def recall(self, browser: Any) -> tuple[dict[str, str] | None, list[tuple[str, str]]]:
+        """A browser's latest inversion and its edits (``(PNG path, prompt)``), as :meth:`remember` kept them."""
+        with self._lock:
+            record = self._history.get(browser) if isinstance(browser, str) else None
+            return (None, []) if record is None else (record["inversion"], list(record["edits"]))
+
     def run(self, function: Callable[..., Any], *args: Any, request: gr.Request | None = None, **kwargs: Any) -> Any:
         """Call the library under the server's time limit and, given the ``request``, the session's Cancel button
         (:meth:`cancel`); its one-line errors (a timeout or a cancel included) become a message in the page instead
@@ -187,6 +218,10 @@ class SharedState:
     inversion: gr.State
     to_invert: gr.State
     to_sdedit: gr.State
+    browser: gr.BrowserState
+    """This browser's id (:meth:`UIContext.browser_id`), kept in its local storage across reloads."""
+    app: gr.Blocks
+    """The app, for a tab's ``app.load`` events (restoring what a reload would lose)."""
 
 
 def inversion_entry(path: str, image: str, inversion: Any) -> dict[str, str]:

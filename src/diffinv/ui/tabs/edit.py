@@ -68,10 +68,16 @@ def build(ctx: UIContext, shared: SharedState) -> None:
             return gr.update(), gr.update(), gr.update()
         return entry["image"], f"Will edit the {entry['label']}.", entry["prompt"]
 
-    def load(file, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+    def load(file, browser, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         if file is None:
             return gr.update()
-        return ctx.load_inversion(file, request)[1]
+        entry = ctx.load_inversion(file, request)[1]
+        ctx.remember(browser, inversion=entry)
+        return entry
+
+    def restore(browser):
+        inversion, past = ctx.recall(browser)
+        return past, past, inversion if inversion is not None else gr.update()
 
     def sent(entry):
         if not entry:
@@ -79,7 +85,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         return entry
 
     def edit(entry, text, mode_name, weight_text, blend_text, negative_prompt, cross_steps, self_fraction,
-             past, request: gr.Request, progress=gr.Progress(track_tqdm=True)):  # fmt: skip
+             past, browser, request: gr.Request, progress=gr.Progress(track_tqdm=True)):  # fmt: skip
         if not entry:
             raise gr.Error("invert a photo first (Invert tab) or upload an inversion file")
         inversion = ctx.run(Inversion.load, entry["path"], ctx.pipe)
@@ -98,13 +104,15 @@ def build(ctx: UIContext, shared: SharedState) -> None:
                     "negative_prompt": negative_text, **settings}  # fmt: skip
         source_png = ctx.save_png(request, f"source-{inversion.method}", result.source[0], recorded)
         edit_png = ctx.save_png(request, f"edit-{inversion.method}", result.edit[0], recorded)
+        ctx.remember(browser, edit=(edit_png, prompt))
         past = [*past, (edit_png, prompt)]
         return source_png, edit_png, past, past, {"image": edit_png, "caption": prompt}
 
     mode.change(lambda name: gr.update(info=MODES[name].summary), inputs=mode, outputs=mode)
     shared.inversion.change(show, inputs=shared.inversion, outputs=[which_image, which, target])
-    upload.upload(load, inputs=upload, outputs=shared.inversion)
-    inputs = [shared.inversion, target, mode, weights, blend, negative, cross, self_steps, edits]
+    upload.upload(load, inputs=[upload, shared.browser], outputs=shared.inversion)
+    shared.app.load(restore, inputs=shared.browser, outputs=[history, edits, shared.inversion])
+    inputs = [shared.inversion, target, mode, weights, blend, negative, cross, self_steps, edits, shared.browser]
     last = gr.State(None)
     outputs = [source, edited, history, edits, last]
     run.click(edit, inputs=inputs, outputs=outputs)

@@ -106,7 +106,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         image = load()
         return image, image, text
 
-    def invert(image, name, text, method_name, num_steps, request: gr.Request,
+    def invert(image, name, text, method_name, num_steps, browser, request: gr.Request,
                progress=gr.Progress(track_tqdm=True)):  # fmt: skip
         if name and (image is None or not text):  # Invert pressed before the picked example reached the page
             image, _, example_caption = pick(name)
@@ -119,12 +119,15 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         path = ctx.new_path(request, "inversion", ".inv.safetensors")
         inversion.save(path)
         shown = _scores(inversion, source, request)
-        return (*shown, str(path), inversion_entry(str(path), shown[2], inversion))
+        entry = inversion_entry(str(path), shown[2], inversion)
+        ctx.remember(browser, inversion=entry)
+        return (*shown, str(path), entry)
 
-    def load_saved(file, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+    def load_saved(file, browser, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         if file is None:
             raise gr.Error("choose an .inv.safetensors file")
         _, entry = ctx.load_inversion(file, request)
+        ctx.remember(browser, inversion=entry)
         return None, None, entry["image"], f"loaded {entry['label']}", entry["path"], entry
 
     def _scores(inversion: Inversion, source: Image.Image, request: gr.Request) -> tuple[str, str, str, str]:
@@ -148,10 +151,10 @@ def build(ctx: UIContext, shared: SharedState) -> None:
     upload.clear(lambda: (None, None), outputs=[photo, preview])
     shared.to_invert.change(received, inputs=shared.to_invert, outputs=[photo, preview, caption, example])
     example.input(pick, inputs=example, outputs=[photo, preview, caption])
-    inputs = [photo, example, caption, method, steps]
+    inputs = [photo, example, caption, method, steps, shared.browser]
     run.click(invert, inputs=inputs, outputs=outputs)
     caption.submit(invert, inputs=inputs, outputs=outputs)
-    saved.upload(load_saved, inputs=saved, outputs=outputs)
+    saved.upload(load_saved, inputs=[saved, shared.browser], outputs=outputs)
 
 
 def _settings(inversion: Inversion) -> dict[str, object]:
