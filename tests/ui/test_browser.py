@@ -350,3 +350,25 @@ def test_results_survive_a_reload_and_an_error_leaves_them_visible(server, brows
         f"() => document.querySelector('#edit-which')?.innerText.includes({f'of “{caption}”'!r})", timeout=TIMEOUT_MS
     )
     context.close()
+
+
+def test_a_concept_learned_in_the_concepts_tab_works_in_generate(server, browser, tmp_path):
+    context, page = _open_tab(browser, server[0], "Concepts")
+    shot = tmp_path / "shot.png"
+    Image.new("RGB", (64, 64), "red").save(shot)
+    page.set_input_files("#concepts-shots input[type=file]", [str(shot)])
+    page.fill("#concepts-token textarea", "<redthing>")
+    page.click("#concepts-run")  # no class word
+    assert "class word" in page.wait_for_selector(".toast-body", timeout=TIMEOUT_MS).inner_text()
+    page.fill("#concepts-init textarea", "toy")
+    page.fill("#concepts-steps input", "2")
+    page.click("#concepts-run")
+    page.wait_for_function(
+        "() => document.querySelector('#concepts-used')?.innerText.includes('<redthing>')", timeout=TIMEOUT_MS
+    )
+    page.get_by_role("tab", name="Generate", exact=True).click()
+    page.fill("#generate-prompt textarea", "a <redthing> on a table")
+    page.fill("#generate-steps input", "3")
+    page.click("#generate-run")
+    page.wait_for_selector("#generate-result img", timeout=TIMEOUT_MS)
+    context.close()

@@ -166,3 +166,27 @@ def test_the_bench_table_in_the_page_leaves_out_unavailable_metrics_and_server_p
         "- lpips: unavailable: LPIPS needs AlexNet weights in /root/.cache/torch/hub/checkpoints\n"
     )
     assert page_table(summary) == "| method | PSNR ↑ |\n| --- | --- |\n| ddim | 21.605 |"
+
+
+def test_a_sessions_concepts_are_loaded_for_its_calls_alone(pipe):
+    import torch
+
+    from diffinv.personalization import Concept
+
+    ctx = UIContext(pipe)
+    width = pipe.text_encoder.get_input_embeddings().weight.shape[1]
+    concept = Concept("<t>", torch.randn(1, width, generator=torch.Generator().manual_seed(0)) * 5)
+    ctx.add_concept(Request("aaa"), concept)
+    vocabulary = dict(pipe.tokenizer.get_vocab())
+
+    def image(session):
+        generator = torch.Generator().manual_seed(0)
+        return ctx.run(api.generate, pipe, "a <t>", num_inference_steps=2, generator=generator, output_type="pt",
+                       request=Request(session))  # fmt: skip
+
+    with_concept, without = image("aaa"), image("bbb")
+    assert not torch.equal(with_concept, without) and torch.equal(image("aaa"), with_concept)
+    assert pipe.tokenizer.get_vocab() == vocabulary  # loaded for the call only
+    with pytest.raises(gr.Error, match="already uses a concept with the token"):
+        ctx.add_concept(Request("aaa"), concept)
+    ctx.cleanup()

@@ -3,13 +3,14 @@ translation of library errors into messages in the page."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,46 @@ from diffinv import images
 from diffinv.config import MAX_SEED
 from diffinv.denoiser import time_limit
 from diffinv.errors import DiffinvError
+from diffinv.personalization import loaded
 from diffinv.ui.limits import ServerLimits
 
 MAX_HISTORY = 100  # edits a browser's history keeps (the newest)
 RESULT_BUTTONS = ["download", "fullscreen"]  # no share button: sharing needs Hugging Face Spaces
 IMAGE_HEIGHT = 256  # display height of images in the page (small models' 64 px images are scaled up)
+
+
+class PipeLock:
+    """Calls that only read the shared pipeline run side by side; a call that changes it for its duration (loading a
+    session's concepts, learning one) runs alone."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers = 0
+        self._writing = False
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._condition:
+            self._condition.wait_for(lambda: not self._writing)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                self._condition.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._condition:
+            self._condition.wait_for(lambda: not self._writing and self._readers == 0)
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writing = False
+                self._condition.notify_all()
 
 
 @dataclass
@@ -45,6 +81,8 @@ class UIContext:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cancels: dict[str, threading.Event] = field(default_factory=dict)
     _history: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _concepts: dict[str, list[Any]] = field(default_factory=dict)
+    _pipe_lock: PipeLock = field(default_factory=PipeLock)
 
     def session_dir(self, request: gr.Request | None) -> Path:
         """This browser session's private folder (created on first use)."""
@@ -93,10 +131,10 @@ class UIContext:
         from diffinv import api
         from diffinv.inversion import Inversion
 
-        inversion = self.run(Inversion.load, file, self.pipe)
+        inversion = self.run(Inversion.load, file, self.pipe, request=request)
         path = self.new_path(request, "inversion", ".inv.safetensors")
         inversion.save(path)
-        image = self.run(api.reconstruct, self.pipe, inversion)[0]
+        image = self.run(api.reconstruct, self.pipe, inversion, request=request)[0]
         settings = inversion.settings
         shown = self.save_png(request, f"reconstruction-{inversion.method}", image, {"prompt": settings.prompt})
         return inversion, inversion_entry(str(path), shown, inversion)
@@ -149,18 +187,52 @@ class UIContext:
             record = self._history.get(browser) if isinstance(browser, str) else None
             return (None, []) if record is None else (record["inversion"], list(record["edits"]))
 
-    def run(self, function: Callable[..., Any], *args: Any, request: gr.Request | None = None, **kwargs: Any) -> Any:
+    def run(
+        self,
+        function: Callable[..., Any],
+        *args: Any,
+        request: gr.Request | None = None,
+        exclusive: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         """Call the library under the server's time limit and, given the ``request``, the session's Cancel button
-        (:meth:`cancel`); its one-line errors (a timeout or a cancel included) become a message in the page instead
-        of a traceback."""
+        (:meth:`cancel`) and concepts (:meth:`add_concept`: loaded into the shared pipeline for this call alone,
+        which then runs by itself, as does an ``exclusive`` call); its one-line errors (a timeout or a cancel
+        included) become a message in the page instead of a traceback."""
         cancel = None if request is None else self._cancel_event(request)
         if cancel is not None:
             cancel.clear()  # a Cancel pressed before this call started does not apply to it
+        concepts = self.concepts(request)
         try:
             with time_limit(self.limits.timeout_s, cancel):
-                return function(*args, **kwargs)
+                if not (concepts or exclusive):
+                    with self._pipe_lock.shared():
+                        return function(*args, **kwargs)
+                with self._pipe_lock.exclusive(), loaded(self.pipe, concepts):
+                    return function(*args, **kwargs)
         except DiffinvError as exc:
             raise gr.Error(str(exc)) from None
+
+    def concepts(self, request: gr.Request | None) -> list[Any]:
+        """The concepts this browser session learned or loaded (Concepts tab), in order."""
+        if request is None:
+            return []
+        with self._lock:
+            return list(self._concepts.get(self.session_dir(request).name, []))
+
+    def add_concept(self, request: gr.Request | None, concept: Any) -> None:
+        """Use ``concept`` in every later call of this session, after checking that it loads beside the session's
+        other concepts (its token is new, its width and model fit)."""
+        others = self.concepts(request)
+        if any(set(concept.tokens) & set(other.tokens) for other in others):
+            raise gr.Error(f"this session already uses a concept with the token {concept.token!r}")
+        try:
+            with self._pipe_lock.exclusive(), loaded(self.pipe, [*others, concept]):
+                pass
+        except DiffinvError as exc:
+            raise gr.Error(str(exc)) from None
+        with self._lock:
+            self._concepts.setdefault(self.session_dir(request).name, []).append(concept)
 
     def _cancel_event(self, request: gr.Request | None) -> threading.Event:
         session = self.session_dir(request).name

@@ -16,6 +16,7 @@ TABS: Final[Registry[Tab]] = Registry(
         ("edit", "diffinv.ui.tabs.edit:TAB"),
         ("sdedit", "diffinv.ui.tabs.sdedit:TAB"),
         ("generate", "diffinv.ui.tabs.generate:TAB"),
+        ("concepts", "diffinv.ui.tabs.concepts:TAB"),
         ("bench", "diffinv.ui.tabs.bench:TAB"),
     ],
 )

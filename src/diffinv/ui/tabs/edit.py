@@ -88,7 +88,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
              past, browser, request: gr.Request, progress=gr.Progress(track_tqdm=True)):  # fmt: skip
         if not entry:
             raise gr.Error("invert a photo first (Invert tab) or upload an inversion file")
-        inversion = ctx.run(Inversion.load, entry["path"], ctx.pipe)
+        inversion = ctx.run(Inversion.load, entry["path"], ctx.pipe, request=request)
         prompt = text.strip() or inversion.settings.prompt
         settings = {
             "mode": mode_name,

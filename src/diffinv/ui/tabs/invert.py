@@ -131,7 +131,7 @@ def build(ctx: UIContext, shared: SharedState) -> None:
         return None, None, entry["image"], f"loaded {entry['label']}", entry["path"], entry
 
     def _scores(inversion: Inversion, source: Image.Image, request: gr.Request) -> tuple[str, str, str, str]:
-        check = ctx.run(api.check_reconstruction, ctx.pipe, inversion, source)
+        check = ctx.run(api.check_reconstruction, ctx.pipe, inversion, source, request=request)
         psnr = metrics.psnr(check.reconstruction, check.target)
         vae_psnr = metrics.psnr(check.vae_round_trip, check.target)
         text = (
