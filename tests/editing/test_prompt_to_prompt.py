@@ -181,6 +181,8 @@ def test_token_alignment(pipe):
     assert mapping.source_index[:6] == (0, 1, 0, 2, 3, 4)
     assert mapping.inherits[:6] == (1, 1, 0, 1, 1, 1)
     assert mapping.source_index[6] == 5  # padding inherits padding
+    official = refine_mapping(tokenizer, "a red circle", "a big red circle", padding="position")
+    assert official.source_index[:6] == mapping.source_index[:6] and official.source_index[6:9] == (6, 7, 8)
     swap = replace_mapping(tokenizer, "a red circle", "a blue circle")
     assert swap.source_index[:5] == (0, 1, 2, 3, 4) and swap.same_token[:5] == (True, True, False, True, True)
     assert word_positions(tokenizer, "a red circle and a red square", "red") == [2, 6]
@@ -251,3 +253,17 @@ def test_inversions_that_cannot_share_a_batch_are_edited_in_groups(pipe, photo, 
     results = edit(pipe, [inversions["ddim"], other], TARGET, output_type="latent")
     for inversion, result in zip([inversions["ddim"], other], results, strict=True):
         assert torch.equal(result.edit, edit(pipe, inversion, TARGET, output_type="latent").edit)
+
+
+def test_local_blend_reads_the_targets_own_maps_or_those_after_injection(pipe, inversions):
+    config = EditConfig(local_blend=("woman", "man"), attention_level=1, blend_threshold=0.5)
+    own = edit(pipe, inversions["ddim"], TARGET, config=config, output_type="latent")
+    injected = edit(pipe, inversions["ddim"], TARGET, config=config.replace(local_blend_maps="injected"),
+                    output_type="latent")  # fmt: skip
+    assert not torch.equal(own.mask, injected.mask)  # "man" inherits "woman"'s map once injected
+    late = config.replace(cross_replace_steps=0.0)  # nothing injected: the two orders read the same maps
+    assert torch.equal(
+        edit(pipe, inversions["ddim"], TARGET, config=late, output_type="latent").mask,
+        edit(pipe, inversions["ddim"], TARGET, config=late.replace(local_blend_maps="injected"),
+             output_type="latent").mask,
+    )  # fmt: skip

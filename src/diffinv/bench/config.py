@@ -38,12 +38,18 @@ EDITORS: Registry[Any] = Registry(
         ("p2p-prefix", "diffinv.bench.editors:P2P_PREFIX"),
         ("p2p-both", "diffinv.bench.editors:P2P_BOTH"),
         ("p2p-source-maps", "diffinv.bench.editors:P2P_SOURCE_MAPS"),
+        ("p2p-blend-injected", "diffinv.bench.editors:P2P_BLEND_INJECTED"),
+        ("p2p-refine", "diffinv.bench.editors:P2P_REFINE"),
+        ("p2p-refine-position", "diffinv.bench.editors:P2P_REFINE_POSITION"),
         ("sdedit", "diffinv.bench.editors:SDEDIT"),
     ],
 )
 """The editing bench's editors (:class:`diffinv.bench.editors.BenchEditor` objects), by record name. Adding one: an
 object in a new file (or :mod:`diffinv.bench.editors`) and one line here; entries are imported on first lookup."""
-DIAGNOSTIC_EDITORS = ("p2p-cross", "p2p-self", "p2p-source-maps")
+DIAGNOSTIC_EDITORS = (
+    *("p2p-cross", "p2p-self", "p2p-source-maps"),
+    *("p2p-blend-injected", "p2p-refine", "p2p-refine-position"),
+)
 """Which attention injection helps or hurts (docs/editing.md): run on request, not by default."""
 DEFAULT_EDITORS = tuple(name for name in EDITORS if name not in DIAGNOSTIC_EDITORS)
 

@@ -124,9 +124,11 @@ class PromptToPrompt:
     ) -> Any:
         target = self.target_prompt(request)
         same = len(token_ids(pipe.tokenizer, request.source_prompt)) == len(token_ids(pipe.tokenizer, target))
-        result = api.edit(pipe, inversion, target, mode="replace" if same else "refine",
-                          local_blend=self.local_blend(request), negative_prompt=self.negative_prompt(request),
-                          output_type=output_type, **self.settings)  # fmt: skip
+        settings = dict(self.settings)
+        mode = settings.pop("mode", "replace" if same else "refine")
+        result = api.edit(pipe, inversion, target, mode=mode, local_blend=self.local_blend(request),
+                          negative_prompt=self.negative_prompt(request), output_type=output_type,
+                          **settings)  # fmt: skip
         return result.edit
 
 
@@ -228,5 +230,15 @@ P2P_SOURCE_MAPS = PromptToPrompt(
     "code's choice, before the map branch)",
     {"cross_attention_maps": "source"},
     methods=("prompt-tokens",),
+)
+P2P_BLEND_INJECTED = BlendedPromptToPrompt(
+    "prompt-to-prompt with local blend whose target maps are read after injection (the official code's order)",
+    {"local_blend_maps": "injected"},
+)
+P2P_REFINE = PromptToPrompt("prompt-to-prompt in refine mode for every edit (target padding from source padding)",
+                            {"mode": "refine"})  # fmt: skip
+P2P_REFINE_POSITION = PromptToPrompt(
+    "prompt-to-prompt in refine mode, target padding from the same source position (the official seq_aligner)",
+    {"mode": "refine", "refine_padding": "position"},
 )
 SDEDIT = StrokesSDEdit("SDEdit: target strokes painted into the edited region, masked")

@@ -97,13 +97,18 @@ def replace_mapping(tokenizer: PreTrainedTokenizerBase, source: str, target: str
     return TokenMapping(tuple(range(length)), (1.0,) * length, same)
 
 
-def refine_mapping(tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
+def refine_mapping(
+    tokenizer: PreTrainedTokenizerBase, source: str, target: str, padding: str = "padding"
+) -> TokenMapping:
     """Target tokens aligned to equal source tokens inherit them; new tokens inherit nothing; padding position
-    ``j`` beyond both prompts inherits source position ``j - len(target) + len(source)`` (padding from padding)."""
+    ``j`` beyond the target prompt inherits source position ``j - len(target) + len(source)`` (``padding``:
+    padding from padding) or ``j`` (``position``: the official ``seq_aligner.get_mapper``, where the first padding
+    positions of a longer target inherit the source's last words)."""
     src, tgt = token_ids(tokenizer, source), token_ids(tokenizer, target)
     length = int(tokenizer.model_max_length)
     aligned = global_alignment(src, tgt)
-    index = [max(i, 0) for i in aligned] + [min(len(src) + k, length - 1) for k in range(length - len(tgt))]
+    start = len(src) if padding == "padding" else len(tgt)
+    index = [max(i, 0) for i in aligned] + [min(start + k, length - 1) for k in range(length - len(tgt))]
     inherits = [float(i >= 0) for i in aligned] + [1.0] * (length - len(tgt))
     return TokenMapping(tuple(index), tuple(inherits), tuple(w > 0 for w in inherits))
 

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from diffinv.editing.alignment import TokenMapping
+    from diffinv.editing.config import EditConfig
 
 
 @dataclass
@@ -44,6 +45,7 @@ class EditMode(Protocol):
         that refuses a config leaving it empty."""
         ...
 
-    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
-        """Which source position each target position inherits (refusing prompts the mode cannot pair)."""
+    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str, config: EditConfig) -> TokenMapping:
+        """Which source position each target position inherits (refusing prompts the mode cannot pair), with
+        ``config``'s alignment settings (``refine_padding``)."""
         ...

@@ -28,6 +28,10 @@ EmbeddingTransfer = Literal["delta", "prefix", "plain"]
 OffsetBranches = Literal["source", "both"]
 MapSource = Literal["source", "prompt"]
 MAP_SOURCES: tuple[str, ...] = typing.get_args(MapSource)
+RefinePadding = Literal["padding", "position"]
+REFINE_PADDINGS: tuple[str, ...] = typing.get_args(RefinePadding)
+BlendMaps = Literal["own", "injected"]
+BLEND_MAPS: tuple[str, ...] = typing.get_args(BlendMaps)
 EMBEDDING_TRANSFERS: tuple[str, ...] = typing.get_args(EmbeddingTransfer)
 MAX_REWEIGHT_SCALE = 100.0
 """Attention re-weighting beyond this only saturates the softmax (Hertz et al. use scales up to about 5)."""
@@ -100,6 +104,16 @@ class EditConfig(Config):
         "prompt-token inversions: inject the source branch's cross-attention maps (source) or those of the source "
         "prompt's own embedding on the source latents (prompt, a third branch)",
     )
+    refine_padding: RefinePadding = setting(
+        "padding",
+        "refine mode: target padding after the prompt inherits the source's padding after its prompt (padding) or "
+        "the source position of the same index (position, the official seq_aligner)",
+    )
+    local_blend_maps: BlendMaps = setting(
+        "own",
+        "local blend: the target's own cross-attention maps make its mask (own) or its maps after injection "
+        "(injected, the official code, which edits the stored maps in place)",
+    )
 
     def __post_init__(self) -> None:
         mode = MODES[self.mode]
@@ -111,6 +125,9 @@ class EditConfig(Config):
             raise DiffinvError(
                 f"embedding_transfer must be one of {', '.join(EMBEDDING_TRANSFERS)}, got {self.embedding_transfer!r}"
             )
+        for name, allowed in (("refine_padding", REFINE_PADDINGS), ("local_blend_maps", BLEND_MAPS)):
+            if getattr(self, name) not in allowed:
+                raise DiffinvError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.cross_attention_maps not in MAP_SOURCES:
             raise DiffinvError(
                 f"cross_attention_maps must be one of {', '.join(MAP_SOURCES)}, got {self.cross_attention_maps!r}"

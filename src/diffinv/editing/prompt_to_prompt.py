@@ -72,6 +72,7 @@ class PromptToPromptController:
         if any(e is not None for e in equalizers):
             self.equalizer = torch.stack([torch.ones(length) if e is None else e for e in equalizers])
         self.blends = list(blends)
+        self.blend_injected = config.local_blend_maps == "injected"
         self.blend_size = next((b.size for b in self.blends if b is not None), None)
         self.step = 0
         self.cross_until = int(config.cross_replace_steps * num_steps)
@@ -87,15 +88,18 @@ class PromptToPromptController:
         first = len(probs) - self.pairs * self.branches
         cond = probs[first:].unflatten(0, (self.pairs, self.branches))
         maps = cond[:, -1] if self.branches == 3 else cond[:, 0]  # the cross-attention maps the targets inherit
-        if layer.cross and layer.size == self.blend_size:
-            for k, blend in enumerate(self.blends):
-                if blend is not None:
-                    blend.store(torch.stack([maps[k], cond[k, 1]]))
         if not layer.cross:
             target = cond[:, 0]
         elif self.step < self.cross_until:
             target = self.cross_attention(maps, cond[:, 1])
         else:
+            target = None
+        if layer.cross and layer.size == self.blend_size:
+            blended = target if self.blend_injected and target is not None else cond[:, 1]
+            for k, blend in enumerate(self.blends):
+                if blend is not None:
+                    blend.store(torch.stack([maps[k], blended[k]]))
+        if target is None:
             return probs
         edited = probs.clone()
         edited[first + 1 :: self.branches] = target
@@ -243,7 +247,7 @@ def _prepare(
     settings, tokenizer = inversion.settings, pipe.tokenizer
     # token positions as the text encoder sees them (multi-vector textual-inversion tokens written out)
     source_tokens, target_tokens = expand_prompt(pipe, settings.prompt), expand_prompt(pipe, target_prompt)
-    mapping = MODES[config.mode].mapping(tokenizer, source_tokens, target_tokens)
+    mapping = MODES[config.mode].mapping(tokenizer, source_tokens, target_tokens, config)
     equalizer = _equalizer(tokenizer, target_tokens, config)
     cond, uncond = branch_embeddings(pipe, inversion, target_prompt, mapping, config, negative_prompt)
     blend = _local_blend(tokenizer, source_tokens, target_tokens, config, settings.num_inference_steps, level)

@@ -15,14 +15,16 @@ from diffinv.editing.alignment import TokenMapping, refine_mapping
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from diffinv.editing.config import EditConfig
+
 
 @dataclass(frozen=True)
 class RefineMode:
     summary: ClassVar[str] = "add or remove words (a red circle → a big red circle): tokens aligned, new ones free"
     requires: ClassVar[Mapping[str, str]] = {}
 
-    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
-        return refine_mapping(tokenizer, source, target)
+    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str, config: EditConfig) -> TokenMapping:
+        return refine_mapping(tokenizer, source, target, config.refine_padding)
 
 
 MODE = RefineMode()

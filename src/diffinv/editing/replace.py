@@ -15,13 +15,15 @@ from diffinv.editing.alignment import TokenMapping, replace_mapping
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from diffinv.editing.config import EditConfig
+
 
 @dataclass(frozen=True)
 class ReplaceMode:
     summary: ClassVar[str] = "swap words of the same token length (red → blue): each token keeps its source attention"
     requires: ClassVar[Mapping[str, str]] = {}
 
-    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
+    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str, config: EditConfig) -> TokenMapping:
         return replace_mapping(tokenizer, source, target)
 
 

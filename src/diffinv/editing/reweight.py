@@ -17,6 +17,8 @@ from diffinv.editing.alignment import TokenMapping, refine_mapping
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from diffinv.editing.config import EditConfig
+
 
 @dataclass(frozen=True)
 class ReweightMode:
@@ -25,8 +27,8 @@ class ReweightMode:
         "reweight": "reweight mode needs words to reweight, e.g. reweight={'red': 2.0}"
     }
 
-    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> TokenMapping:
-        return refine_mapping(tokenizer, source, target)
+    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str, config: EditConfig) -> TokenMapping:
+        return refine_mapping(tokenizer, source, target, config.refine_padding)
 
 
 MODE = ReweightMode()
