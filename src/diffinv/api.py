@@ -352,13 +352,11 @@ def edit(
     self_replace_steps: float | None = None,
     reweight: Mapping[str, float] | None = None,
     local_blend: Sequence[str] | None = None,
-    embedding_transfer: str | None = None,
-    latent_offsets: str | None = None,
-    cross_attention_maps: str | None = None,
     negative_prompt: str | Sequence[str | None] | None = None,
     config: EditConfig | None = None,
     output_type: str = "pil",
     progress: bool = False,
+    **settings: Any,
 ) -> EditResult | list[EditResult]:
     """Edit an inverted photo with prompt-to-prompt (Hertz et al. 2022), from any inversion method.
 
@@ -375,15 +373,13 @@ def edit(
         cross_replace_steps / self_replace_steps: fractions of the steps with cross / self-attention injection.
         reweight: ``{"word": scale}``, the target's attention to each word scaled.
         local_blend: words whose attention masks the editable region.
-        embedding_transfer: ``plain``, ``prefix`` or ``delta``: how a learned conditional embedding reaches the
-            target.
-        latent_offsets: ``source`` or ``both``: which branches get DirectInversion's latent corrections.
-        cross_attention_maps: ``source`` or ``prompt``: after prompt-token inversion, inject the source branch's
-            cross-attention maps or those of a third branch running the source prompt's own embedding.
         negative_prompt: the target branch's negative prompt (refused after null-text / negative-prompt
             inversions, whose unconditional slot is taken); with a list, one for all or one per inversion.
         config: all settings at once (default :class:`~diffinv.editing.EditConfig`, which documents each and its
             default; the keyword arguments above override it).
+        settings: any other :class:`~diffinv.editing.EditConfig` field by name, overriding ``config``'s
+            (``embedding_transfer``, ``latent_offsets``, ``cross_attention_maps``, ``refine_padding``,
+            ``local_blend_maps``, ...).
         output_type: as :func:`reconstruct`, for both images.
 
     Returns:
@@ -396,9 +392,7 @@ def edit(
         "self_replace_steps": self_replace_steps,
         "reweight": None if reweight is None else tuple(dict(reweight).items()),
         "local_blend": None if local_blend is None else tuple(local_blend),
-        "embedding_transfer": embedding_transfer,
-        "latent_offsets": latent_offsets,
-        "cross_attention_maps": cross_attention_maps,
+        **settings,
     }
     config = merge(config, EditConfig(), "edit", **overrides)
     images.check_output_type(output_type)
