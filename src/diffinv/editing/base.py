@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from diffinv.editing.alignment import TokenMapping
-    from diffinv.editing.config import EditConfig
 
 
 @dataclass
@@ -45,7 +44,8 @@ class EditMode(Protocol):
         that refuses a config leaving it empty."""
         ...
 
-    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str, config: EditConfig) -> TokenMapping:
+    def mapping(self, tokenizer: PreTrainedTokenizerBase, source: str, target: str, config: Any) -> TokenMapping:
         """Which source position each target position inherits (refusing prompts the mode cannot pair), with
-        ``config``'s alignment settings (``refine_padding``)."""
+        ``config``'s alignment settings (an :class:`~diffinv.editing.config.EditConfig`, whose module imports the
+        mode registry: typed loosely to keep imports one way)."""
         ...
