@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from diffinv.config import MAX_SEED, Config, init_fields, type_hints
+from diffinv.errors import DiffinvError, check_items
 
 EXIT_USAGE = 2
 
@@ -102,12 +103,10 @@ def _items(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
     one the same work twice)."""
 
     def parse(text: str) -> tuple[Any, ...]:
-        items = comma_list(text)
-        if not items:
-            raise argparse.ArgumentTypeError(f"needs at least one value, got {text!r}")
-        repeated = sorted({item for item in items if items.count(item) > 1})
-        if repeated:
-            raise argparse.ArgumentTypeError(f"lists {', '.join(repeated)} more than once")
+        try:
+            items = check_items("the list", list(comma_list(text)))
+        except DiffinvError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
         return tuple(kind(item) for item in items)
 
     return parse
